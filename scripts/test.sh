@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs the whole test suite. Installs PostgreSQL and Redis if missing, starts
+# throwaway instances of both, runs every check and test, and removes them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/provision.sh
+
+WORK=$(mktemp -d -t switchboard-test.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+    stop_redis "$WORK/redis"
+    if [ -d "$WORK/postgres" ]; then stop_postgres "$WORK/postgres"; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+    pg_port=$(free_port)
+    # Durability is pointless for a throwaway cluster, and fsync costs time.
+    start_postgres "$WORK/postgres" "$pg_port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
+if [ -z "${TEST_REDIS_URL:-}" ]; then
+    redis_port=$(free_port)
+    start_redis "$WORK/redis" "$redis_port"
+    export TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
+fi
+
+if cargo fmt --version >/dev/null 2>&1; then
+    say "cargo fmt --check"
+    cargo fmt --check
+fi
+if cargo clippy --version >/dev/null 2>&1; then
+    say "cargo clippy"
+    cargo clippy --all-targets --quiet -- -D warnings
+fi
+
+say "cargo test"
+cargo test --all-targets "$@"

@@ -1,0 +1,3 @@
+//! The actors, one per file.
+
+pub mod persistence;

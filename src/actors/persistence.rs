@@ -1,0 +1,155 @@
+//! The message writer: one actor that stores chat messages in batches.
+//!
+//! Messages that arrive while a transaction commits wait for the next one, so
+//! under load many messages share a commit, and when idle a message commits
+//! after at most `flush_interval`. Each sender is answered only after its
+//! batch's transaction has committed, and with an error, never an
+//! acknowledgement, when it did not.
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::db::models::NewChatMessage;
+use crate::db::queries::messages::{self, Persisted};
+use crate::db::Pool;
+use crate::error::{AppError, ErrorCode};
+use diesel_async::AsyncConnection;
+
+type Reply = Result<Persisted, AppError>;
+
+/// Store one message; the reply comes after the commit.
+#[derive(Message)]
+#[rtype(result = "Result<Persisted, AppError>")]
+pub struct PersistMessage(pub NewChatMessage);
+
+/// Resolves once every message received so far has been committed or refused.
+/// Used at shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain;
+
+pub struct MessageWriter {
+    pool: Pool,
+    batch_size: usize,
+    flush_interval: Duration,
+    pending: Vec<NewChatMessage>,
+    replies: Vec<oneshot::Sender<Reply>>,
+    committing: bool,
+    flush_timer: Option<SpawnHandle>,
+    drain_waiters: Vec<oneshot::Sender<()>>,
+}
+
+impl MessageWriter {
+    pub fn new(pool: Pool, batch_size: usize, flush_interval: Duration) -> Self {
+        MessageWriter {
+            pool,
+            batch_size: batch_size.max(1),
+            flush_interval,
+            pending: Vec::new(),
+            replies: Vec::new(),
+            committing: false,
+            flush_timer: None,
+            drain_waiters: Vec::new(),
+        }
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.flush_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if self.committing {
+            return;
+        }
+        if self.pending.is_empty() {
+            for waiter in self.drain_waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+            return;
+        }
+        let take = self.pending.len().min(self.batch_size);
+        let batch: Vec<NewChatMessage> = self.pending.drain(..take).collect();
+        let replies: Vec<oneshot::Sender<Reply>> = self.replies.drain(..take).collect();
+        self.committing = true;
+        let pool = self.pool.clone();
+        let commit = async move {
+            let started = Instant::now();
+            let size = batch.len();
+            let answers = commit_batch(&pool, &batch).await;
+            log::debug!("message batch of {size} committed in {:?}", started.elapsed());
+            match answers {
+                Ok(answers) => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(answer);
+                    }
+                }
+                Err(error) => {
+                    log::error!("message batch of {size} not stored: {error}");
+                    for reply in replies {
+                        let _ = reply.send(Err(error.clone()));
+                    }
+                }
+            }
+        };
+        // `spawn`, not `wait`: the mailbox keeps taking messages during the commit.
+        ctx.spawn(commit.into_actor(self).map(|(), writer, ctx| {
+            writer.committing = false;
+            writer.flush(ctx);
+        }));
+    }
+}
+
+async fn commit_batch(pool: &Pool, batch: &[NewChatMessage]) -> Result<Vec<Reply>, AppError> {
+    let mut conn = pool.get().await?;
+    let answers = conn
+        .transaction(async |conn| messages::insert_batch(conn, batch).await)
+        .await
+        .map_err(AppError::database_unavailable)?;
+    Ok(answers)
+}
+
+impl Actor for MessageWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Bursts queue in the mailbox rather than being refused.
+        ctx.set_mailbox_capacity(usize::MAX);
+    }
+}
+
+impl Handler<PersistMessage> for MessageWriter {
+    type Result = ResponseFuture<Reply>;
+
+    fn handle(&mut self, PersistMessage(message): PersistMessage, ctx: &mut Self::Context) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        self.pending.push(message);
+        self.replies.push(reply);
+        if self.pending.len() >= self.batch_size {
+            self.flush(ctx);
+        } else if self.flush_timer.is_none() && !self.committing {
+            self.flush_timer = Some(ctx.run_later(self.flush_interval, |writer, ctx| {
+                writer.flush_timer = None;
+                writer.flush(ctx);
+            }));
+        }
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::DatabaseUnavailable, "the message writer stopped")))
+        })
+    }
+}
+
+impl Handler<Drain> for MessageWriter {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Drain, ctx: &mut Self::Context) -> Self::Result {
+        let (done, drained) = oneshot::channel();
+        self.drain_waiters.push(done);
+        self.flush(ctx);
+        Box::pin(async move {
+            let _ = drained.await;
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Settings read from the environment once, at start-up. A missing or
+//! malformed value stops start-up with one line that names the variable.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {var} {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+/// Everything the server needs to run; see the README's configuration table.
+#[derive(Clone)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub database_pool_size: u32,
+    pub database_connect_timeout: Duration,
+    pub redis_url: Option<String>,
+    pub jwt_secret: String,
+    pub static_dir: String,
+    pub workers: Option<usize>,
+    pub shutdown_timeout: Duration,
+    pub writer_batch_size: usize,
+    pub writer_flush_interval: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    // Written by hand so neither the secret nor the database password reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("bind", &self.bind)
+            .field("database_pool_size", &self.database_pool_size)
+            .field("redis", &self.redis_url.is_some())
+            .field("static_dir", &self.static_dir)
+            .field("workers", &self.workers)
+            .field("writer_batch_size", &self.writer_batch_size)
+            .field("writer_flush_interval", &self.writer_flush_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The smallest JWT secret we accept: HS256 wants at least 256 bits of key.
+const MIN_JWT_SECRET_LEN: usize = 32;
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can pass their own values.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env { lookup: &lookup };
+        let jwt_secret = env.required("JWT_SECRET")?;
+        if jwt_secret.len() < MIN_JWT_SECRET_LEN {
+            return Err(ConfigError {
+                var: "JWT_SECRET",
+                problem: format!("must be at least {MIN_JWT_SECRET_LEN} characters long"),
+            });
+        }
+        Ok(Settings {
+            bind: env.socket_addr("BIND", "0.0.0.0:8080")?,
+            database_url: env.url("DATABASE_URL", &["postgres://", "postgresql://"])?,
+            database_pool_size: env.parse_in("DATABASE_POOL_SIZE", 16, 1..=1000)?,
+            database_connect_timeout: Duration::from_millis(env.parse_in(
+                "DATABASE_CONNECT_TIMEOUT_MS",
+                5_000,
+                50..=600_000,
+            )?),
+            redis_url: env.optional_url("REDIS_URL", &["redis://", "rediss://", "unix://"])?,
+            jwt_secret,
+            static_dir: env.optional("STATIC_DIR").unwrap_or_else(|| "static".to_owned()),
+            workers: env.optional_parse_in("WORKERS", 1..=256)?,
+            shutdown_timeout: Duration::from_secs(env.parse_in("SHUTDOWN_TIMEOUT_SECS", 10, 0..=3600)?),
+            writer_batch_size: env.parse_in("WRITER_BATCH_SIZE", 256, 1..=10_000)?,
+            writer_flush_interval: Duration::from_millis(env.parse_in("WRITER_FLUSH_MS", 2, 0..=10_000)?),
+        })
+    }
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    fn optional(&self, var: &'static str) -> Option<String> {
+        (self.lookup)(var).filter(|value| !value.trim().is_empty())
+    }
+
+    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
+        self.optional(var).ok_or_else(|| ConfigError { var, problem: "is not set".to_owned() })
+    }
+
+    fn url(&self, var: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {
+        let value = self.required(var)?;
+        check_scheme(var, &value, schemes)?;
+        Ok(value)
+    }
+
+    fn optional_url(&self, var: &'static str, schemes: &[&str]) -> Result<Option<String>, ConfigError> {
+        match self.optional(var) {
+            None => Ok(None),
+            Some(value) => check_scheme(var, &value, schemes).map(|()| Some(value)),
+        }
+    }
+
+    fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
+        let value = self.optional(var).unwrap_or_else(|| default.to_owned());
+        value
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ConfigError { var, problem: format!("must be HOST:PORT, got `{value}`") })
+    }
+
+    fn optional_parse_in<T>(
+        &self,
+        var: &'static str,
+        range: std::ops::RangeInclusive<T>,
+    ) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        let Some(value) = self.optional(var) else { return Ok(None) };
+        match value.trim().parse::<T>() {
+            Ok(number) if range.contains(&number) => Ok(Some(number)),
+            _ => Err(ConfigError {
+                var,
+                problem: format!("must be a number from {} to {}, got `{value}`", range.start(), range.end()),
+            }),
+        }
+    }
+
+    fn parse_in<T>(&self, var: &'static str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display,
+    {
+        Ok(self.optional_parse_in(var, range)?.unwrap_or(default))
+    }
+}
+
+fn check_scheme(var: &'static str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
+    if schemes.iter().any(|scheme| value.starts_with(scheme)) {
+        Ok(())
+    } else {
+        Err(ConfigError { var, problem: format!("must start with one of {}", schemes.join(", ")) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const SECRET: (&str, &str) = ("JWT_SECRET", "0123456789abcdef0123456789abcdef");
+    const DB: (&str, &str) = ("DATABASE_URL", "postgres://localhost/switchboard");
+
+    #[test]
+    fn defaults_apply_when_only_the_required_values_are_set() {
+        let settings = settings(&[SECRET, DB]).expect("valid settings");
+        assert_eq!(settings.bind.port(), 8080);
+        assert!(settings.redis_url.is_none());
+    }
+
+    #[test]
+    fn a_missing_or_malformed_value_names_its_variable() {
+        let missing = settings(&[SECRET]).expect_err("missing DATABASE_URL").to_string();
+        assert!(missing.contains("DATABASE_URL"), "{missing}");
+        let malformed = settings(&[SECRET, DB, ("BIND", "nope")]).expect_err("bad BIND").to_string();
+        assert!(malformed.contains("BIND"), "{malformed}");
+        let short = settings(&[("JWT_SECRET", "short"), DB]).expect_err("short secret").to_string();
+        assert!(short.contains("JWT_SECRET"), "{short}");
+        let pool = settings(&[SECRET, DB, ("DATABASE_POOL_SIZE", "0")]).expect_err("bad pool").to_string();
+        assert!(pool.contains("DATABASE_POOL_SIZE"), "{pool}");
+    }
+}

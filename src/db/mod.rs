@@ -1,0 +1,62 @@
+//! Everything that touches PostgreSQL: the generated schema, row types,
+//! query functions (each takes a connection, so it also runs inside a
+//! transaction) and the embedded migrations.
+
+pub mod models;
+pub mod queries;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::Connection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type Pool = bb8::Pool<AsyncDieselConnectionManager<AsyncPgConnection>>;
+pub type PgConn = AsyncPgConnection;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// A pool that connects lazily: the server starts, and reports itself degraded,
+/// even while the database is briefly away.
+pub fn pool(database_url: &str, max_size: u32, connect_timeout: Duration) -> Pool {
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+    bb8::Pool::builder().max_size(max_size).connection_timeout(connect_timeout).build_unchecked(manager)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("migration task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Which way to move the schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationDirection {
+    /// Apply every pending migration.
+    Up,
+    /// Revert every applied migration.
+    DownAll,
+}
+
+/// Runs migrations and returns the versions it applied or reverted.
+/// Diesel's migration harness is synchronous, so it runs on a blocking thread.
+pub async fn migrate(database_url: &str, direction: MigrationDirection) -> Result<Vec<String>, MigrationError> {
+    let url = database_url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let versions = match direction {
+            MigrationDirection::Up => conn.run_pending_migrations(MIGRATIONS),
+            MigrationDirection::DownAll => conn.revert_all_migrations(MIGRATIONS),
+        }
+        .map_err(|error| MigrationError::Migration(error.to_string()))?;
+        Ok(versions.into_iter().map(|version| version.to_string()).collect())
+    })
+    .await?
+}

@@ -1,0 +1,9 @@
+//! Row types: for each table, what is read and what is written, side by side.
+
+mod message;
+mod session;
+mod user;
+
+pub use message::{ChatMessage, NewChatMessage};
+pub use session::{ChatSession, NewChatSession};
+pub use user::{NewUser, User};

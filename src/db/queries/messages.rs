@@ -1,0 +1,221 @@
+use std::collections::{BTreeMap, HashMap};
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::models::{ChatMessage, NewChatMessage};
+use crate::db::schema::{chat_messages, chat_sessions};
+use crate::db::PgConn;
+use crate::domain::SenderType;
+use crate::error::{AppError, ErrorCode};
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone)]
+pub struct Persisted {
+    pub message: ChatMessage,
+    /// True when the sender had sent this `client_msg_id` before: the stored
+    /// message is the first one, and nothing new was written.
+    pub resent: bool,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = chat_messages)]
+struct MessageRow<'a> {
+    id: Uuid,
+    session_id: Uuid,
+    seq: i64,
+    client_msg_id: Option<&'a str>,
+    sender_type: SenderType,
+    sender_id: Option<Uuid>,
+    content: &'a str,
+    message_type: &'a str,
+    intent: Option<&'a str>,
+    entities: Option<&'a serde_json::Value>,
+    confidence: Option<f32>,
+    processing: Option<&'a serde_json::Value>,
+}
+
+/// Rows per INSERT statement, well under PostgreSQL's 65,535 bind parameters.
+const ROWS_PER_INSERT: usize = 1_000;
+
+enum Plan {
+    Stored(Box<ChatMessage>),
+    /// Index into the rows to insert.
+    Insert(usize),
+    /// The same message earlier in this batch.
+    SameAs(usize),
+    Rejected(AppError),
+}
+
+/// Stores a batch of messages and answers for each one, in order.
+///
+/// Sequence numbers come from `chat_sessions.last_seq`, bumped once per
+/// session in this same transaction: numbers are gap-free and in send order,
+/// and a rolled-back batch hands out none. A message whose `client_msg_id`
+/// was already stored (or appears earlier in the batch) is answered with the
+/// first copy and not stored again.
+pub async fn insert_batch(
+    conn: &mut PgConn,
+    batch: &[NewChatMessage],
+) -> QueryResult<Vec<Result<Persisted, AppError>>> {
+    let mut stored = find_resent(conn, batch).await?;
+    let mut first_in_batch: HashMap<(Uuid, Option<Uuid>, &str), usize> = HashMap::new();
+    let mut per_session: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
+    let mut plans = Vec::with_capacity(batch.len());
+    for (index, message) in batch.iter().enumerate() {
+        let plan = match message.resend_key() {
+            Some(key) => match stored.remove(&key) {
+                Some(earlier) => {
+                    first_in_batch.insert(key, index);
+                    Plan::Stored(Box::new(earlier))
+                }
+                None => match first_in_batch.get(&key) {
+                    Some(&first) => Plan::SameAs(first),
+                    None => {
+                        first_in_batch.insert(key, index);
+                        Plan::Insert(index)
+                    }
+                },
+            },
+            None => Plan::Insert(index),
+        };
+        if let Plan::Insert(index) = plan {
+            per_session.entry(message.session_id).or_default().push(index);
+        }
+        plans.push(plan);
+    }
+
+    // Sessions are locked in id order so two concurrent writers never deadlock.
+    let mut seqs: HashMap<usize, i64> = HashMap::new();
+    for (session_id, indexes) in &per_session {
+        let count = indexes.len() as i64;
+        match reserve_seqs(conn, *session_id, count).await? {
+            Some(last) => {
+                for (offset, index) in indexes.iter().enumerate() {
+                    seqs.insert(*index, last - count + 1 + offset as i64);
+                }
+            }
+            None => {
+                for index in indexes {
+                    plans[*index] =
+                        Plan::Rejected(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"));
+                }
+            }
+        }
+    }
+
+    let rows: Vec<MessageRow> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(index, message)| {
+            seqs.get(&index).map(|&seq| MessageRow {
+                id: Uuid::new_v4(),
+                session_id: message.session_id,
+                seq,
+                client_msg_id: message.client_msg_id.as_deref(),
+                sender_type: message.sender_type,
+                sender_id: message.sender_id,
+                content: &message.content,
+                message_type: &message.message_type,
+                intent: message.intent.as_deref(),
+                entities: message.entities.as_ref(),
+                confidence: message.confidence,
+                processing: message.processing.as_ref(),
+            })
+        })
+        .collect();
+    let mut inserted: HashMap<(Uuid, i64), ChatMessage> = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let returned: Vec<ChatMessage> = diesel::insert_into(chat_messages::table)
+            .values(chunk)
+            .returning(ChatMessage::as_returning())
+            .get_results(conn)
+            .await?;
+        inserted.extend(returned.into_iter().map(|message| ((message.session_id, message.seq), message)));
+    }
+
+    let mut answers: Vec<Result<Persisted, AppError>> = Vec::with_capacity(batch.len());
+    for (index, plan) in plans.into_iter().enumerate() {
+        let answer = match plan {
+            Plan::Stored(message) => Ok(Persisted { message: *message, resent: true }),
+            Plan::Insert(_) => {
+                let key = (batch[index].session_id, seqs.get(&index).copied().unwrap_or_default());
+                inserted
+                    .get(&key)
+                    .cloned()
+                    .map(|message| Persisted { message, resent: false })
+                    .ok_or_else(|| AppError::internal(diesel::result::Error::NotFound))
+            }
+            Plan::SameAs(first) => answers[first].clone().map(|persisted| Persisted { resent: true, ..persisted }),
+            Plan::Rejected(error) => Err(error),
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// Earlier copies of messages in the batch that carry a `client_msg_id`.
+async fn find_resent<'b>(
+    conn: &mut PgConn,
+    batch: &'b [NewChatMessage],
+) -> QueryResult<HashMap<(Uuid, Option<Uuid>, &'b str), ChatMessage>> {
+    let keyed: Vec<_> = batch.iter().filter_map(NewChatMessage::resend_key).collect();
+    if keyed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let session_ids: Vec<Uuid> = keyed.iter().map(|(session, _, _)| *session).collect();
+    let client_ids: Vec<&str> = keyed.iter().map(|(_, _, id)| *id).collect();
+    let candidates: Vec<ChatMessage> = chat_messages::table
+        .filter(chat_messages::session_id.eq_any(&session_ids))
+        .filter(chat_messages::client_msg_id.eq_any(&client_ids))
+        .select(ChatMessage::as_select())
+        .load(conn)
+        .await?;
+    let mut found = HashMap::new();
+    for candidate in candidates {
+        if let Some(key) = keyed.iter().find(|(session, sender, id)| {
+            *session == candidate.session_id
+                && *sender == candidate.sender_id
+                && Some(*id) == candidate.client_msg_id.as_deref()
+        }) {
+            found.insert(*key, candidate);
+        }
+    }
+    Ok(found)
+}
+
+/// Hands out `count` sequence numbers for a session and returns the last one,
+/// or `None` when the session does not exist.
+async fn reserve_seqs(conn: &mut PgConn, session_id: Uuid, count: i64) -> QueryResult<Option<i64>> {
+    let now = chrono::Utc::now();
+    diesel::update(chat_sessions::table.find(session_id).filter(chat_sessions::deleted_at.is_null()))
+        .set((
+            chat_sessions::last_seq.eq(chat_sessions::last_seq + count),
+            chat_sessions::message_count.eq(chat_sessions::message_count + count as i32),
+            chat_sessions::last_activity.eq(now),
+            chat_sessions::updated_at.eq(now),
+        ))
+        .returning(chat_sessions::last_seq)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
+/// The messages of a session after `after_seq`, oldest first.
+pub async fn after_seq(
+    conn: &mut PgConn,
+    session_id: Uuid,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<ChatMessage>> {
+    chat_messages::table
+        .filter(chat_messages::session_id.eq(session_id))
+        .filter(chat_messages::seq.gt(after_seq))
+        .filter(chat_messages::deleted_at.is_null())
+        .order(chat_messages::seq.asc())
+        .limit(limit)
+        .select(ChatMessage::as_select())
+        .load(conn)
+        .await
+}

@@ -1,0 +1,19 @@
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::models::{NewUser, User};
+use crate::db::schema::users;
+use crate::db::PgConn;
+
+pub async fn insert(conn: &mut PgConn, new_user: &NewUser<'_>) -> QueryResult<User> {
+    diesel::insert_into(users::table).values(new_user).returning(User::as_returning()).get_result(conn).await
+}
+
+pub async fn find(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).await.optional()
+}
+
+pub async fn find_by_username(conn: &mut PgConn, username: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).await.optional()
+}

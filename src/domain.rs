@@ -1,0 +1,109 @@
+//! Small value types shared by the database, the actors and the wire protocol.
+//! Each is stored as TEXT (with a CHECK constraint) and sent as the same
+//! lowercase string, so one spelling holds everywhere.
+
+use std::fmt;
+use std::str::FromStr;
+
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
+use diesel::serialize::{self, Output, ToSql};
+use diesel::sql_types::Text;
+use serde::{Deserialize, Serialize};
+
+/// A string that named none of an enum's variants.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown {kind} `{value}`")]
+pub struct UnknownVariant {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident as $kind:literal { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, AsExpression, FromSqlRow)]
+        #[serde(rename_all = "snake_case")]
+        #[diesel(sql_type = Text)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(UnknownVariant { kind: $kind, value: other.to_owned() }),
+                }
+            }
+        }
+
+        impl ToSql<Text, Pg> for $name {
+            fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+                <str as ToSql<Text, Pg>>::to_sql(self.as_str(), out)
+            }
+        }
+
+        impl FromSql<Text, Pg> for $name {
+            fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
+                let text = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
+                Ok(text.parse()?)
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Who a user is; decides which socket and which REST calls they may use.
+    Role as "role" { Customer => "customer", Agent => "agent", Admin => "admin" }
+);
+
+text_enum!(
+    /// An agent's presence.
+    Presence as "presence" { Online => "online", Away => "away", Offline => "offline" }
+);
+
+text_enum!(
+    /// Where a chat session is in its life: with the bot, waiting in the queue,
+    /// with a human agent, or over.
+    SessionStatus as "session status" {
+        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed"
+    }
+);
+
+text_enum!(
+    /// Queue priority; higher priorities are served first.
+    Priority as "priority" { High => "high", Normal => "normal", Low => "low" }
+);
+
+text_enum!(
+    /// Who wrote a message.
+    SenderType as "sender type" {
+        Customer => "customer", Bot => "bot", Agent => "agent", System => "system"
+    }
+);
+
+impl Priority {
+    /// Lower rank is served first.
+    pub fn rank(self) -> u8 {
+        match self {
+            Priority::High => 0,
+            Priority::Normal => 1,
+            Priority::Low => 2,
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! One error type for the whole server. Clients see a stable snake_case code
+//! and a human message; the cause stays in the logs.
+
+use std::fmt;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The codes clients may rely on. Adding one is fine; renaming one breaks clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    ValidationFailed,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    SessionNotFound,
+    DatabaseUnavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::ValidationFailed => StatusCode::BAD_REQUEST,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::NotFound | ErrorCode::SessionNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict => StatusCode::CONFLICT,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::SessionNotFound => "session_not_found",
+            ErrorCode::DatabaseUnavailable => "database_unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An error with a code for the client and, where there was one, the cause for the logs.
+/// Cheap to clone, so one failed batch can answer every message in it.
+#[derive(Clone)]
+pub struct AppError {
+    pub code: ErrorCode,
+    pub message: String,
+    cause: Option<Cause>,
+}
+
+/// What a client receives, over REST or inside a WebSocket error event.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorCode,
+    pub message: &'a str,
+}
+
+impl AppError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        AppError { code, message: message.into(), cause: None }
+    }
+
+    pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.cause = Some(Arc::new(cause));
+        self
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        AppError::new(ErrorCode::NotFound, format!("{what} not found"))
+    }
+
+    pub fn validation(message: impl Into<String>) -> Self {
+        AppError::new(ErrorCode::ValidationFailed, message)
+    }
+
+    pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AppError::new(ErrorCode::Internal, "internal error").with_cause(cause)
+    }
+
+    pub fn database_unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AppError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; try again").with_cause(cause)
+    }
+
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody { error: self.code, message: &self.message }
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " (caused by: {cause})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause.as_deref().map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if self.code.status().is_server_error() {
+            log::error!("{self}");
+        }
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => AppError::not_found("record"),
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                AppError::new(ErrorCode::Conflict, "that already exists").with_cause(error)
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) | Error::BrokenTransactionManager => {
+                AppError::database_unavailable(error)
+            }
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl<E> From<bb8::RunError<E>> for AppError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn from(error: bb8::RunError<E>) -> Self {
+        AppError::database_unavailable(error)
+    }
+}

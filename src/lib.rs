@@ -1,0 +1,12 @@
+//! Switchboard: a realtime customer-support chat server.
+//! docs/ARCHITECTURE.md explains how the parts fit together.
+
+pub mod actors;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,127 @@
+//! `GET /health` (live dependency checks) and `GET /api/info`.
+
+use std::time::{Duration, Instant};
+
+use actix_web::{get, web, HttpResponse};
+use diesel_async::RunQueryDsl;
+use serde::Serialize;
+
+use crate::startup::AppState;
+
+/// How long one dependency check may take before it counts as down.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum DependencyStatus {
+    Up,
+    Down,
+    NotConfigured,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DependencyHealth {
+    status: DependencyStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl DependencyHealth {
+    fn from_check<E: std::fmt::Display>(
+        started: Instant,
+        outcome: Result<Result<(), E>, tokio::time::error::Elapsed>,
+    ) -> Self {
+        let latency_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+        match outcome {
+            Ok(Ok(())) => DependencyHealth { status: DependencyStatus::Up, latency_ms, error: None },
+            Ok(Err(error)) => {
+                log::warn!("health check failed: {error}");
+                DependencyHealth { status: DependencyStatus::Down, latency_ms, error: Some("unreachable".to_owned()) }
+            }
+            Err(_) => {
+                DependencyHealth { status: DependencyStatus::Down, latency_ms, error: Some("timed out".to_owned()) }
+            }
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Dependencies {
+    database: DependencyHealth,
+    redis: DependencyHealth,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Health {
+    status: &'static str,
+    dependencies: Dependencies,
+    uptime_seconds: u64,
+    version: &'static str,
+    connections: i64,
+}
+
+async fn check_database(state: &AppState) -> DependencyHealth {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, async {
+        let mut conn = state.pool.get().await.map_err(|error| error.to_string())?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await.map_err(|error| error.to_string())?;
+        Ok::<(), String>(())
+    })
+    .await;
+    DependencyHealth::from_check(started, outcome)
+}
+
+async fn check_redis(state: &AppState) -> DependencyHealth {
+    let Some(redis) = &state.redis else {
+        return DependencyHealth { status: DependencyStatus::NotConfigured, latency_ms: None, error: None };
+    };
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(CHECK_TIMEOUT, async {
+        let mut conn = redis.get().await.map_err(|error| error.to_string())?;
+        bb8_redis::redis::cmd("PING").query_async::<String>(&mut *conn).await.map_err(|error| error.to_string())?;
+        Ok::<(), String>(())
+    })
+    .await;
+    DependencyHealth::from_check(started, outcome)
+}
+
+/// Healthy when every configured dependency answers; 503 when the database does not.
+#[get("/health")]
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let (database, redis) = futures_util::join!(check_database(&state), check_redis(&state));
+    let database_up = database.status == DependencyStatus::Up;
+    let all_up = database_up && redis.status != DependencyStatus::Down;
+    let body = Health {
+        status: if all_up { "healthy" } else { "degraded" },
+        dependencies: Dependencies { database, redis },
+        uptime_seconds: state.gauges.started_at.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+        connections: state.gauges.open_connections(),
+    };
+    if database_up {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+#[derive(Serialize)]
+struct Info {
+    name: &'static str,
+    version: &'static str,
+    features: Vec<&'static str>,
+}
+
+/// What this server is and which optional parts are switched on.
+#[get("/api/info")]
+pub async fn info(state: web::Data<AppState>) -> HttpResponse {
+    let mut features = vec!["postgres", "batched_message_writer"];
+    if state.redis.is_some() {
+        features.push("redis");
+    }
+    HttpResponse::Ok().json(Info { name: "switchboard", version: env!("CARGO_PKG_VERSION"), features })
+}

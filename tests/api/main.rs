@@ -1,0 +1,11 @@
+//! One integration binary: the real server over real HTTP, against a real
+//! PostgreSQL (and Redis where a feature uses it). Run it through
+//! `scripts/test.sh`, which provides both.
+
+mod helpers;
+
+mod configuration;
+mod health;
+mod message_writer;
+mod migrations;
+mod shutdown;
