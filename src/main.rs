@@ -80,7 +80,7 @@ async fn serve() -> Result<(), String> {
     log::info!("starting with {settings:?}");
     let application = Application::build(settings).await.map_err(|error| error.to_string())?;
     // Printed on stdout, alone on its line: scripts and tests read the port from it.
-    println!("switchboard listening on http://127.0.0.1:{}", application.port());
+    println!("switchboard listening on http://{}", application.address());
     application.run_until_stopped().await.map_err(|error| error.to_string())
 }
 

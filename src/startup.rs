@@ -35,14 +35,14 @@ pub enum StartupError {
 }
 
 pub struct Application {
-    port: u16,
+    address: std::net::SocketAddr,
     server: Server,
     writer: Addr<MessageWriter>,
 }
 
 impl Application {
     /// Migrates the database, starts the actors and binds the listener.
-    /// Port 0 in `BIND` picks a free port; `port()` tells which.
+    /// Port 0 in `BIND` picks a free port; `address()` tells which.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let applied = db::migrate(&settings.database_url, MigrationDirection::Up).await?;
         if !applied.is_empty() {
@@ -90,11 +90,12 @@ impl Application {
             .listen(listener)
             .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?
             .run();
-        Ok(Application { port, server, writer })
+        Ok(Application { address, server, writer })
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
+    /// The address the server listens on, with the port it really got.
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.address
     }
 
     /// Serves until SIGINT or SIGTERM, then stops accepting, lets open

@@ -173,10 +173,10 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
         .expect("start the switchboard binary");
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let port = tokio::time::timeout(Duration::from_secs(60), async {
+    let address = tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(port) = line.strip_prefix("switchboard listening on http://127.0.0.1:") {
-                return port.trim().parse::<u16>().ok();
+            if let Some(address) = line.strip_prefix("switchboard listening on http://") {
+                return address.trim().parse::<std::net::SocketAddr>().ok();
             }
         }
         None
@@ -187,7 +187,7 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
     .unwrap_or_else(|| panic!("the server did not start; see {}", log_path.display()));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address: format!("http://{address}"),
         db,
         http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
         log_path,
