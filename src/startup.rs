@@ -68,10 +68,8 @@ impl Application {
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?
-            .port();
+        let address =
+            listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
         let static_dir = settings.static_dir.clone();
         let mut server = HttpServer::new(move || {
             App::new()
