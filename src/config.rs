@@ -26,6 +26,12 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub writer_batch_size: usize,
     pub writer_flush_interval: Duration,
+    pub abandon_after: Duration,
+    pub abandon_sweep: Duration,
+    pub agent_grace: Duration,
+    pub session_idle: Duration,
+    pub outbound_backlog_limit: u64,
+    pub bot_faq_file: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -39,6 +45,8 @@ impl std::fmt::Debug for Settings {
             .field("workers", &self.workers)
             .field("writer_batch_size", &self.writer_batch_size)
             .field("writer_flush_interval", &self.writer_flush_interval)
+            .field("abandon_after", &self.abandon_after)
+            .field("agent_grace", &self.agent_grace)
             .finish_non_exhaustive()
     }
 }
@@ -77,6 +85,16 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(env.parse_in("SHUTDOWN_TIMEOUT_SECS", 10, 0..=3600)?),
             writer_batch_size: env.parse_in("WRITER_BATCH_SIZE", 256, 1..=10_000)?,
             writer_flush_interval: Duration::from_millis(env.parse_in("WRITER_FLUSH_MS", 2, 0..=10_000)?),
+            abandon_after: Duration::from_secs(env.parse_in("ABANDON_AFTER_SECS", 1800, 1..=30 * 86_400)?),
+            abandon_sweep: Duration::from_millis(env.parse_in("ABANDON_SWEEP_MS", 60_000, 100..=3_600_000)?),
+            agent_grace: Duration::from_millis(env.parse_in("AGENT_GRACE_MS", 60_000, 0..=86_400_000)?),
+            session_idle: Duration::from_secs(env.parse_in("SESSION_IDLE_SECS", 300, 1..=86_400)?),
+            outbound_backlog_limit: env.parse_in(
+                "OUTBOUND_BACKLOG_BYTES",
+                16 * 1024 * 1024,
+                1024..=1024 * 1024 * 1024,
+            )?,
+            bot_faq_file: env.optional("BOT_FAQ_FILE"),
         })
     }
 }

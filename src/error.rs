@@ -8,50 +8,50 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-/// The codes clients may rely on. Adding one is fine; renaming one breaks clients.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    BadRequest,
-    ValidationFailed,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    Conflict,
-    PayloadTooLarge,
-    SessionNotFound,
-    DatabaseUnavailable,
-    Internal,
+macro_rules! error_codes {
+    ($($variant:ident => $code:literal, $status:ident;)+) => {
+        /// The codes clients may rely on. Adding one is fine; renaming one breaks clients.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum ErrorCode { $($variant),+ }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),+];
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status),+ }
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $code),+ }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::BadRequest | ErrorCode::ValidationFailed => StatusCode::BAD_REQUEST,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-            ErrorCode::NotFound | ErrorCode::SessionNotFound => StatusCode::NOT_FOUND,
-            ErrorCode::Conflict => StatusCode::CONFLICT,
-            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::DatabaseUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::ValidationFailed => "validation_failed",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::Forbidden => "forbidden",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::SessionNotFound => "session_not_found",
-            ErrorCode::DatabaseUnavailable => "database_unavailable",
-            ErrorCode::Internal => "internal",
-        }
-    }
+error_codes! {
+    BadRequest => "bad_request", BAD_REQUEST;
+    ValidationFailed => "validation_failed", BAD_REQUEST;
+    InvalidJson => "invalid_json", BAD_REQUEST;
+    InvalidFrame => "invalid_frame", BAD_REQUEST;
+    UnknownEvent => "unknown_event", BAD_REQUEST;
+    InvalidPayload => "invalid_payload", BAD_REQUEST;
+    ContentEmpty => "content_empty", BAD_REQUEST;
+    ContentTooLong => "content_too_long", BAD_REQUEST;
+    Unauthorized => "unauthorized", UNAUTHORIZED;
+    InvalidCredentials => "invalid_credentials", UNAUTHORIZED;
+    Forbidden => "forbidden", FORBIDDEN;
+    NotFound => "not_found", NOT_FOUND;
+    SessionNotFound => "session_not_found", NOT_FOUND;
+    Conflict => "conflict", CONFLICT;
+    SessionClosed => "session_closed", CONFLICT;
+    AlreadyAssigned => "already_assigned", CONFLICT;
+    NotWaiting => "not_waiting", CONFLICT;
+    AgentNotJoined => "agent_not_joined", CONFLICT;
+    AgentUnavailable => "agent_unavailable", CONFLICT;
+    PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;
+    Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 
 type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;

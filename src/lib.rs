@@ -3,10 +3,13 @@
 
 pub mod actors;
 pub mod auth;
+pub mod bots;
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod protocol;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

@@ -3,12 +3,18 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, AsyncContext, Context};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use bb8_redis::RedisConnectionManager;
 
+use crate::actors::messages::CloseAllSockets;
 use crate::actors::persistence::{Drain, MessageWriter};
+use crate::actors::queue::QueueActor;
+use crate::actors::registry::SessionRegistry;
+use crate::actors::{Services, Timing};
+use crate::auth::jwt::Tokens;
+use crate::bots::{Bot, FaqFile, RuleBot};
 use crate::config::Settings;
 use crate::db::{self, MigrationDirection};
 use crate::routes;
@@ -21,7 +27,10 @@ pub struct AppState {
     pub pool: db::Pool,
     pub redis: Option<RedisPool>,
     pub writer: Addr<MessageWriter>,
+    pub registry: Addr<SessionRegistry>,
+    pub tokens: Arc<Tokens>,
     pub gauges: Arc<Gauges>,
+    pub backlog_limit: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,12 +41,15 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
     Redis(String),
+    #[error("BOT_FAQ_FILE: {0}")]
+    Faq(String),
 }
 
 pub struct Application {
     address: std::net::SocketAddr,
     server: Server,
     writer: Addr<MessageWriter>,
+    registry: Addr<SessionRegistry>,
 }
 
 impl Application {
@@ -64,7 +76,37 @@ impl Application {
         };
         let writer =
             MessageWriter::new(pool.clone(), settings.writer_batch_size, settings.writer_flush_interval).start();
-        let state = web::Data::new(AppState { pool, redis, writer: writer.clone(), gauges: Gauges::new() });
+        let faq = match &settings.bot_faq_file {
+            Some(path) => FaqFile::load(path).map_err(StartupError::Faq)?,
+            None => FaqFile::builtin().map_err(|error| StartupError::Faq(error.to_string()))?,
+        };
+        let bot: Arc<dyn Bot> = Arc::new(RuleBot::new(faq));
+        let services = Services {
+            pool: pool.clone(),
+            writer: writer.clone(),
+            bot,
+            timing: Timing {
+                abandon_after: settings.abandon_after,
+                abandon_sweep: settings.abandon_sweep,
+                agent_grace: settings.agent_grace,
+                session_idle: settings.session_idle,
+                closed_session_idle: settings.session_idle.min(std::time::Duration::from_secs(30)),
+                typing_timeout: std::time::Duration::from_secs(10),
+            },
+        };
+        // The queue and the registry each need the other's address.
+        let queue_context = Context::<QueueActor>::new();
+        let registry = SessionRegistry::new(services.clone(), queue_context.address()).start();
+        queue_context.run(QueueActor::new(services, registry.clone()));
+        let state = web::Data::new(AppState {
+            pool,
+            redis,
+            writer: writer.clone(),
+            registry: registry.clone(),
+            tokens: Arc::new(Tokens::new(&settings.jwt_secret)),
+            gauges: Gauges::new(),
+            backlog_limit: settings.outbound_backlog_limit,
+        });
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
@@ -88,7 +130,7 @@ impl Application {
             .listen(listener)
             .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?
             .run();
-        Ok(Application { address, server, writer })
+        Ok(Application { address, server, writer, registry })
     }
 
     /// The address the server listens on, with the port it really got.
@@ -96,11 +138,12 @@ impl Application {
         self.address
     }
 
-    /// Serves until SIGINT or SIGTERM, then stops accepting, lets open
-    /// requests finish, and waits until every received message is stored.
+    /// Serves until SIGINT or SIGTERM, then closes every socket with a close
+    /// frame, stops accepting, lets open requests finish, and waits until
+    /// every received message is stored.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        actix_web::rt::spawn(stop_on_signal(handle));
+        actix_web::rt::spawn(stop_on_signal(handle, self.registry.clone()));
         self.server.await?;
         self.writer.send(Drain).await.map_err(std::io::Error::other)?;
         log::info!("stopped cleanly");
@@ -108,9 +151,11 @@ impl Application {
     }
 }
 
-async fn stop_on_signal(handle: ServerHandle) {
+async fn stop_on_signal(handle: ServerHandle, registry: Addr<SessionRegistry>) {
     let signal = wait_for_signal().await;
     log::info!("{signal} received: shutting down");
+    // Sockets get a close frame first, so clients know to reconnect elsewhere.
+    let _ = registry.send(CloseAllSockets).await;
     handle.stop(true).await;
 }
 

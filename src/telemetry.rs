@@ -14,23 +14,37 @@ pub fn init_logging() {
 #[derive(Debug)]
 pub struct Gauges {
     pub started_at: Instant,
-    open_connections: AtomicI64,
+    customer_connections: AtomicI64,
+    agent_connections: AtomicI64,
 }
 
 impl Gauges {
     pub fn new() -> Arc<Self> {
-        Arc::new(Gauges { started_at: Instant::now(), open_connections: AtomicI64::new(0) })
+        Arc::new(Gauges {
+            started_at: Instant::now(),
+            customer_connections: AtomicI64::new(0),
+            agent_connections: AtomicI64::new(0),
+        })
     }
 
-    pub fn connection_opened(&self) {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
+    fn connections(&self, role: &str) -> &AtomicI64 {
+        if role == "agent" {
+            &self.agent_connections
+        } else {
+            &self.customer_connections
+        }
     }
 
-    pub fn connection_closed(&self) {
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+    pub fn connection_opened(&self, role: &str) {
+        self.connections(role).fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn connection_closed(&self, role: &str) {
+        self.connections(role).fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Open WebSocket connections, customers' and agents'.
     pub fn open_connections(&self) -> i64 {
-        self.open_connections.load(Ordering::Relaxed)
+        self.customer_connections.load(Ordering::Relaxed) + self.agent_connections.load(Ordering::Relaxed)
     }
 }

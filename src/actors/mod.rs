@@ -1,3 +1,48 @@
-//! The actors, one per file.
+//! The actors, one per file. `registry` routes; `session`, `agent` and `queue`
+//! own the state of a chat, an agent and the handoff queue; the socket actors
+//! speak the wire protocol; `persistence` stores messages.
 
+pub mod agent;
+pub mod agent_socket;
+pub mod customer_socket;
+pub mod messages;
 pub mod persistence;
+pub mod queue;
+pub mod registry;
+pub mod session;
+pub mod socket;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+
+use crate::bots::Bot;
+use crate::db::Pool;
+use persistence::MessageWriter;
+
+/// Timers that shape a chat's life; see the README's configuration table.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    /// A session whose customer has been gone this long closes as abandoned.
+    pub abandon_after: Duration,
+    /// How often to look for abandoned sessions.
+    pub abandon_sweep: Duration,
+    /// How long an agent who lost every socket keeps their sessions.
+    pub agent_grace: Duration,
+    /// How long an open session's actor stays up with nobody attached.
+    pub session_idle: Duration,
+    /// The same for a closed session.
+    pub closed_session_idle: Duration,
+    /// A typing indicator with no news expires after this.
+    pub typing_timeout: Duration,
+}
+
+/// What every chat actor needs.
+#[derive(Clone)]
+pub struct Services {
+    pub pool: Pool,
+    pub writer: Addr<MessageWriter>,
+    pub bot: Arc<dyn Bot>,
+    pub timing: Timing,
+}

@@ -1,3 +1,4 @@
-//! Who is calling: password hashing now; tokens and extractors as the API grows.
+//! Who is calling: password hashes and signed tokens.
 
+pub mod jwt;
 pub mod passwords;

@@ -60,3 +60,13 @@ pub async fn migrate(database_url: &str, direction: MigrationDirection) -> Resul
     })
     .await?
 }
+
+/// Runs `work` on a pooled connection; a pool that cannot connect answers
+/// `database_unavailable`.
+pub async fn run<T>(
+    pool: &Pool,
+    work: impl AsyncFnOnce(&mut PgConn) -> diesel::QueryResult<T>,
+) -> Result<T, crate::error::AppError> {
+    let mut conn = pool.get().await?;
+    Ok(work(&mut conn).await?)
+}

@@ -219,3 +219,22 @@ pub async fn after_seq(
         .load(conn)
         .await
 }
+
+/// The messages of a session after `after_seq` with each sender's display
+/// name, oldest first.
+pub async fn after_seq_with_names(
+    conn: &mut PgConn,
+    session_id: Uuid,
+    after_seq: i64,
+) -> QueryResult<Vec<(ChatMessage, Option<String>)>> {
+    use crate::db::schema::users;
+    chat_messages::table
+        .left_join(users::table.on(users::id.nullable().eq(chat_messages::sender_id)))
+        .filter(chat_messages::session_id.eq(session_id))
+        .filter(chat_messages::seq.gt(after_seq))
+        .filter(chat_messages::deleted_at.is_null())
+        .order(chat_messages::seq.asc())
+        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .load(conn)
+        .await
+}

@@ -1,5 +1,8 @@
 //! Query functions. Each takes a connection, so it runs alone or inside a transaction.
 
+pub mod analytics;
 pub mod messages;
+pub mod queue;
+pub mod receipts;
 pub mod sessions;
 pub mod users;

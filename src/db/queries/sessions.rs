@@ -1,17 +1,26 @@
+use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::db::models::{ChatSession, NewChatSession};
-use crate::db::schema::chat_sessions;
+use crate::db::schema::{chat_sessions, queue_entries, session_analytics, users};
 use crate::db::PgConn;
+use crate::domain::SessionStatus;
 
+/// Creates the session and its analytics row. Run it in a transaction.
 pub async fn insert(conn: &mut PgConn, new_session: &NewChatSession) -> QueryResult<ChatSession> {
-    diesel::insert_into(chat_sessions::table)
+    let session = diesel::insert_into(chat_sessions::table)
         .values(new_session)
         .returning(ChatSession::as_returning())
         .get_result(conn)
-        .await
+        .await?;
+    diesel::insert_into(session_analytics::table)
+        .values(session_analytics::session_id.eq(session.id))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(session)
 }
 
 /// A session that has not been deleted.
@@ -23,4 +32,98 @@ pub async fn find(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<ChatSession
         .first(conn)
         .await
         .optional()
+}
+
+/// A session with its customer's and its agent's display names.
+pub async fn find_with_names(
+    conn: &mut PgConn,
+    id: Uuid,
+) -> QueryResult<Option<(ChatSession, String, Option<String>)>> {
+    let Some(session) = find(conn, id).await? else { return Ok(None) };
+    let ids: Vec<Uuid> = std::iter::once(session.customer_id).chain(session.assigned_agent_id).collect();
+    let names: Vec<(Uuid, String)> =
+        users::table.filter(users::id.eq_any(&ids)).select((users::id, users::display_name)).load(conn).await?;
+    let name_of = |id: Uuid| names.iter().find(|(user, _)| *user == id).map(|(_, name)| name.clone());
+    let customer_name = name_of(session.customer_id).unwrap_or_else(|| "Customer".to_owned());
+    let agent_name = session.assigned_agent_id.and_then(name_of);
+    Ok(Some((session, customer_name, agent_name)))
+}
+
+/// Closes the session, takes it off the queue and finishes its analytics.
+/// Run it in a transaction. Returns the closed session.
+pub async fn close(
+    conn: &mut PgConn,
+    id: Uuid,
+    reason: &str,
+    resolved: bool,
+    notes: Option<&str>,
+) -> QueryResult<ChatSession> {
+    let now = Utc::now();
+    let session = diesel::update(chat_sessions::table.find(id))
+        .set((
+            chat_sessions::status.eq(SessionStatus::Closed),
+            chat_sessions::is_active.eq(false),
+            chat_sessions::is_resolved.eq(resolved),
+            chat_sessions::resolution_notes.eq(notes),
+            chat_sessions::ended_reason.eq(reason),
+            chat_sessions::closed_at.eq(now),
+            chat_sessions::updated_at.eq(now),
+        ))
+        .returning(ChatSession::as_returning())
+        .get_result(conn)
+        .await?;
+    diesel::update(queue_entries::table.filter(queue_entries::session_id.eq(id)).filter(queue_entries::is_active))
+        .set(queue_entries::is_active.eq(false))
+        .execute(conn)
+        .await?;
+    super::analytics::finish(conn, &session, resolved).await?;
+    Ok(session)
+}
+
+/// Records when the customer was last seen, for the abandonment sweep.
+pub async fn touch(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
+    diesel::update(chat_sessions::table.find(id))
+        .set(chat_sessions::last_activity.eq(Utc::now()))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Open sessions with no activity since `before`.
+pub async fn quiet_since(conn: &mut PgConn, before: chrono::DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
+    chat_sessions::table
+        .filter(chat_sessions::is_active)
+        .filter(chat_sessions::deleted_at.is_null())
+        .filter(chat_sessions::status.ne(SessionStatus::Closed))
+        .filter(chat_sessions::last_activity.lt(before))
+        .order(chat_sessions::last_activity.asc())
+        .limit(limit)
+        .select(chat_sessions::id)
+        .load(conn)
+        .await
+}
+
+/// Every open session assigned to an agent, as (agent, session) pairs.
+pub async fn assigned_pairs(conn: &mut PgConn) -> QueryResult<Vec<(Uuid, Uuid)>> {
+    chat_sessions::table
+        .filter(chat_sessions::is_active)
+        .filter(chat_sessions::status.eq(SessionStatus::Assigned))
+        .filter(chat_sessions::deleted_at.is_null())
+        .filter(chat_sessions::assigned_agent_id.is_not_null())
+        .select((chat_sessions::assigned_agent_id.assume_not_null(), chat_sessions::id))
+        .load(conn)
+        .await
+}
+
+/// The open sessions assigned to one agent, oldest first.
+pub async fn assigned_to(conn: &mut PgConn, agent_id: Uuid) -> QueryResult<Vec<Uuid>> {
+    chat_sessions::table
+        .filter(chat_sessions::assigned_agent_id.eq(agent_id))
+        .filter(chat_sessions::is_active)
+        .filter(chat_sessions::status.eq(SessionStatus::Assigned))
+        .filter(chat_sessions::deleted_at.is_null())
+        .order(chat_sessions::created_at.asc())
+        .select(chat_sessions::id)
+        .load(conn)
+        .await
 }

@@ -17,3 +17,15 @@ pub async fn find(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<User>> {
 pub async fn find_by_username(conn: &mut PgConn, username: &str) -> QueryResult<Option<User>> {
     users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).await.optional()
 }
+
+pub async fn set_presence(conn: &mut PgConn, id: Uuid, presence: crate::domain::Presence) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((users::status.eq(presence), users::last_seen_at.eq(chrono::Utc::now())))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+pub async fn set_max_concurrent(conn: &mut PgConn, id: Uuid, max: i32) -> QueryResult<()> {
+    diesel::update(users::table.find(id)).set(users::max_concurrent_chats.eq(max)).execute(conn).await.map(|_| ())
+}

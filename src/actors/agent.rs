@@ -1,0 +1,286 @@
+//! One actor per signed-in human agent: presence, capacity, the sessions the
+//! agent has, and the agent's open sockets (tabs), all kept in step. When the
+//! last socket closes the agent keeps their sessions for a grace period; after
+//! it, the queue takes the sessions back.
+
+use std::collections::{BTreeSet, HashMap};
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use crate::actors::messages::*;
+use crate::actors::queue::QueueActor;
+use crate::actors::registry::SessionRegistry;
+use crate::actors::Services;
+use crate::db::{self, queries};
+use crate::domain::{Presence, Role};
+use crate::error::{AppError, ErrorCode};
+use crate::protocol::server::{AgentView, ServerEvent};
+
+enum Profile {
+    Loading,
+    Ready { name: String, max_concurrent: i32 },
+    Refused(AppError),
+}
+
+pub struct AgentActor {
+    id: Uuid,
+    services: Services,
+    registry: Addr<SessionRegistry>,
+    queue: Addr<QueueActor>,
+    profile: Profile,
+    /// What the agent chose; while no socket is open the queue sees them offline.
+    presence: Presence,
+    sockets: HashMap<SocketId, SocketHandle>,
+    sessions: BTreeSet<Uuid>,
+    grace_timer: Option<SpawnHandle>,
+}
+
+impl AgentActor {
+    pub fn new(id: Uuid, services: Services, registry: Addr<SessionRegistry>, queue: Addr<QueueActor>) -> Self {
+        AgentActor {
+            id,
+            services,
+            registry,
+            queue,
+            profile: Profile::Loading,
+            presence: Presence::Online,
+            sockets: HashMap::new(),
+            sessions: BTreeSet::new(),
+            grace_timer: None,
+        }
+    }
+
+    fn name(&self) -> String {
+        match &self.profile {
+            Profile::Ready { name, .. } => name.clone(),
+            _ => "Agent".to_owned(),
+        }
+    }
+
+    fn max_concurrent(&self) -> i32 {
+        match &self.profile {
+            Profile::Ready { max_concurrent, .. } => *max_concurrent,
+            _ => 0,
+        }
+    }
+
+    fn effective_presence(&self) -> Presence {
+        if self.sockets.is_empty() {
+            Presence::Offline
+        } else {
+            self.presence
+        }
+    }
+
+    fn view(&self) -> AgentView {
+        AgentView {
+            agent_id: self.id,
+            name: self.name(),
+            status: self.effective_presence(),
+            max_concurrent: self.max_concurrent(),
+            active_sessions: self.sessions.iter().copied().collect(),
+        }
+    }
+
+    fn report(&self, ctx: &Context<Self>) {
+        self.queue.do_send(AgentPresence {
+            agent_id: self.id,
+            addr: ctx.address(),
+            name: self.name(),
+            presence: self.effective_presence(),
+            max_concurrent: usize::try_from(self.max_concurrent()).unwrap_or(0),
+        });
+    }
+
+    fn push(&self, event: &ServerEvent, except: Option<SocketId>) {
+        let frame = event.frame(None);
+        for (id, socket) in &self.sockets {
+            if Some(*id) != except {
+                socket.outbox.send(frame.clone());
+            }
+        }
+    }
+
+    fn save_presence(&self, ctx: &mut Context<Self>) {
+        let pool = self.services.pool.clone();
+        let (id, presence) = (self.id, self.effective_presence());
+        ctx.spawn(
+            async move {
+                if let Err(error) =
+                    db::run(&pool, async |conn| queries::users::set_presence(conn, id, presence).await).await
+                {
+                    log::warn!("agent {id}: presence not saved: {error}");
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn start_grace(&mut self, ctx: &mut Context<Self>) {
+        if self.grace_timer.is_some() {
+            return;
+        }
+        let grace = self.services.timing.agent_grace;
+        self.grace_timer = Some(ctx.run_later(grace, |act, ctx| {
+            act.grace_timer = None;
+            if act.sockets.is_empty() {
+                log::info!("agent {} did not come back: their sessions return to the queue", act.id);
+                act.save_presence(ctx);
+                act.queue.do_send(AgentGone { agent_id: act.id });
+            }
+        }));
+    }
+}
+
+impl Actor for AgentActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let load = async move {
+            db::run(&pool, async |conn| {
+                let user = queries::users::find(conn, id).await?;
+                let sessions = queries::sessions::assigned_to(conn, id).await?;
+                Ok((user, sessions))
+            })
+            .await
+        };
+        ctx.wait(load.into_actor(self).map(|outcome, act, ctx| {
+            act.profile = match outcome {
+                Ok((Some(user), sessions)) if user.role != Role::Customer && !user.disabled => {
+                    act.sessions = sessions.into_iter().collect();
+                    Profile::Ready { name: user.display_name, max_concurrent: user.max_concurrent_chats }
+                }
+                Ok(_) => Profile::Refused(AppError::new(ErrorCode::Forbidden, "this account cannot take chats")),
+                Err(error) => Profile::Refused(error),
+            };
+            if !act.sessions.is_empty() {
+                act.start_grace(ctx);
+            }
+        }));
+    }
+}
+
+impl Handler<AgentJoin> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, AgentJoin { socket, reply, max_concurrent }: AgentJoin, ctx: &mut Self::Context) {
+        if let Profile::Refused(error) = &self.profile {
+            return reply.fail(error);
+        }
+        if let Some(timer) = self.grace_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if let (Some(max), Profile::Ready { max_concurrent: current, .. }) = (max_concurrent, &mut self.profile) {
+            if *current != max {
+                *current = max;
+                let pool = self.services.pool.clone();
+                let id = self.id;
+                ctx.spawn(
+                    async move {
+                        if let Err(error) =
+                            db::run(&pool, async |conn| queries::users::set_max_concurrent(conn, id, max).await).await
+                        {
+                            log::warn!("agent {id}: capacity not saved: {error}");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+        let was_offline = self.sockets.is_empty();
+        self.sockets.insert(socket.id, socket.clone());
+        if was_offline {
+            self.save_presence(ctx);
+        }
+        reply.send(&ServerEvent::AgentJoined { agent_id: self.id, agent: self.view() });
+        let queue = self.queue.clone();
+        ctx.wait(async move { queue.send(QueueSnapshot).await.unwrap_or_default() }.into_actor(self).map(
+            move |sessions, act, ctx| {
+                socket.push(&ServerEvent::QueueUpdate { sessions });
+                for session_id in &act.sessions {
+                    act.registry.do_send(ToSession {
+                        session_id: *session_id,
+                        wake: true,
+                        message: AttachAgentSocket { agent_id: act.id, socket: socket.clone() },
+                    });
+                }
+                act.report(ctx);
+            },
+        ));
+    }
+}
+
+impl Handler<AgentSetStatus> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, AgentSetStatus { socket, reply, status }: AgentSetStatus, ctx: &mut Self::Context) {
+        if !self.sockets.contains_key(&socket.id) {
+            return reply.fail(&AppError::new(ErrorCode::AgentNotJoined, "send agent:join first"));
+        }
+        self.presence = status;
+        self.save_presence(ctx);
+        let event = ServerEvent::AgentStatus { agent_id: self.id, status };
+        self.push(&event, Some(socket.id));
+        reply.send(&event);
+        self.report(ctx);
+    }
+}
+
+impl Handler<AgentSocketGone> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, AgentSocketGone { socket_id }: AgentSocketGone, ctx: &mut Self::Context) {
+        if self.sockets.remove(&socket_id).is_none() || !self.sockets.is_empty() {
+            return;
+        }
+        // Gone from the queue's point of view at once; the sessions stay theirs for the grace period.
+        self.report(ctx);
+        if self.sessions.is_empty() {
+            self.save_presence(ctx);
+        } else {
+            self.start_grace(ctx);
+        }
+    }
+}
+
+impl Handler<AssignSession> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, AssignSession { session_id, pickup }: AssignSession, _: &mut Self::Context) {
+        self.sessions.insert(session_id);
+        self.registry.do_send(ToSession {
+            session_id,
+            wake: true,
+            message: AgentAssigned {
+                agent_id: self.id,
+                agent_name: self.name(),
+                sockets: self.sockets.values().cloned().collect(),
+                pickup,
+            },
+        });
+    }
+}
+
+impl Handler<ReleaseSession> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, ReleaseSession { session_id, reason }: ReleaseSession, _: &mut Self::Context) {
+        if self.sessions.remove(&session_id) {
+            self.push(&ServerEvent::SessionReleased { session_id, reason: reason.to_owned() }, None);
+        }
+    }
+}
+
+impl Handler<QueueBoard> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, QueueBoard(frame): QueueBoard, _: &mut Self::Context) {
+        for socket in self.sockets.values() {
+            socket.outbox.send(frame.clone());
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The messages actors send one another, and the handles they pass around.
+
+use std::sync::Arc;
+
+use actix::{Addr, Message};
+use uuid::Uuid;
+
+use crate::actors::agent::AgentActor;
+use crate::bus::Outbox;
+use crate::domain::{Presence, Priority, Role};
+use crate::error::{AppError, ErrorCode};
+use crate::protocol::client::{AgentRequest, CustomerRequest, SendMessage};
+use crate::protocol::server::{QueueItem, ServerEvent};
+
+pub type SocketId = Uuid;
+
+/// Who is on the other end of a socket, from their verified token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub role: Role,
+    pub name: Arc<str>,
+}
+
+/// One open socket, as other actors see it.
+#[derive(Clone)]
+pub struct SocketHandle {
+    pub id: SocketId,
+    pub caller: Caller,
+    pub outbox: Outbox,
+}
+
+impl SocketHandle {
+    pub fn push(&self, event: &ServerEvent) {
+        self.outbox.send(event.frame(None));
+    }
+}
+
+/// The one answer owed to a client frame, sent with the frame's `ref`.
+/// Dropping it unanswered sends an error, so no request goes without a reply.
+pub struct Reply {
+    reference: Option<String>,
+    outbox: Option<Outbox>,
+}
+
+impl Reply {
+    pub fn new(reference: Option<String>, outbox: Outbox) -> Self {
+        Reply { reference, outbox: Some(outbox) }
+    }
+
+    pub fn send(mut self, event: &ServerEvent) {
+        if let Some(outbox) = self.outbox.take() {
+            outbox.send(event.frame(self.reference.as_deref()));
+        }
+    }
+
+    pub fn fail(self, error: &AppError) {
+        self.send(&ServerEvent::error(error));
+    }
+
+    /// Answers with `event` on success and with the error otherwise.
+    pub fn answer(self, outcome: Result<ServerEvent, AppError>) {
+        match outcome {
+            Ok(event) => self.send(&event),
+            Err(error) => self.fail(&error),
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(outbox) = self.outbox.take() {
+            let error = AppError::new(ErrorCode::Internal, "the request could not be completed; try again");
+            outbox.send(ServerEvent::error(&error).frame(self.reference.as_deref()));
+        }
+    }
+}
+
+// ---- sockets → registry ----
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromCustomer {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub request: CustomerRequest,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromAgent {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub request: AgentRequest,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SocketClosed {
+    pub socket_id: SocketId,
+    pub caller: Caller,
+    pub sessions: Vec<Uuid>,
+}
+
+/// Closes every socket (with a close frame) before shutdown.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseAllSockets;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterSocket(pub SocketHandle);
+
+// ---- anything → a session, routed by the registry ----
+
+/// A message for the session actor of `session_id`. With `wake`, the
+/// registry starts the actor if it is not running; without, the message only
+/// matters to a live actor and is dropped otherwise.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ToSession<M> {
+    pub session_id: Uuid,
+    pub wake: bool,
+    pub message: M,
+}
+
+/// A socket that was attached to a retiring actor, handed to its successor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reattach(pub SocketHandle);
+
+/// A request about one session from one of its participants.
+#[derive(Debug)]
+pub enum SessionRequest {
+    Send(SendMessage),
+    RequestAgent { reason: Option<String> },
+    Typing,
+    StopTyping,
+    MarkRead { up_to_seq: i64 },
+    Resume { after_seq: i64 },
+    End,
+    Close { resolved: bool, notes: Option<String> },
+    Transfer { to_agent_id: Option<Uuid>, priority: Option<Priority>, reason: Option<String> },
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionCommand {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub request: SessionRequest,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    pub socket_id: SocketId,
+}
+
+/// The queue gave the session to an agent; `sockets` are that agent's open sockets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentAssigned {
+    pub agent_id: Uuid,
+    pub agent_name: String,
+    pub sockets: Vec<SocketHandle>,
+    pub pickup: Option<(SocketId, Reply)>,
+}
+
+/// An assigned agent opened another socket: send it the session and keep it in step.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachAgentSocket {
+    pub agent_id: Uuid,
+    pub socket: SocketHandle,
+}
+
+/// The session's place in the queue changed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueuePositionChanged {
+    pub position: usize,
+}
+
+/// The session went back to the queue because its agent left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Requeued {
+    pub position: usize,
+}
+
+/// Closes the session if its customer has been gone too long.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseIfAbandoned;
+
+/// The registry has forgotten this actor; it stops.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+/// A session actor stopped; the registry forgets it if it still maps to it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStopped {
+    pub session_id: Uuid,
+    pub addr: Addr<crate::actors::session::SessionActor>,
+}
+
+/// A session actor with nothing to do asks to be retired.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionIdle {
+    pub session_id: Uuid,
+    pub addr: Addr<crate::actors::session::SessionActor>,
+}
+
+// ---- anything → an agent, routed by the registry ----
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ToAgent<M> {
+    pub agent_id: Uuid,
+    pub message: M,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentJoin {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub max_concurrent: Option<i32>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentSetStatus {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub status: Presence,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentSocketGone {
+    pub socket_id: SocketId,
+}
+
+/// The queue assigned a session to this agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AssignSession {
+    pub session_id: Uuid,
+    pub pickup: Option<(SocketId, Reply)>,
+}
+
+/// The session is no longer this agent's.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseSession {
+    pub session_id: Uuid,
+    pub reason: &'static str,
+}
+
+/// The queue board changed; push it to the agent's sockets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct QueueBoard(pub crate::protocol::server::Frame);
+
+// ---- → the queue ----
+
+#[derive(Message)]
+#[rtype(result = "Result<usize, AppError>")]
+pub struct Enqueue {
+    pub session_id: Uuid,
+    pub priority: Priority,
+    pub reason: Option<String>,
+    pub customer_name: String,
+    pub preview: Option<String>,
+}
+
+/// Where a waiting session is now, if it is waiting.
+#[derive(Message)]
+#[rtype(result = "Option<usize>")]
+pub struct PositionOf(pub Uuid);
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Pickup {
+    pub agent_id: Uuid,
+    pub session_id: Uuid,
+    pub socket_id: SocketId,
+    pub reply: Reply,
+}
+
+pub enum TransferOutcome {
+    Queued { position: usize },
+    Reassigned { agent_id: Uuid },
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<TransferOutcome, AppError>")]
+pub struct TransferSession {
+    pub session_id: Uuid,
+    pub customer_name: String,
+    pub from_agent: Uuid,
+    pub to_agent: Option<Uuid>,
+    pub priority: Priority,
+    pub reason: Option<String>,
+}
+
+/// The session closed; the queue forgets it and frees its agent.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEnded {
+    pub session_id: Uuid,
+    pub agent_id: Option<Uuid>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentPresence {
+    pub agent_id: Uuid,
+    pub addr: Addr<AgentActor>,
+    pub name: String,
+    pub presence: Presence,
+    pub max_concurrent: usize,
+}
+
+/// The agent's grace period ran out: their sessions go back to the queue.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AgentGone {
+    pub agent_id: Uuid,
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<QueueItem>")]
+pub struct QueueSnapshot;
+
+/// Agents with open sessions after a restart: the registry starts their
+/// actors so that their grace period runs even if they never come back.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EnsureAgents(pub Vec<Uuid>);
+
+/// The customer wrote while waiting: the board shows the latest words.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Preview {
+    pub session_id: Uuid,
+    pub text: String,
+}

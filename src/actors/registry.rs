@@ -1,0 +1,294 @@
+//! The SessionRegistry routes: it maps session and agent ids to their actors
+//! (starting them on demand), sends every inbound request to the actor that
+//! owns it, and keeps the list of open sockets for shutdown. It holds no chat
+//! state of its own.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use chrono::Utc;
+use uuid::Uuid;
+
+use crate::actors::agent::AgentActor;
+use crate::actors::messages::*;
+use crate::actors::queue::QueueActor;
+use crate::actors::session::{NewChat, SessionActor};
+use crate::actors::Services;
+use crate::db::{self, queries};
+use crate::domain::Role;
+use crate::protocol::client::{AgentRequest, CustomerRequest};
+
+/// At most this many sessions are examined per abandonment sweep.
+const ABANDON_SWEEP_BATCH: i64 = 500;
+
+pub struct SessionRegistry {
+    services: Services,
+    queue: Addr<QueueActor>,
+    sessions: HashMap<Uuid, Addr<SessionActor>>,
+    agents: HashMap<Uuid, Addr<AgentActor>>,
+    sockets: HashMap<SocketId, SocketHandle>,
+}
+
+impl SessionRegistry {
+    pub fn new(services: Services, queue: Addr<QueueActor>) -> Self {
+        SessionRegistry { services, queue, sessions: HashMap::new(), agents: HashMap::new(), sockets: HashMap::new() }
+    }
+
+    fn session(&mut self, session_id: Uuid, ctx: &mut Context<Self>) -> Addr<SessionActor> {
+        if let Some(addr) = self.sessions.get(&session_id).filter(|addr| addr.connected()) {
+            return addr.clone();
+        }
+        let addr =
+            SessionActor::new(session_id, self.services.clone(), ctx.address(), self.queue.clone(), None).start();
+        self.sessions.insert(session_id, addr.clone());
+        addr
+    }
+
+    fn agent(&mut self, agent_id: Uuid, ctx: &mut Context<Self>) -> Addr<AgentActor> {
+        if let Some(addr) = self.agents.get(&agent_id).filter(|addr| addr.connected()) {
+            return addr.clone();
+        }
+        let addr = AgentActor::new(agent_id, self.services.clone(), ctx.address(), self.queue.clone()).start();
+        self.agents.insert(agent_id, addr.clone());
+        addr
+    }
+
+    fn route_to_session(
+        &mut self,
+        ctx: &mut Context<Self>,
+        session_id: Uuid,
+        socket: SocketHandle,
+        reply: Reply,
+        request: SessionRequest,
+    ) {
+        self.session(session_id, ctx).do_send(SessionCommand { socket, reply, request });
+    }
+
+    fn start_chat(&mut self, ctx: &mut Context<Self>, chat: NewChat) {
+        let mut session_id = Uuid::new_v4();
+        while self.sessions.contains_key(&session_id) {
+            session_id = Uuid::new_v4();
+        }
+        let addr =
+            SessionActor::new(session_id, self.services.clone(), ctx.address(), self.queue.clone(), Some(chat)).start();
+        self.sessions.insert(session_id, addr);
+    }
+
+    /// Closes sessions whose customer has been away longer than allowed.
+    fn sweep_abandoned(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.services.pool.clone();
+        let before = Utc::now()
+            - chrono::Duration::from_std(self.services.timing.abandon_after).unwrap_or(chrono::Duration::MAX);
+        let find = async move {
+            db::run(&pool, async |conn| queries::sessions::quiet_since(conn, before, ABANDON_SWEEP_BATCH).await).await
+        };
+        ctx.spawn(find.into_actor(self).map(|outcome, act, ctx| match outcome {
+            Ok(quiet) => {
+                for session_id in quiet {
+                    act.session(session_id, ctx).do_send(CloseIfAbandoned);
+                }
+            }
+            Err(error) => log::warn!("abandonment sweep skipped: {error}"),
+        }));
+    }
+}
+
+impl Actor for SessionRegistry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        ctx.run_interval(self.services.timing.abandon_sweep, |act, ctx| act.sweep_abandoned(ctx));
+    }
+}
+
+impl Handler<RegisterSocket> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, RegisterSocket(socket): RegisterSocket, _: &mut Self::Context) {
+        self.sockets.insert(socket.id, socket);
+    }
+}
+
+impl Handler<SocketClosed> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, SocketClosed { socket_id, caller, sessions }: SocketClosed, _: &mut Self::Context) {
+        self.sockets.remove(&socket_id);
+        for session_id in sessions {
+            if let Some(addr) = self.sessions.get(&session_id) {
+                addr.do_send(Detach { socket_id });
+            }
+        }
+        if caller.role != Role::Customer {
+            if let Some(addr) = self.agents.get(&caller.user_id) {
+                addr.do_send(AgentSocketGone { socket_id });
+            }
+        }
+    }
+}
+
+impl Handler<FromCustomer> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, FromCustomer { socket, reply, request }: FromCustomer, ctx: &mut Self::Context) {
+        match request {
+            CustomerRequest::StartChat(request) => self.start_chat(ctx, NewChat { socket, reply, request }),
+            CustomerRequest::SendMessage(send) => {
+                self.route_to_session(ctx, send.session_id, socket, reply, SessionRequest::Send(send))
+            }
+            CustomerRequest::RequestAgent(request) => self.route_to_session(
+                ctx,
+                request.session_id,
+                socket,
+                reply,
+                SessionRequest::RequestAgent { reason: request.reason },
+            ),
+            CustomerRequest::Typing(target) => {
+                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::Typing)
+            }
+            CustomerRequest::StopTyping(target) => {
+                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::StopTyping)
+            }
+            CustomerRequest::MarkRead(mark) => self.route_to_session(
+                ctx,
+                mark.session_id,
+                socket,
+                reply,
+                SessionRequest::MarkRead { up_to_seq: mark.up_to_seq },
+            ),
+            CustomerRequest::Resume(resume) => self.route_to_session(
+                ctx,
+                resume.session_id,
+                socket,
+                reply,
+                SessionRequest::Resume { after_seq: resume.after_seq.unwrap_or(0) },
+            ),
+            CustomerRequest::EndChat(target) => {
+                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::End)
+            }
+        }
+    }
+}
+
+impl Handler<FromAgent> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, FromAgent { socket, reply, request }: FromAgent, ctx: &mut Self::Context) {
+        let agent_id = socket.caller.user_id;
+        match request {
+            AgentRequest::Join(join) => {
+                self.agent(agent_id, ctx).do_send(AgentJoin { socket, reply, max_concurrent: join.max_concurrent })
+            }
+            AgentRequest::SetStatus(set) => {
+                self.agent(agent_id, ctx).do_send(AgentSetStatus { socket, reply, status: set.status.into() })
+            }
+            AgentRequest::PickupSession(target) => {
+                self.queue.do_send(Pickup { agent_id, session_id: target.session_id, socket_id: socket.id, reply })
+            }
+            AgentRequest::SendMessage(send) => {
+                self.route_to_session(ctx, send.session_id, socket, reply, SessionRequest::Send(send))
+            }
+            AgentRequest::Typing(target) => {
+                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::Typing)
+            }
+            AgentRequest::StopTyping(target) => {
+                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::StopTyping)
+            }
+            AgentRequest::MarkRead(mark) => self.route_to_session(
+                ctx,
+                mark.session_id,
+                socket,
+                reply,
+                SessionRequest::MarkRead { up_to_seq: mark.up_to_seq },
+            ),
+            AgentRequest::Transfer(transfer) => self.route_to_session(
+                ctx,
+                transfer.session_id,
+                socket,
+                reply,
+                SessionRequest::Transfer {
+                    to_agent_id: transfer.to_agent_id,
+                    priority: transfer.priority,
+                    reason: transfer.reason,
+                },
+            ),
+            AgentRequest::CloseSession(close) => self.route_to_session(
+                ctx,
+                close.session_id,
+                socket,
+                reply,
+                SessionRequest::Close { resolved: close.resolved, notes: close.notes },
+            ),
+        }
+    }
+}
+
+impl<M> Handler<ToSession<M>> for SessionRegistry
+where
+    M: Message<Result = ()> + Send + 'static,
+    SessionActor: Handler<M>,
+{
+    type Result = ();
+
+    fn handle(&mut self, ToSession { session_id, wake, message }: ToSession<M>, ctx: &mut Self::Context) {
+        if wake {
+            self.session(session_id, ctx).do_send(message);
+        } else if let Some(addr) = self.sessions.get(&session_id) {
+            addr.do_send(message);
+        }
+    }
+}
+
+impl<M> Handler<ToAgent<M>> for SessionRegistry
+where
+    M: Message<Result = ()> + Send + 'static,
+    AgentActor: Handler<M>,
+{
+    type Result = ();
+
+    fn handle(&mut self, ToAgent { agent_id, message }: ToAgent<M>, ctx: &mut Self::Context) {
+        self.agent(agent_id, ctx).do_send(message);
+    }
+}
+
+impl Handler<EnsureAgents> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, EnsureAgents(agent_ids): EnsureAgents, ctx: &mut Self::Context) {
+        for agent_id in agent_ids {
+            self.agent(agent_id, ctx);
+        }
+    }
+}
+
+impl Handler<SessionIdle> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, SessionIdle { session_id, addr }: SessionIdle, _: &mut Self::Context) {
+        if self.sessions.get(&session_id) == Some(&addr) {
+            self.sessions.remove(&session_id);
+            addr.do_send(Retire);
+        }
+    }
+}
+
+impl Handler<SessionStopped> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, SessionStopped { session_id, addr }: SessionStopped, _: &mut Self::Context) {
+        if self.sessions.get(&session_id) == Some(&addr) {
+            self.sessions.remove(&session_id);
+        }
+    }
+}
+
+impl Handler<CloseAllSockets> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseAllSockets, _: &mut Self::Context) {
+        for socket in self.sockets.values() {
+            socket.outbox.tell(crate::bus::Outbound::Close("the server is restarting".to_owned()));
+        }
+    }
+}

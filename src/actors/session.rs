@@ -1,0 +1,992 @@
+//! One actor per live chat session. It owns the session's state, its
+//! participants' sockets and the bot's turn; every event about the session
+//! reaches its sockets from here, in one order, so a resume sees no gap and
+//! no duplicate. It is started on demand by the registry, rebuilds itself
+//! from PostgreSQL, and retires when nobody has used it for a while.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix::prelude::*;
+use uuid::Uuid;
+
+use crate::actors::messages::*;
+use crate::actors::persistence::PersistMessage;
+use crate::actors::queue::QueueActor;
+use crate::actors::registry::SessionRegistry;
+use crate::actors::Services;
+use crate::bots::{BotReply, BotTurn};
+use crate::bus::Outbound;
+use crate::db::models::{ChatMessage, ChatSession, NewChatMessage, NewChatSession};
+use crate::db::queries::messages::Persisted;
+use crate::db::{self, queries};
+use crate::domain::{Priority, Role, SenderType, SessionStatus};
+use crate::error::{AppError, ErrorCode};
+use crate::protocol::client::StartChat;
+use crate::protocol::server::{MessageView, ServerEvent, SessionView};
+use diesel_async::AsyncConnection;
+
+/// How many misunderstood messages in a row send the customer to a person.
+const BOT_MISSES_BEFORE_HANDOFF: u32 = 2;
+
+enum State {
+    Loading,
+    Ready(Box<Loaded>),
+    /// The session does not exist (or could not be loaded): every request gets this error.
+    Missing(AppError),
+}
+
+struct Loaded {
+    session: ChatSession,
+    customer_name: String,
+    agent_name: Option<String>,
+}
+
+/// A chat being created by `customer:start_chat`.
+pub struct NewChat {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub request: StartChat,
+}
+
+pub struct SessionActor {
+    id: Uuid,
+    services: Services,
+    registry: Addr<SessionRegistry>,
+    queue: Addr<QueueActor>,
+    state: State,
+    new_chat: Option<NewChat>,
+    participants: HashMap<SocketId, SocketHandle>,
+    typing: HashMap<Uuid, SpawnHandle>,
+    bot_misses: u32,
+    agent_has_replied: bool,
+    idle_timer: Option<SpawnHandle>,
+}
+
+impl SessionActor {
+    pub fn new(
+        id: Uuid,
+        services: Services,
+        registry: Addr<SessionRegistry>,
+        queue: Addr<QueueActor>,
+        new_chat: Option<NewChat>,
+    ) -> Self {
+        SessionActor {
+            id,
+            services,
+            registry,
+            queue,
+            state: State::Loading,
+            new_chat,
+            participants: HashMap::new(),
+            typing: HashMap::new(),
+            bot_misses: 0,
+            agent_has_replied: false,
+            idle_timer: None,
+        }
+    }
+
+    fn loaded(&self) -> Result<&Loaded, AppError> {
+        match &self.state {
+            State::Ready(loaded) => Ok(loaded),
+            State::Missing(error) => Err(error.clone()),
+            State::Loading => Err(AppError::new(ErrorCode::Internal, "the session is still loading")),
+        }
+    }
+
+    fn loaded_mut(&mut self) -> Option<&mut Loaded> {
+        match &mut self.state {
+            State::Ready(loaded) => Some(loaded),
+            _ => None,
+        }
+    }
+
+    fn status(&self) -> Option<SessionStatus> {
+        self.loaded().ok().map(|loaded| loaded.session.status)
+    }
+
+    /// Customers reach their own sessions, agents the ones assigned to them, admins all.
+    fn check_access(&self, caller: &Caller) -> Result<&Loaded, AppError> {
+        let loaded = self.loaded()?;
+        let allowed = match caller.role {
+            Role::Customer => loaded.session.customer_id == caller.user_id,
+            Role::Agent => loaded.session.assigned_agent_id == Some(caller.user_id),
+            Role::Admin => true,
+        };
+        if allowed {
+            Ok(loaded)
+        } else {
+            Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"))
+        }
+    }
+
+    fn check_open(&self, caller: &Caller) -> Result<&Loaded, AppError> {
+        let loaded = self.check_access(caller)?;
+        if loaded.session.status == SessionStatus::Closed {
+            return Err(AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
+        }
+        Ok(loaded)
+    }
+
+    fn view(&self) -> Option<SessionView> {
+        self.loaded()
+            .ok()
+            .map(|loaded| SessionView::new(&loaded.session, &loaded.customer_name, loaded.agent_name.as_deref()))
+    }
+
+    // ---- delivery ----
+
+    fn deliver(&self, event: &ServerEvent, except: Option<SocketId>) {
+        let frame = event.frame(None);
+        for (id, socket) in &self.participants {
+            if Some(*id) != except {
+                socket.outbox.send(frame.clone());
+            }
+        }
+    }
+
+    fn deliver_to(&self, role: Role, event: &ServerEvent) {
+        let frame = event.frame(None);
+        for socket in self.participants.values().filter(|socket| socket.caller.role == role) {
+            socket.outbox.send(frame.clone());
+        }
+    }
+
+    fn attach(&mut self, socket: &SocketHandle, ctx: &mut Context<Self>) {
+        if self.participants.insert(socket.id, socket.clone()).is_none() {
+            socket.outbox.tell(Outbound::Attached(self.id));
+        }
+        if let Some(timer) = self.idle_timer.take() {
+            ctx.cancel_future(timer);
+        }
+    }
+
+    fn detach_agents(&mut self) {
+        let session_id = self.id;
+        self.participants.retain(|_, socket| {
+            let keep = socket.caller.role != Role::Agent;
+            if !keep {
+                socket.outbox.tell(Outbound::Detached(session_id));
+            }
+            keep
+        });
+    }
+
+    fn has_customer(&self) -> bool {
+        self.participants.values().any(|socket| socket.caller.role == Role::Customer)
+    }
+
+    /// With no participants, asks the registry to retire this actor after a quiet spell.
+    fn schedule_idle(&mut self, ctx: &mut Context<Self>) {
+        if !self.participants.is_empty() || self.idle_timer.is_some() {
+            return;
+        }
+        let after = match self.status() {
+            Some(SessionStatus::Closed) | None => self.services.timing.closed_session_idle,
+            Some(_) => self.services.timing.session_idle,
+        };
+        self.idle_timer = Some(ctx.run_later(after, |act, ctx| {
+            act.idle_timer = None;
+            if act.participants.is_empty() {
+                act.registry.do_send(SessionIdle { session_id: act.id, addr: ctx.address() });
+            }
+        }));
+    }
+
+    // ---- messages ----
+
+    fn remember(&mut self, message: &ChatMessage) {
+        if let Some(loaded) = self.loaded_mut() {
+            if message.seq > loaded.session.last_seq {
+                loaded.session.message_count += (message.seq - loaded.session.last_seq) as i32;
+                loaded.session.last_seq = message.seq;
+            }
+            loaded.session.last_activity = message.created_at;
+        }
+    }
+
+    /// Stores a message and, once committed, hands the outcome to `then`.
+    fn persist<F>(&mut self, ctx: &mut Context<Self>, message: NewChatMessage, then: F)
+    where
+        F: FnOnce(&mut Self, &mut Context<Self>, Result<Persisted, AppError>) + 'static,
+    {
+        let writer = self.services.writer.clone();
+        let write = async move {
+            writer.send(PersistMessage(message)).await.unwrap_or_else(|_| {
+                Err(AppError::new(ErrorCode::DatabaseUnavailable, "the message writer is not running"))
+            })
+        };
+        ctx.wait(write.into_actor(self).map(move |outcome, act, ctx| {
+            if let Ok(persisted) = &outcome {
+                act.remember(&persisted.message);
+            }
+            then(act, ctx, outcome)
+        }));
+    }
+
+    /// Posts a message from the system or the bot and shows it to everyone.
+    fn post<F>(&mut self, ctx: &mut Context<Self>, message: NewChatMessage, sender_name: Option<String>, then: F)
+    where
+        F: FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    {
+        self.persist(ctx, message, move |act, ctx, outcome| {
+            match outcome {
+                Ok(persisted) => {
+                    act.deliver(&ServerEvent::MessageReceived(MessageView::new(&persisted.message, sender_name)), None)
+                }
+                Err(error) => log::error!("session {}: an automatic message was not stored: {error}", act.id),
+            }
+            then(act, ctx)
+        });
+    }
+
+    fn post_system(&mut self, ctx: &mut Context<Self>, text: String) {
+        let message = NewChatMessage {
+            message_type: "system".to_owned(),
+            ..NewChatMessage::text(self.id, SenderType::System, None, text)
+        };
+        self.post(ctx, message, None, |_, _| {});
+    }
+
+    fn bot_message(&self, reply: &BotReply) -> NewChatMessage {
+        NewChatMessage {
+            intent: reply.intent.clone(),
+            confidence: Some(reply.confidence),
+            ..NewChatMessage::text(self.id, SenderType::Bot, None, reply.content.clone())
+        }
+    }
+
+    // ---- the session's life ----
+
+    fn create(&mut self, ctx: &mut Context<Self>, chat: NewChat) {
+        let pool = self.services.pool.clone();
+        let new_session = NewChatSession {
+            id: self.id,
+            customer_id: chat.socket.caller.user_id,
+            priority: chat.request.priority.unwrap_or(Priority::Normal),
+            bot_context: chat.request.bot_context.clone(),
+            metadata: serde_json::Value::Object(chat.request.metadata.clone().unwrap_or_default()),
+        };
+        let insert = async move {
+            let mut conn = pool.get().await?;
+            let session = conn.transaction(async |conn| queries::sessions::insert(conn, &new_session).await).await?;
+            Ok::<_, AppError>(session)
+        };
+        ctx.wait(insert.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Ok(session) => {
+                let customer_name = chat.socket.caller.name.to_string();
+                act.state =
+                    State::Ready(Box::new(Loaded { session, customer_name: customer_name.clone(), agent_name: None }));
+                let view = act.view().expect("just loaded");
+                chat.reply.send(&ServerEvent::SessionCreated {
+                    session_id: act.id,
+                    status: SessionStatus::Bot,
+                    session: view,
+                });
+                act.attach(&chat.socket, ctx);
+                let greeting = act.services.bot.greeting(&customer_name, chat.request.bot_context.as_deref());
+                let message = act.bot_message(&greeting);
+                let name = act.services.bot.name().to_owned();
+                act.post(ctx, message, Some(name), |_, _| {});
+            }
+            Err(error) => {
+                chat.reply.fail(&error);
+                act.state =
+                    State::Missing(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"));
+                ctx.stop();
+            }
+        }));
+    }
+
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let load = async move { db::run(&pool, async |conn| queries::sessions::find_with_names(conn, id).await).await };
+        ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
+            act.state = match outcome {
+                Ok(Some((session, customer_name, agent_name))) => {
+                    State::Ready(Box::new(Loaded { session, customer_name, agent_name }))
+                }
+                Ok(None) => {
+                    State::Missing(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"))
+                }
+                Err(error) => {
+                    log::error!("session {id} could not be loaded: {error}");
+                    State::Missing(error)
+                }
+            };
+            if matches!(act.state, State::Missing(_)) {
+                // Answer whatever is already queued, then make way for a fresh attempt.
+                act.schedule_retire_soon(ctx);
+            }
+        }));
+    }
+
+    fn schedule_retire_soon(&mut self, ctx: &mut Context<Self>) {
+        ctx.run_later(std::time::Duration::from_millis(50), |act, ctx| {
+            act.registry.do_send(SessionIdle { session_id: act.id, addr: ctx.address() });
+        });
+    }
+
+    fn send_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        socket: SocketHandle,
+        reply: Reply,
+        send: crate::protocol::client::SendMessage,
+    ) {
+        let (status, sender_type) = match self.check_open(&socket.caller) {
+            Ok(loaded) => (
+                loaded.session.status,
+                match socket.caller.role {
+                    Role::Customer => SenderType::Customer,
+                    Role::Agent | Role::Admin => SenderType::Agent,
+                },
+            ),
+            Err(error) => return reply.fail(&error),
+        };
+        self.attach(&socket, ctx);
+        let text = send.content.as_str().to_owned();
+        let message =
+            NewChatMessage::text(self.id, sender_type, Some(socket.caller.user_id), send.content.into_string())
+                .with_client_msg_id(send.client_msg_id);
+        self.persist(ctx, message, move |act, ctx, outcome| {
+            let persisted = match outcome {
+                Ok(persisted) => persisted,
+                Err(error) => return reply.fail(&error),
+            };
+            let stored = &persisted.message;
+            reply.send(&ServerEvent::MessageSent {
+                session_id: stored.session_id,
+                message_id: stored.id,
+                seq: stored.seq,
+                client_msg_id: stored.client_msg_id.clone().unwrap_or_default(),
+                created_at: stored.created_at,
+            });
+            if persisted.resent {
+                return;
+            }
+            let view = MessageView::new(stored, Some(socket.caller.name.to_string()));
+            act.deliver(&ServerEvent::MessageReceived(view), Some(socket.id));
+            act.stop_typing(ctx, &socket.caller, Some(socket.id));
+            match (sender_type, status) {
+                (SenderType::Customer, SessionStatus::Bot) => act.bot_turn(ctx, text),
+                (SenderType::Customer, SessionStatus::Waiting) => {
+                    act.queue.do_send(Preview { session_id: act.id, text });
+                }
+                (SenderType::Agent, _) if !act.agent_has_replied => {
+                    act.agent_has_replied = true;
+                    let pool = act.services.pool.clone();
+                    let id = act.id;
+                    ctx.spawn(
+                        async move {
+                            if let Err(error) =
+                                db::run(&pool, async |conn| queries::analytics::first_response(conn, id).await).await
+                            {
+                                log::warn!("session {id}: first response time not recorded: {error}");
+                            }
+                        }
+                        .into_actor(act),
+                    );
+                }
+                _ => {}
+            }
+        });
+    }
+
+    fn bot_turn(&mut self, ctx: &mut Context<Self>, text: String) {
+        let Ok(loaded) = self.loaded() else { return };
+        let customer_name = loaded.customer_name.clone();
+        let bot_context = loaded.session.bot_context.clone();
+        let answer = self.services.bot.reply(BotTurn {
+            customer_name: &customer_name,
+            bot_context: bot_context.as_deref(),
+            text: &text,
+        });
+        ctx.wait(answer.into_actor(self).map(|reply, act, ctx| {
+            if act.status() != Some(SessionStatus::Bot) {
+                return;
+            }
+            act.bot_misses = if reply.understood { 0 } else { act.bot_misses + 1 };
+            let handoff = if reply.handoff {
+                Some("customer_asked")
+            } else if act.bot_misses >= BOT_MISSES_BEFORE_HANDOFF {
+                Some("bot_could_not_help")
+            } else {
+                None
+            };
+            let message = act.bot_message(&reply);
+            let name = act.services.bot.name().to_owned();
+            act.post(ctx, message, Some(name), move |act, ctx| {
+                if let Some(reason) = handoff {
+                    act.hand_off(ctx, Some(reason.to_owned()), None);
+                }
+            });
+        }));
+    }
+
+    /// Puts the session in the queue for a person; `request` is the customer's own ask.
+    fn hand_off(&mut self, ctx: &mut Context<Self>, reason: Option<String>, request: Option<(SocketId, Reply)>) {
+        let Ok(loaded) = self.loaded() else { return };
+        let enqueue = Enqueue {
+            session_id: self.id,
+            priority: loaded.session.priority,
+            reason,
+            customer_name: loaded.customer_name.clone(),
+            preview: None,
+        };
+        let queue = self.queue.clone();
+        let asked = async move {
+            queue
+                .send(enqueue)
+                .await
+                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
+        };
+        ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| {
+            let position = match outcome {
+                Ok(position) => position,
+                Err(error) => {
+                    log::error!("session {}: handoff failed: {error}", act.id);
+                    if let Some((_, reply)) = request {
+                        reply.fail(&error);
+                    }
+                    return;
+                }
+            };
+            if let Some(loaded) = act.loaded_mut() {
+                loaded.session.status = SessionStatus::Waiting;
+                loaded.session.assigned_agent_id = None;
+                loaded.agent_name = None;
+            }
+            act.bot_misses = 0;
+            let changed = ServerEvent::StatusChanged {
+                session_id: act.id,
+                status: SessionStatus::Waiting,
+                agent_name: None,
+                queue_position: Some(position),
+            };
+            let requester = request.as_ref().map(|(socket_id, _)| *socket_id);
+            act.deliver(&changed, requester);
+            if let Some((_, reply)) = request {
+                reply.send(&changed);
+            }
+            act.post_system(
+                ctx,
+                format!("You're number {position} in the queue. A member of our team will be with you shortly."),
+            );
+        }));
+    }
+
+    fn resume(&mut self, ctx: &mut Context<Self>, socket: SocketHandle, reply: Reply, after_seq: i64) {
+        if let Err(error) = self.check_access(&socket.caller) {
+            return reply.fail(&error);
+        }
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let load = async move {
+            db::run(&pool, async |conn| queries::messages::after_seq_with_names(conn, id, after_seq).await).await
+        };
+        ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Ok(rows) => {
+                let bot_name = act.services.bot.name().to_owned();
+                let messages =
+                    rows.iter().map(|(message, name)| act.message_view(message, name.clone(), &bot_name)).collect();
+                let Some(session) = act.view() else { return reply.fail(&AppError::not_found("session")) };
+                reply.send(&ServerEvent::SessionResumed { session, messages });
+                act.attach(&socket, ctx);
+            }
+            Err(error) => reply.fail(&error),
+        }));
+    }
+
+    fn message_view(&self, message: &ChatMessage, user_name: Option<String>, bot_name: &str) -> MessageView {
+        let name = match message.sender_type {
+            SenderType::Bot => Some(bot_name.to_owned()),
+            SenderType::System => None,
+            SenderType::Customer | SenderType::Agent => user_name,
+        };
+        MessageView::new(message, name)
+    }
+
+    /// Sends the whole history to an assigned agent's sockets, then keeps them in step.
+    fn welcome_agent_sockets(
+        &mut self,
+        ctx: &mut Context<Self>,
+        sockets: Vec<SocketHandle>,
+        mut pickup: Option<(SocketId, Reply)>,
+    ) {
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let load = async move {
+            db::run(&pool, async |conn| queries::messages::after_seq_with_names(conn, id, 0).await).await
+        };
+        ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
+            let rows = match outcome {
+                Ok(rows) => rows,
+                Err(error) => {
+                    if let Some((_, reply)) = pickup.take() {
+                        reply.fail(&error);
+                    }
+                    return;
+                }
+            };
+            let bot_name = act.services.bot.name().to_owned();
+            let messages: Vec<MessageView> =
+                rows.iter().map(|(message, name)| act.message_view(message, name.clone(), &bot_name)).collect();
+            let Some(session) = act.view() else { return };
+            let event = ServerEvent::SessionAssigned { session_id: act.id, session, messages };
+            let frame = event.frame(None);
+            for socket in &sockets {
+                match pickup.take_if(|(origin, _)| *origin == socket.id) {
+                    Some((_, reply)) => reply.send(&event),
+                    None => socket.outbox.send(frame.clone()),
+                }
+                act.attach(socket, ctx);
+            }
+            if let Some((_, reply)) = pickup.take() {
+                // The socket that picked the session up has closed meanwhile.
+                drop(reply);
+            }
+        }));
+    }
+
+    fn close(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reason: &'static str,
+        resolved: bool,
+        notes: Option<String>,
+        request: Option<(SocketId, Reply)>,
+    ) {
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let write = async move {
+            let mut conn = pool.get().await?;
+            let session = conn
+                .transaction(async |conn| queries::sessions::close(conn, id, reason, resolved, notes.as_deref()).await)
+                .await?;
+            Ok::<_, AppError>(session)
+        };
+        ctx.wait(write.into_actor(self).map(move |outcome, act, ctx| {
+            let session = match outcome {
+                Ok(session) => session,
+                Err(error) => {
+                    if let Some((_, reply)) = request {
+                        reply.fail(&error);
+                    }
+                    return;
+                }
+            };
+            let agent_id = act.loaded().ok().and_then(|loaded| loaded.session.assigned_agent_id);
+            if let Some(loaded) = act.loaded_mut() {
+                loaded.session = session;
+            }
+            for (_, timer) in act.typing.drain() {
+                ctx.cancel_future(timer);
+            }
+            act.queue.do_send(SessionEnded { session_id: id, agent_id });
+            let text = match reason {
+                "abandoned" => "The chat was closed because the customer left.",
+                "customer_ended" => "The customer ended the chat.",
+                _ => "This chat has been closed.",
+            };
+            let message = NewChatMessage {
+                message_type: "system".to_owned(),
+                ..NewChatMessage::text(id, SenderType::System, None, text)
+            };
+            act.post(ctx, message, None, move |act, ctx| {
+                let closed = ServerEvent::SessionClosed { session_id: id, reason: reason.to_owned() };
+                let requester = request.as_ref().map(|(socket_id, _)| *socket_id);
+                act.deliver(&closed, requester);
+                if let Some((_, reply)) = request {
+                    reply.send(&closed);
+                }
+                act.schedule_idle(ctx);
+            });
+        }));
+    }
+
+    fn mark_read(&mut self, ctx: &mut Context<Self>, socket: SocketHandle, reply: Reply, up_to_seq: i64) {
+        let last_seq = match self.check_access(&socket.caller) {
+            Ok(loaded) => loaded.session.last_seq,
+            Err(error) => return reply.fail(&error),
+        };
+        if up_to_seq > last_seq {
+            return reply.fail(&AppError::new(
+                ErrorCode::InvalidPayload,
+                format!("upToSeq {up_to_seq} is past the last message ({last_seq})"),
+            ));
+        }
+        self.attach(&socket, ctx);
+        let pool = self.services.pool.clone();
+        let (id, caller) = (self.id, socket.caller.clone());
+        let write = async move {
+            db::run(&pool, async |conn| {
+                queries::receipts::mark_read(conn, id, caller.user_id, caller.role, up_to_seq).await
+            })
+            .await
+        };
+        ctx.wait(write.into_actor(self).map(move |outcome, act, _| match outcome {
+            Ok(read_to) => {
+                reply.send(&ServerEvent::Ack { event: "mark_read" });
+                let role = if socket.caller.role == Role::Admin { Role::Agent } else { socket.caller.role };
+                act.deliver(
+                    &ServerEvent::MessagesRead { session_id: act.id, role, up_to_seq: read_to },
+                    Some(socket.id),
+                );
+            }
+            Err(error) => reply.fail(&error),
+        }));
+    }
+
+    fn start_typing(&mut self, ctx: &mut Context<Self>, socket: &SocketHandle) {
+        let caller = socket.caller.clone();
+        let event = ServerEvent::UserTyping { session_id: self.id, role: caller.role, name: caller.name.to_string() };
+        self.deliver(&event, Some(socket.id));
+        if let Some(timer) = self.typing.remove(&caller.user_id) {
+            ctx.cancel_future(timer);
+        }
+        let expiry = self.services.timing.typing_timeout;
+        let timer = ctx.run_later(expiry, move |act, _| {
+            act.typing.remove(&caller.user_id);
+            act.deliver(
+                &ServerEvent::TypingStopped { session_id: act.id, role: caller.role, name: caller.name.to_string() },
+                None,
+            );
+        });
+        self.typing.insert(socket.caller.user_id, timer);
+    }
+
+    /// Ends a typing indicator, if one is showing.
+    fn stop_typing(&mut self, ctx: &mut Context<Self>, caller: &Caller, except: Option<SocketId>) {
+        let Some(timer) = self.typing.remove(&caller.user_id) else { return };
+        ctx.cancel_future(timer);
+        let name: &Arc<str> = &caller.name;
+        self.deliver(
+            &ServerEvent::TypingStopped { session_id: self.id, role: caller.role, name: name.to_string() },
+            except,
+        );
+    }
+
+    fn transfer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        socket: SocketHandle,
+        reply: Reply,
+        to_agent: Option<Uuid>,
+        priority: Option<Priority>,
+        reason: Option<String>,
+    ) {
+        let (from_agent, current_priority, customer_name) = match self.check_open(&socket.caller) {
+            Ok(loaded) if loaded.session.status == SessionStatus::Assigned => (
+                loaded.session.assigned_agent_id.unwrap_or(socket.caller.user_id),
+                loaded.session.priority,
+                loaded.customer_name.clone(),
+            ),
+            Ok(_) => {
+                return reply.fail(&AppError::new(ErrorCode::Conflict, "only an assigned session can be transferred"))
+            }
+            Err(error) => return reply.fail(&error),
+        };
+        if to_agent == Some(from_agent) {
+            return reply.fail(&AppError::new(ErrorCode::InvalidPayload, "the session is already yours"));
+        }
+        let request = TransferSession {
+            session_id: self.id,
+            customer_name,
+            from_agent,
+            to_agent,
+            priority: priority.unwrap_or(current_priority),
+            reason: reason.clone(),
+        };
+        let queue = self.queue.clone();
+        let asked = async move {
+            queue
+                .send(request)
+                .await
+                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
+        };
+        ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Ok(TransferOutcome::Queued { position }) => {
+                act.detach_agents();
+                if let Some(loaded) = act.loaded_mut() {
+                    loaded.session.status = SessionStatus::Waiting;
+                    loaded.session.assigned_agent_id = None;
+                    loaded.session.priority = priority.unwrap_or(loaded.session.priority);
+                    loaded.agent_name = None;
+                }
+                reply.send(&ServerEvent::SessionTransferred { session_id: act.id, status: SessionStatus::Waiting, to_agent_id: None });
+                act.deliver(
+                    &ServerEvent::StatusChanged {
+                        session_id: act.id,
+                        status: SessionStatus::Waiting,
+                        agent_name: None,
+                        queue_position: Some(position),
+                    },
+                    None,
+                );
+                act.post_system(ctx, format!("You're being transferred to another member of our team. You're number {position} in the queue."));
+            }
+            Ok(TransferOutcome::Reassigned { agent_id }) => {
+                act.detach_agents();
+                reply.send(&ServerEvent::SessionTransferred {
+                    session_id: act.id,
+                    status: SessionStatus::Assigned,
+                    to_agent_id: Some(agent_id),
+                });
+                // The new agent's AgentAssigned follows from their agent actor.
+            }
+            Err(error) => reply.fail(&error),
+        }));
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(usize::MAX);
+        match self.new_chat.take() {
+            Some(chat) => self.create(ctx, chat),
+            None => self.load(ctx),
+        }
+    }
+
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        for socket in self.participants.values() {
+            socket.outbox.tell(Outbound::Detached(self.id));
+        }
+        self.registry.do_send(SessionStopped { session_id: self.id, addr: ctx.address() });
+    }
+}
+
+impl Handler<SessionCommand> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, SessionCommand { socket, reply, request }: SessionCommand, ctx: &mut Self::Context) {
+        if let Err(error) = self.loaded() {
+            return reply.fail(&error);
+        }
+        match request {
+            SessionRequest::Send(send) => self.send_message(ctx, socket, reply, send),
+            SessionRequest::Resume { after_seq } => self.resume(ctx, socket, reply, after_seq),
+            SessionRequest::Typing => match self.check_open(&socket.caller) {
+                Ok(_) => {
+                    self.attach(&socket, ctx);
+                    self.start_typing(ctx, &socket);
+                    reply.send(&ServerEvent::Ack { event: "typing" });
+                }
+                Err(error) => reply.fail(&error),
+            },
+            SessionRequest::StopTyping => match self.check_access(&socket.caller) {
+                Ok(_) => {
+                    self.stop_typing(ctx, &socket.caller, Some(socket.id));
+                    reply.send(&ServerEvent::Ack { event: "stop_typing" });
+                }
+                Err(error) => reply.fail(&error),
+            },
+            SessionRequest::MarkRead { up_to_seq } => self.mark_read(ctx, socket, reply, up_to_seq),
+            SessionRequest::RequestAgent { reason } => {
+                let (status, agent_name) = match self.check_open(&socket.caller) {
+                    Ok(loaded) => (loaded.session.status, loaded.agent_name.clone()),
+                    Err(error) => return reply.fail(&error),
+                };
+                self.attach(&socket, ctx);
+                match status {
+                    SessionStatus::Bot => self.hand_off(
+                        ctx,
+                        reason.or_else(|| Some("customer_requested".to_owned())),
+                        Some((socket.id, reply)),
+                    ),
+                    SessionStatus::Waiting => {
+                        // Already waiting: say where, change nothing.
+                        let queue = self.queue.clone();
+                        let id = self.id;
+                        ctx.wait(async move { queue.send(PositionOf(id)).await.ok().flatten() }.into_actor(self).map(
+                            move |position, _, _| {
+                                reply.send(&ServerEvent::StatusChanged {
+                                    session_id: id,
+                                    status: SessionStatus::Waiting,
+                                    agent_name: None,
+                                    queue_position: position,
+                                })
+                            },
+                        ));
+                    }
+                    status => reply.send(&ServerEvent::StatusChanged {
+                        session_id: self.id,
+                        status,
+                        agent_name,
+                        queue_position: None,
+                    }),
+                }
+            }
+            SessionRequest::End => match self.check_open(&socket.caller) {
+                Ok(_) => self.close(ctx, "customer_ended", false, None, Some((socket.id, reply))),
+                Err(error) => reply.fail(&error),
+            },
+            SessionRequest::Close { resolved, notes } => match self.check_open(&socket.caller) {
+                Ok(_) => {
+                    let reason = if resolved { "resolved" } else { "closed_by_agent" };
+                    self.close(ctx, reason, resolved, notes, Some((socket.id, reply)))
+                }
+                Err(error) => reply.fail(&error),
+            },
+            SessionRequest::Transfer { to_agent_id, priority, reason } => {
+                self.transfer(ctx, socket, reply, to_agent_id, priority, reason)
+            }
+        }
+    }
+}
+
+impl Handler<Detach> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, Detach { socket_id }: Detach, ctx: &mut Self::Context) {
+        let Some(socket) = self.participants.remove(&socket_id) else { return };
+        if socket.caller.role == Role::Customer && !self.has_customer() {
+            self.stop_typing(ctx, &socket.caller, None);
+            // The abandonment clock starts when the customer's last socket closes.
+            if self.status().is_some_and(|status| status != SessionStatus::Closed) {
+                let pool = self.services.pool.clone();
+                let id = self.id;
+                ctx.spawn(
+                    async move {
+                        if let Err(error) = db::run(&pool, async |conn| queries::sessions::touch(conn, id).await).await
+                        {
+                            log::warn!("session {id}: last activity not recorded: {error}");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+        self.schedule_idle(ctx);
+    }
+}
+
+impl Handler<AgentAssigned> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, assigned: AgentAssigned, ctx: &mut Self::Context) {
+        let AgentAssigned { agent_id, agent_name, sockets, pickup } = assigned;
+        if self.status().is_none_or(|status| status == SessionStatus::Closed) {
+            if let Some((_, reply)) = pickup {
+                reply.fail(&AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
+            }
+            self.queue.do_send(SessionEnded { session_id: self.id, agent_id: Some(agent_id) });
+            return;
+        }
+        if let Some(loaded) = self.loaded_mut() {
+            loaded.session.status = SessionStatus::Assigned;
+            loaded.session.assigned_agent_id = Some(agent_id);
+            loaded.agent_name = Some(agent_name.clone());
+        }
+        self.deliver(
+            &ServerEvent::StatusChanged {
+                session_id: self.id,
+                status: SessionStatus::Assigned,
+                agent_name: Some(agent_name.clone()),
+                queue_position: None,
+            },
+            None,
+        );
+        let message = NewChatMessage {
+            message_type: "system".to_owned(),
+            ..NewChatMessage::text(self.id, SenderType::System, None, format!("{agent_name} joined the chat."))
+        };
+        // The agent's sockets join after the history is sent, so the history
+        // already holds this message and nothing arrives twice.
+        self.post(ctx, message, None, move |act, ctx| act.welcome_agent_sockets(ctx, sockets, pickup));
+    }
+}
+
+impl Handler<AttachAgentSocket> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, AttachAgentSocket { agent_id, socket }: AttachAgentSocket, ctx: &mut Self::Context) {
+        let assigned = self.loaded().ok().is_some_and(|loaded| {
+            loaded.session.assigned_agent_id == Some(agent_id) && loaded.session.status == SessionStatus::Assigned
+        });
+        if assigned {
+            self.welcome_agent_sockets(ctx, vec![socket], None);
+        } else {
+            self.schedule_idle(ctx);
+        }
+    }
+}
+
+impl Handler<QueuePositionChanged> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, QueuePositionChanged { position }: QueuePositionChanged, _: &mut Self::Context) {
+        if self.status() == Some(SessionStatus::Waiting) {
+            self.deliver_to(Role::Customer, &ServerEvent::QueuePosition { session_id: self.id, position });
+        }
+    }
+}
+
+impl Handler<Requeued> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, Requeued { position }: Requeued, ctx: &mut Self::Context) {
+        if self.status() != Some(SessionStatus::Assigned) {
+            return;
+        }
+        self.detach_agents();
+        if let Some(loaded) = self.loaded_mut() {
+            loaded.session.status = SessionStatus::Waiting;
+            loaded.session.assigned_agent_id = None;
+            loaded.agent_name = None;
+        }
+        self.deliver(
+            &ServerEvent::StatusChanged {
+                session_id: self.id,
+                status: SessionStatus::Waiting,
+                agent_name: None,
+                queue_position: Some(position),
+            },
+            None,
+        );
+        self.post_system(
+            ctx,
+            format!("Your agent is no longer available. You're number {position} in the queue for the next one."),
+        );
+    }
+}
+
+impl Handler<CloseIfAbandoned> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CloseIfAbandoned, ctx: &mut Self::Context) {
+        let open = self.status().is_some_and(|status| status != SessionStatus::Closed);
+        if open && !self.has_customer() {
+            log::info!("session {} closed: the customer has been away too long", self.id);
+            self.close(ctx, "abandoned", false, None, None);
+        } else {
+            self.schedule_idle(ctx);
+        }
+    }
+}
+
+impl Handler<Retire> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        // Sockets that attached after the actor asked to retire move to its successor.
+        for (_, socket) in self.participants.drain() {
+            self.registry.do_send(ToSession { session_id: self.id, wake: true, message: Reattach(socket) });
+        }
+        ctx.stop();
+    }
+}
+
+impl Handler<Reattach> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, Reattach(socket): Reattach, ctx: &mut Self::Context) {
+        if self.check_access(&socket.caller).is_ok() {
+            self.attach(&socket, ctx);
+        }
+    }
+}

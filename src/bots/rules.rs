@@ -1,0 +1,150 @@
+//! The built-in bot: keyword intents and an FAQ read from a JSON file. It
+//! needs no network, so a fresh install can chat at once.
+
+use serde::Deserialize;
+
+use super::{Bot, BotFuture, BotReply, BotTurn};
+
+/// The default FAQ, used when no file is configured.
+const DEFAULT_FAQ: &str = include_str!("faq.json");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaqFile {
+    pub name: String,
+    /// `{name}` is replaced by the customer's name.
+    pub greeting: String,
+    pub fallback: String,
+    pub handoff: String,
+    pub handoff_phrases: Vec<String>,
+    pub entries: Vec<FaqEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct FaqEntry {
+    pub intent: String,
+    pub keywords: Vec<String>,
+    pub answer: String,
+}
+
+impl FaqFile {
+    pub fn builtin() -> Result<FaqFile, serde_json::Error> {
+        serde_json::from_str(DEFAULT_FAQ)
+    }
+
+    pub fn load(path: &str) -> Result<FaqFile, String> {
+        let text = std::fs::read_to_string(path).map_err(|error| format!("cannot read {path}: {error}"))?;
+        serde_json::from_str(&text).map_err(|error| format!("{path} is not a valid FAQ file: {error}"))
+    }
+}
+
+pub struct RuleBot {
+    faq: FaqFile,
+}
+
+/// Lower-case words, punctuation dropped, padded with spaces so a phrase
+/// matches only on word boundaries.
+fn normalise(text: &str) -> String {
+    let words: Vec<String> = text
+        .to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|word| !word.is_empty())
+        .map(str::to_owned)
+        .collect();
+    format!(" {} ", words.join(" "))
+}
+
+fn mentions(normalised: &str, phrase: &str) -> bool {
+    normalised.contains(&normalise(phrase))
+}
+
+impl RuleBot {
+    pub fn new(faq: FaqFile) -> Self {
+        RuleBot { faq }
+    }
+
+    fn answer(&self, text: &str) -> BotReply {
+        let normalised = normalise(text);
+        if self.faq.handoff_phrases.iter().any(|phrase| mentions(&normalised, phrase)) {
+            return BotReply {
+                content: self.faq.handoff.clone(),
+                intent: Some("handoff".to_owned()),
+                confidence: 1.0,
+                understood: true,
+                handoff: true,
+            };
+        }
+        let best = self
+            .faq
+            .entries
+            .iter()
+            .map(|entry| (entry, entry.keywords.iter().filter(|keyword| mentions(&normalised, keyword)).count()))
+            .filter(|(_, hits)| *hits > 0)
+            .max_by_key(|(_, hits)| *hits);
+        match best {
+            Some((entry, hits)) => BotReply {
+                content: entry.answer.clone(),
+                intent: Some(entry.intent.clone()),
+                confidence: (0.5 + 0.25 * hits as f32).min(1.0),
+                understood: true,
+                handoff: false,
+            },
+            None => BotReply {
+                content: self.faq.fallback.clone(),
+                intent: None,
+                confidence: 0.0,
+                understood: false,
+                handoff: false,
+            },
+        }
+    }
+}
+
+impl Bot for RuleBot {
+    fn name(&self) -> &str {
+        &self.faq.name
+    }
+
+    fn greeting(&self, customer_name: &str, _bot_context: Option<&str>) -> BotReply {
+        BotReply {
+            content: self.faq.greeting.replace("{name}", customer_name),
+            intent: Some("greeting".to_owned()),
+            confidence: 1.0,
+            understood: true,
+            handoff: false,
+        }
+    }
+
+    fn reply(&self, turn: BotTurn<'_>) -> BotFuture {
+        let reply = self.answer(turn.text);
+        Box::pin(std::future::ready(reply))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bot() -> RuleBot {
+        RuleBot::new(FaqFile::builtin().expect("the built-in FAQ parses"))
+    }
+
+    #[test]
+    fn plain_words_asking_for_a_person_hand_off() {
+        for text in ["I want to talk to a human", "AGENT please", "can I speak to a real person?", "talk to someone"] {
+            assert!(bot().answer(text).handoff, "{text}");
+        }
+        assert!(!bot().answer("where is my package").handoff);
+    }
+
+    #[test]
+    fn faq_questions_get_their_answer_and_nonsense_is_not_understood() {
+        let reply = bot().answer("How long does shipping take?");
+        assert_eq!(reply.intent.as_deref(), Some("shipping"));
+        assert!(reply.understood);
+        let reply = bot().answer("qwerty zxcv");
+        assert!(!reply.understood);
+        // "ship" must not match inside "relationship".
+        assert!(!bot().answer("relationship").understood);
+    }
+}

@@ -1,0 +1,94 @@
+use chrono::Utc;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::models::ChatSession;
+use crate::db::schema::{chat_messages, session_analytics};
+use crate::db::PgConn;
+use crate::domain::SenderType;
+
+/// Notes the first handoff request; later requests keep the first time.
+pub async fn handoff_requested(conn: &mut PgConn, session_id: Uuid) -> QueryResult<()> {
+    diesel::update(session_analytics::table.find(session_id).filter(session_analytics::handoff_requested_at.is_null()))
+        .set((session_analytics::handoff_requested_at.eq(Utc::now()), session_analytics::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Notes the first assignment and how long the customer waited for it.
+pub async fn first_assigned(conn: &mut PgConn, session_id: Uuid) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE session_analytics
+         SET first_assigned_at = now(),
+             wait_ms = (EXTRACT(EPOCH FROM now() - coalesce(handoff_requested_at, now())) * 1000)::bigint,
+             updated_at = now()
+         WHERE session_id = $1 AND first_assigned_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(session_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+/// Notes the first human reply and the time it took from the handoff request.
+pub async fn first_response(conn: &mut PgConn, session_id: Uuid) -> QueryResult<()> {
+    diesel::sql_query(
+        "UPDATE session_analytics
+         SET first_response_at = now(),
+             first_response_ms = (EXTRACT(EPOCH FROM now() - coalesce(handoff_requested_at, now())) * 1000)::bigint,
+             updated_at = now()
+         WHERE session_id = $1 AND first_response_at IS NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(session_id)
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
+pub async fn transferred(conn: &mut PgConn, session_id: Uuid) -> QueryResult<()> {
+    diesel::update(session_analytics::table.find(session_id))
+        .set((
+            session_analytics::was_transferred.eq(true),
+            session_analytics::transfer_count.eq(session_analytics::transfer_count + 1),
+            session_analytics::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Counts the messages by sender and the session's length, at close.
+pub async fn finish(conn: &mut PgConn, session: &ChatSession, resolved: bool) -> QueryResult<()> {
+    let counts: Vec<(SenderType, i64)> = chat_messages::table
+        .filter(chat_messages::session_id.eq(session.id))
+        .group_by(chat_messages::sender_type)
+        .select((chat_messages::sender_type, count_star()))
+        .load(conn)
+        .await?;
+    let count =
+        |sender: SenderType| counts.iter().find(|(kind, _)| *kind == sender).map(|(_, n)| *n as i32).unwrap_or(0);
+    let handed_off: Option<Option<chrono::DateTime<Utc>>> = session_analytics::table
+        .find(session.id)
+        .select(session_analytics::handoff_requested_at)
+        .first(conn)
+        .await
+        .optional()?;
+    let resolved_by_bot = resolved && handed_off.flatten().is_none();
+    let closed_at = session.closed_at.unwrap_or_else(Utc::now);
+    diesel::update(session_analytics::table.find(session.id))
+        .set((
+            session_analytics::customer_messages.eq(count(SenderType::Customer)),
+            session_analytics::bot_messages.eq(count(SenderType::Bot)),
+            session_analytics::agent_messages.eq(count(SenderType::Agent)),
+            session_analytics::system_messages.eq(count(SenderType::System)),
+            session_analytics::duration_ms.eq((closed_at - session.created_at).num_milliseconds()),
+            session_analytics::resolved_by_bot.eq(resolved_by_bot),
+            session_analytics::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

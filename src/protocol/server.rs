@@ -1,0 +1,215 @@
+//! Outbound events. Each is serialised once into a shared `Frame`, however
+//! many sockets it goes to.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::db::models::{ChatMessage, ChatSession};
+use crate::domain::{Presence, Priority, Role, SenderType, SessionStatus};
+use crate::error::{AppError, ErrorCode};
+
+/// One serialised text frame, shared by every socket it is sent to.
+pub type Frame = Arc<str>;
+
+/// A message as both sides see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub session_id: Uuid,
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub sender: SenderType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
+    pub content: String,
+    pub message_type: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl MessageView {
+    pub fn new(message: &ChatMessage, sender_name: Option<String>) -> Self {
+        MessageView {
+            session_id: message.session_id,
+            message_id: message.id,
+            seq: message.seq,
+            sender: message.sender_type,
+            sender_name,
+            content: message.content.clone(),
+            message_type: message.message_type.clone(),
+            created_at: message.created_at,
+        }
+    }
+}
+
+/// A session as its participants see it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub session_id: Uuid,
+    pub status: SessionStatus,
+    pub priority: Priority,
+    pub customer_id: Uuid,
+    pub customer_name: String,
+    pub assigned_agent_id: Option<Uuid>,
+    pub agent_name: Option<String>,
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub bot_context: Option<String>,
+    pub metadata: serde_json::Value,
+    pub is_resolved: bool,
+    pub ended_reason: Option<String>,
+    pub last_seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl SessionView {
+    pub fn new(session: &ChatSession, customer_name: &str, agent_name: Option<&str>) -> Self {
+        SessionView {
+            session_id: session.id,
+            status: session.status,
+            priority: session.priority,
+            customer_id: session.customer_id,
+            customer_name: customer_name.to_owned(),
+            assigned_agent_id: session.assigned_agent_id,
+            agent_name: agent_name.map(str::to_owned),
+            title: session.title.clone(),
+            category: session.category.clone(),
+            bot_context: session.bot_context.clone(),
+            metadata: session.metadata.clone(),
+            is_resolved: session.is_resolved,
+            ended_reason: session.ended_reason.clone(),
+            last_seq: session.last_seq,
+            created_at: session.created_at,
+            closed_at: session.closed_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentView {
+    pub agent_id: Uuid,
+    pub name: String,
+    pub status: Presence,
+    pub max_concurrent: i32,
+    pub active_sessions: Vec<Uuid>,
+}
+
+/// One waiting session on the agents' queue board.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueItem {
+    pub session_id: Uuid,
+    pub priority: Priority,
+    pub reason: Option<String>,
+    pub waiting_since: DateTime<Utc>,
+    pub position: usize,
+    pub customer_name: String,
+    pub preview: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorData {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+/// Everything the server sends. Replies carry the request's `ref`; pushes carry none.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", content = "data")]
+pub enum ServerEvent {
+    #[serde(rename = "session:created", rename_all = "camelCase")]
+    SessionCreated { session_id: Uuid, status: SessionStatus, session: SessionView },
+    #[serde(rename = "message:sent", rename_all = "camelCase")]
+    MessageSent { session_id: Uuid, message_id: Uuid, seq: i64, client_msg_id: String, created_at: DateTime<Utc> },
+    #[serde(rename = "message:received")]
+    MessageReceived(MessageView),
+    #[serde(rename = "status:changed", rename_all = "camelCase")]
+    StatusChanged {
+        session_id: Uuid,
+        status: SessionStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        agent_name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        queue_position: Option<usize>,
+    },
+    #[serde(rename = "queue:position", rename_all = "camelCase")]
+    QueuePosition { session_id: Uuid, position: usize },
+    #[serde(rename = "user_typing", rename_all = "camelCase")]
+    UserTyping { session_id: Uuid, role: Role, name: String },
+    #[serde(rename = "typing_stopped", rename_all = "camelCase")]
+    TypingStopped { session_id: Uuid, role: Role, name: String },
+    #[serde(rename = "messages_read", rename_all = "camelCase")]
+    MessagesRead { session_id: Uuid, role: Role, up_to_seq: i64 },
+    #[serde(rename = "session:resumed", rename_all = "camelCase")]
+    SessionResumed { session: SessionView, messages: Vec<MessageView> },
+    #[serde(rename = "session:closed", rename_all = "camelCase")]
+    SessionClosed { session_id: Uuid, reason: String },
+    #[serde(rename = "session:assigned", rename_all = "camelCase")]
+    SessionAssigned { session_id: Uuid, session: SessionView, messages: Vec<MessageView> },
+    #[serde(rename = "session:released", rename_all = "camelCase")]
+    SessionReleased { session_id: Uuid, reason: String },
+    #[serde(rename = "session:transferred", rename_all = "camelCase")]
+    SessionTransferred {
+        session_id: Uuid,
+        status: SessionStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to_agent_id: Option<Uuid>,
+    },
+    #[serde(rename = "agent:joined", rename_all = "camelCase")]
+    AgentJoined { agent_id: Uuid, agent: AgentView },
+    #[serde(rename = "agent:status", rename_all = "camelCase")]
+    AgentStatus { agent_id: Uuid, status: Presence },
+    #[serde(rename = "queue:update", rename_all = "camelCase")]
+    QueueUpdate { sessions: Vec<QueueItem> },
+    /// The reply to a request that has no event of its own (typing, mark_read).
+    #[serde(rename = "ack", rename_all = "camelCase")]
+    Ack { event: &'static str },
+    #[serde(rename = "error")]
+    Error(ErrorData),
+}
+
+impl ServerEvent {
+    pub fn error(error: &AppError) -> Self {
+        ServerEvent::Error(ErrorData { code: error.code, message: error.message.clone() })
+    }
+
+    /// Serialises the event, with the request's `ref` when it is a reply.
+    pub fn frame(&self, reference: Option<&str>) -> Frame {
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+            reference: Option<&'a str>,
+            #[serde(flatten)]
+            event: &'a ServerEvent,
+        }
+        match serde_json::to_string(&Envelope { reference, event: self }) {
+            Ok(text) => text.into(),
+            Err(error) => {
+                log::error!("cannot serialise an event: {error}");
+                r#"{"event":"error","data":{"code":"internal","message":"internal error"}}"#.into()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_carry_the_ref_and_pushes_do_not() {
+        let event = ServerEvent::QueuePosition { session_id: Uuid::nil(), position: 2 };
+        let reply: serde_json::Value = serde_json::from_str(&event.frame(Some("r9"))).expect("json");
+        assert_eq!(reply["event"], "queue:position");
+        assert_eq!(reply["ref"], "r9");
+        assert_eq!(reply["data"]["position"], 2);
+        let push: serde_json::Value = serde_json::from_str(&event.frame(None)).expect("json");
+        assert!(push.get("ref").is_none());
+    }
+}

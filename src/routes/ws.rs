@@ -1,0 +1,100 @@
+//! WebSocket upgrades: `/ws/customer` and `/ws/agent`, authenticated by the
+//! `token` query parameter before the upgrade.
+
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::web::{self, Bytes};
+use actix_web::{get, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+use futures_util::Stream;
+use serde::Deserialize;
+
+use crate::actors::agent_socket::Agent;
+use crate::actors::customer_socket::Customer;
+use crate::actors::messages::Caller;
+use crate::actors::socket::{Socket, SocketRole, Written, MAX_FRAME_BYTES};
+use crate::db::{self, queries};
+use crate::domain::Role;
+use crate::error::{AppError, ErrorCode};
+use crate::startup::AppState;
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    token: Option<String>,
+}
+
+/// Counts the bytes the HTTP layer takes, which is how far the client has read.
+struct CountedStream<S> {
+    inner: Pin<Box<S>>,
+    written: Written,
+}
+
+impl<S> Stream for CountedStream<S>
+where
+    S: Stream<Item = Result<Bytes, actix_web::Error>>,
+{
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(bytes))) = &polled {
+            self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+async fn caller(state: &AppState, query: &TokenQuery, role: Role) -> Result<Caller, AppError> {
+    let token = query
+        .token
+        .as_deref()
+        .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "the token query parameter is missing"))?;
+    let claims = state.tokens.verify(token, &[role])?;
+    let user = db::run(&state.pool, async |conn| queries::users::find(conn, claims.sub).await).await?;
+    match user {
+        Some(user) if !user.disabled && user.role == role => {
+            Ok(Caller { user_id: user.id, role, name: Arc::from(user.display_name.as_str()) })
+        }
+        _ => Err(AppError::new(ErrorCode::Unauthorized, "this account cannot connect")),
+    }
+}
+
+fn upgrade<R: SocketRole>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    caller: Caller,
+) -> Result<HttpResponse, actix_web::Error> {
+    let mut response = ws::handshake(req)?;
+    let written: Written = Default::default();
+    let socket =
+        Socket::<R>::new(caller, state.registry.clone(), state.gauges.clone(), written.clone(), state.backlog_limit);
+    let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
+    let stream = ws::WebsocketContext::with_codec(socket, payload, codec);
+    Ok(response.streaming(CountedStream { inner: Box::pin(stream), written }))
+}
+
+#[get("/ws/customer")]
+pub async fn customer(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = caller(&state, &query, Role::Customer).await?;
+    upgrade::<Customer>(&req, payload, &state, caller)
+}
+
+#[get("/ws/agent")]
+pub async fn agent(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    query: web::Query<TokenQuery>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = caller(&state, &query, Role::Agent).await?;
+    upgrade::<Agent>(&req, payload, &state, caller)
+}
