@@ -137,7 +137,6 @@ impl Actor for AgentActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         let pool = self.services.pool.clone();
         let id = self.id;
         let load = async move {

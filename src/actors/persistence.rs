@@ -111,11 +111,6 @@ async fn commit_batch(pool: &Pool, batch: &[NewChatMessage]) -> Result<Vec<Reply
 
 impl Actor for MessageWriter {
     type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // Bursts queue in the mailbox rather than being refused.
-        ctx.set_mailbox_capacity(usize::MAX);
-    }
 }
 
 impl Handler<PersistMessage> for MessageWriter {

@@ -207,7 +207,6 @@ impl Actor for QueueActor {
 
     /// Rebuilds the queue and the assignments from PostgreSQL.
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         let pool = self.services.pool.clone();
         let load = async move {
             db::run(&pool, async |conn| {

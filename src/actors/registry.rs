@@ -97,7 +97,6 @@ impl Actor for SessionRegistry {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         ctx.run_interval(self.services.timing.abandon_sweep, |act, ctx| act.sweep_abandoned(ctx));
     }
 }

@@ -60,6 +60,8 @@ pub struct SessionActor {
     typing: HashMap<Uuid, SpawnHandle>,
     bot_misses: u32,
     agent_has_replied: bool,
+    /// The customer's latest words, shown on the agents' queue board.
+    last_customer_text: Option<String>,
     idle_timer: Option<SpawnHandle>,
 }
 
@@ -82,6 +84,7 @@ impl SessionActor {
             typing: HashMap::new(),
             bot_misses: 0,
             agent_has_replied: false,
+            last_customer_text: None,
             idle_timer: None,
         }
     }
@@ -366,6 +369,9 @@ impl SessionActor {
             if persisted.resent {
                 return;
             }
+            if sender_type == SenderType::Customer {
+                act.last_customer_text = Some(text.clone());
+            }
             let view = MessageView::new(stored, Some(socket.caller.name.to_string()));
             act.deliver(&ServerEvent::MessageReceived(view), Some(socket.id));
             act.stop_typing(ctx, &socket.caller, Some(socket.id));
@@ -433,7 +439,7 @@ impl SessionActor {
             priority: loaded.session.priority,
             reason,
             customer_name: loaded.customer_name.clone(),
-            preview: None,
+            preview: self.last_customer_text.clone(),
         };
         let queue = self.queue.clone();
         let asked = async move {
@@ -745,7 +751,6 @@ impl Actor for SessionActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         match self.new_chat.take() {
             Some(chat) => self.create(ctx, chat),
             None => self.load(ctx),

@@ -111,7 +111,6 @@ impl<R: SocketRole> Actor for Socket<R> {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(usize::MAX);
         self.gauges.connection_opened(R::NAME);
         let handle = self.handle(ctx);
         self.registry.do_send(RegisterSocket(handle));

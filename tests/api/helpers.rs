@@ -159,7 +159,7 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
         .env("JWT_SECRET", JWT_SECRET)
         .env("BIND", "127.0.0.1:0")
         .env("WORKERS", "1")
-        .env("RUST_LOG", "info,switchboard=debug")
+        .env("RUST_LOG", "info,switchboard=debug,actix_web=info")
         .env("STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
         .env("DATABASE_CONNECT_TIMEOUT_MS", "1000");
     for (key, value) in &options.env {
@@ -219,5 +219,232 @@ impl TestApp {
             .await
             .expect("the server exits after SIGTERM")
             .expect("wait for the server")
+    }
+}
+
+// ---- people and their sockets ----
+
+/// A signed-in person: their id, name and token.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub user_id: Uuid,
+    pub name: String,
+    pub token: String,
+}
+
+impl TestApp {
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.address)).json(body).send().await.expect("request sent")
+    }
+
+    /// A visitor token, as the widget gets one.
+    pub async fn visitor(&self, name: &str) -> Person {
+        let response = self.post_json("/api/auth/visitor", &serde_json::json!({ "name": name })).await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        Person {
+            user_id: body["userId"].as_str().and_then(|id| id.parse().ok()).expect("userId"),
+            name: name.to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Creates an agent with `switchboard user add` and signs them in.
+    pub async fn agent(&self, username: &str, max_chats: u32) -> Person {
+        self.staff(username, "agent", max_chats).await
+    }
+
+    pub async fn staff(&self, username: &str, role: &str, max_chats: u32) -> Person {
+        use tokio::io::AsyncWriteExt;
+        let display_name = capitalised(username);
+        let mut child = binary()
+            .args(["user", "add", username, "--role", role, "--password-stdin", "--display-name", &display_name])
+            .args(["--max-chats", &max_chats.to_string()])
+            .env("DATABASE_URL", &self.db.url)
+            .env("RUST_LOG", "off")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run user add");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"correct-horse-battery\n").await.expect("write the password");
+        drop(stdin);
+        let output = child.wait_with_output().await.expect("user add finished");
+        assert!(output.status.success(), "user add failed: {}", String::from_utf8_lossy(&output.stderr));
+        let response = self
+            .post_json("/auth/login", &serde_json::json!({ "username": username, "password": "correct-horse-battery" }))
+            .await;
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let body: serde_json::Value = response.json().await.expect("JSON");
+        Person {
+            user_id: body["userId"].as_str().and_then(|id| id.parse().ok()).expect("userId"),
+            name: display_name,
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    pub fn ws_url(&self, path: &str, token: &str) -> String {
+        format!("{}{path}?token={token}", self.address.replacen("http://", "ws://", 1))
+    }
+
+    pub async fn customer_socket(&self, person: &Person) -> WsClient {
+        WsClient::connect(&self.ws_url("/ws/customer", &person.token)).await.expect("customer socket opens")
+    }
+
+    pub async fn agent_socket(&self, person: &Person) -> WsClient {
+        WsClient::connect(&self.ws_url("/ws/agent", &person.token)).await.expect("agent socket opens")
+    }
+
+    /// Stops the server with SIGTERM and starts a new one on the same database.
+    pub async fn restart(self) -> TestApp {
+        let TestApp { mut child, db, .. } = self;
+        let pid = child.id().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+        let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("exits").expect("wait");
+        assert!(status.success(), "the server did not stop cleanly: {status:?}");
+        start_server(db, &AppOptions::default()).await
+    }
+}
+
+fn capitalised(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map(|first| first.to_uppercase().collect::<String>() + chars.as_str()).unwrap_or_default()
+}
+
+/// How long a test waits for an event before it fails.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client as the widget or the dashboard would use it: it sends
+/// frames, matches replies by `ref` and keeps pushes until a test asks.
+pub struct WsClient {
+    socket: Socket,
+    buffered: std::collections::VecDeque<serde_json::Value>,
+    next_ref: u64,
+    pub closed: Option<Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>>,
+}
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
+        let (socket, _) = tokio_tungstenite::connect_async(url).await?;
+        Ok(WsClient { socket, buffered: Default::default(), next_ref: 0, closed: None })
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        use futures_util::SinkExt;
+        self.socket.send(tokio_tungstenite::tungstenite::Message::text(text.into())).await.expect("the frame is sent");
+    }
+
+    /// Sends an event with a fresh `ref` and returns the ref.
+    pub async fn send(&mut self, event: &str, data: serde_json::Value) -> String {
+        self.next_ref += 1;
+        let reference = format!("r{}", self.next_ref);
+        let frame = serde_json::json!({ "event": event, "ref": reference, "data": data });
+        self.send_text(frame.to_string()).await;
+        reference
+    }
+
+    async fn read(&mut self) -> Option<serde_json::Value> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            match self.socket.next().await {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).expect("frames are JSON")),
+                Some(Ok(Message::Close(frame))) => {
+                    self.closed = Some(frame);
+                    return None;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => {
+                    self.closed.get_or_insert(None);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Waits for the first frame that `matches`, keeping the others for later.
+    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        if let Some(index) = self.buffered.iter().position(&matches) {
+            return self.buffered.remove(index).expect("present");
+        }
+        let found = tokio::time::timeout(EVENT_TIMEOUT, async {
+            while let Some(frame) = self.read().await {
+                if matches(&frame) {
+                    return Some(frame);
+                }
+                self.buffered.push_back(frame);
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("the socket closed while waiting for {what}; had {:?}", self.buffered),
+            Err(_) => panic!("no {what} within {EVENT_TIMEOUT:?}; had {:?}", self.buffered),
+        }
+    }
+
+    /// The reply to the request sent with `reference`.
+    pub async fn reply(&mut self, reference: &str) -> serde_json::Value {
+        self.wait_for(&format!("the reply to {reference}"), |frame| frame["ref"] == reference).await
+    }
+
+    /// Sends a request and returns its reply.
+    pub async fn request(&mut self, event: &str, data: serde_json::Value) -> serde_json::Value {
+        let reference = self.send(event, data).await;
+        self.reply(&reference).await
+    }
+
+    /// Sends a request and returns its reply's data, failing on an error reply.
+    pub async fn ok(&mut self, event: &str, expected: &str, data: serde_json::Value) -> serde_json::Value {
+        let reply = self.request(event, data).await;
+        assert_eq!(reply["event"], expected, "{event} answered {reply}");
+        reply["data"].clone()
+    }
+
+    /// Sends a request that must fail and returns the error code.
+    pub async fn refused(&mut self, event: &str, data: serde_json::Value) -> String {
+        let reply = self.request(event, data).await;
+        assert_eq!(reply["event"], "error", "{event} should fail but answered {reply}");
+        reply["data"]["code"].as_str().expect("an error code").to_owned()
+    }
+
+    /// The next push of `event` (frames without a ref).
+    pub async fn push(&mut self, event: &str) -> serde_json::Value {
+        let frame = self.wait_for(event, |frame| frame["event"] == event && frame.get("ref").is_none()).await;
+        frame["data"].clone()
+    }
+
+    /// Pushes of `event` that arrive within `window`, for checking that
+    /// nothing more (or nothing at all) came.
+    pub async fn pushes_within(&mut self, event: &str, window: Duration) -> Vec<serde_json::Value> {
+        let _ = tokio::time::timeout(window, async {
+            while let Some(frame) = self.read().await {
+                self.buffered.push_back(frame);
+            }
+        })
+        .await;
+        let mut found = Vec::new();
+        self.buffered.retain(|frame| {
+            let matches = frame["event"] == event && frame.get("ref").is_none();
+            if matches {
+                found.push(frame["data"].clone());
+            }
+            !matches
+        });
+        found
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+
+    /// Waits until the server closes the socket and returns its close frame.
+    pub async fn closed_by_server(&mut self) -> Option<tokio_tungstenite::tungstenite::protocol::CloseFrame> {
+        let _ = tokio::time::timeout(EVENT_TIMEOUT, async { while self.read().await.is_some() {} }).await;
+        self.closed.clone().expect("the server closed the socket")
     }
 }

@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod chat_flow;
 mod configuration;
 mod health;
 mod message_writer;
