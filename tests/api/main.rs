@@ -9,4 +9,5 @@ mod configuration;
 mod health;
 mod message_writer;
 mod migrations;
+mod queue;
 mod shutdown;

@@ -1,0 +1,213 @@
+//! Who gets which waiting chat, and when.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, AppOptions, TestApp, WsClient};
+
+/// A customer who has started a chat and asked for a person.
+pub struct Waiting {
+    pub socket: WsClient,
+    pub session_id: String,
+}
+
+pub async fn queued_customer(app: &TestApp, name: &str, priority: &str) -> Waiting {
+    let person = app.visitor(name).await;
+    let mut socket = app.customer_socket(&person).await;
+    let created = socket.ok("customer:start_chat", "session:created", json!({ "priority": priority })).await;
+    let session_id = created["sessionId"].as_str().expect("sessionId").to_owned();
+    let status = socket
+        .ok("customer:request_agent", "status:changed", json!({ "sessionId": session_id, "reason": "billing" }))
+        .await;
+    assert_eq!(status["status"], "waiting");
+    Waiting { socket, session_id }
+}
+
+fn session_ids(board: &Value) -> Vec<String> {
+    board["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .map(|s| s["sessionId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_agent_gets_high_priority_chats_first_oldest_first_then_normal_then_low() {
+    let app = spawn_app().await;
+    let mut queued = Vec::new();
+    // Interleaved, so arrival order alone would give the wrong answer.
+    for (n, priority) in ["low", "normal", "high", "low", "normal", "high", "low", "normal", "high"].iter().enumerate()
+    {
+        let customer = queued_customer(&app, &format!("Customer {n}"), priority).await;
+        queued.push((priority.to_string(), customer));
+    }
+    let expected: Vec<String> = ["high", "normal", "low"]
+        .iter()
+        .flat_map(|wanted| {
+            queued.iter().filter(move |(priority, _)| priority == wanted).map(|(_, c)| c.session_id.clone())
+        })
+        .collect();
+
+    let bob = app.agent("bob", 9).await;
+    let mut agent = app.agent_socket(&bob).await;
+    agent.ok("agent:join", "agent:joined", json!({ "maxConcurrent": 9 })).await;
+    let board = agent.push("queue:update").await;
+    assert_eq!(session_ids(&board), expected, "the board lists the queue in serving order");
+    // Each session actor sends its history when it is ready, so the pushes
+    // may arrive in any order; the queue's decisions are recorded in order.
+    let mut assigned = Vec::new();
+    for _ in 0..9 {
+        assigned.push(agent.push("session:assigned").await["sessionId"].as_str().expect("id").to_owned());
+    }
+    assigned.sort();
+    let mut all = expected.clone();
+    all.sort();
+    assert_eq!(assigned, all, "the agent got all nine");
+
+    let db = app.db.client().await;
+    let order: Vec<String> = db
+        .query("SELECT session_id::text FROM queue_entries ORDER BY assigned_at", &[])
+        .await
+        .expect("entries")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(order, expected, "assignment order: high oldest first, then normal, then low");
+}
+
+#[tokio::test]
+async fn waiting_customers_hear_their_position_move_up() {
+    let app = spawn_app().await;
+    let mut first = queued_customer(&app, "First", "normal").await;
+    let mut second = queued_customer(&app, "Second", "normal").await;
+    let mut urgent = queued_customer(&app, "Urgent", "high").await;
+    assert_eq!(urgent.socket.pushes_within("queue:position", std::time::Duration::from_millis(200)).await.len(), 0);
+    // The urgent chat jumped ahead of both.
+    assert_eq!(first.socket.push("queue:position").await["position"], 2);
+    assert_eq!(second.socket.push("queue:position").await["position"], 3);
+
+    let carol = app.agent("carol", 1).await;
+    let mut agent = app.agent_socket(&carol).await;
+    agent.ok("agent:join", "agent:joined", json!({})).await;
+    assert_eq!(agent.push("session:assigned").await["sessionId"], urgent.session_id.as_str());
+    assert_eq!(urgent.socket.push("status:changed").await["status"], "assigned");
+    assert_eq!(first.socket.push("queue:position").await["position"], 1);
+    assert_eq!(second.socket.push("queue:position").await["position"], 2);
+}
+
+#[tokio::test]
+async fn two_agents_picking_up_the_same_chat_at_once_one_wins_the_other_is_told() {
+    let app = spawn_app().await;
+    let dan = app.agent("dan", 5).await;
+    let eve = app.agent("eve", 5).await;
+    let mut first = app.agent_socket(&dan).await;
+    let mut second = app.agent_socket(&eve).await;
+    for agent in [&mut first, &mut second] {
+        agent.ok("agent:join", "agent:joined", json!({})).await;
+        // Away agents get no automatic assignments, so only pickup can take the chat.
+        agent.ok("agent:set_status", "agent:status", json!({ "status": "away" })).await;
+    }
+    let customer = queued_customer(&app, "Frank", "normal").await;
+
+    let pickup = json!({ "sessionId": customer.session_id });
+    let first_ref = first.send("agent:pickup_session", pickup.clone()).await;
+    let second_ref = second.send("agent:pickup_session", pickup).await;
+    let (a, b) = tokio::join!(first.reply(&first_ref), second.reply(&second_ref));
+    let events = [a["event"].as_str().unwrap_or_default(), b["event"].as_str().unwrap_or_default()];
+    assert!(events.contains(&"session:assigned") && events.contains(&"error"), "{a} / {b}");
+    let (winner, loser) = if a["event"] == "session:assigned" { (&a, &b) } else { (&b, &a) };
+    assert_eq!(loser["data"]["code"], "already_assigned");
+    assert_eq!(winner["data"]["sessionId"], customer.session_id.as_str());
+    assert!(!winner["data"]["messages"].as_array().expect("history").is_empty());
+
+    let db = app.db.client().await;
+    let owner: Option<uuid::Uuid> = db
+        .query_one("SELECT assigned_agent_id FROM chat_sessions WHERE id = $1::text::uuid", &[&customer.session_id])
+        .await
+        .expect("session")
+        .get(0);
+    let expected_owner = if a["event"] == "session:assigned" { dan.user_id } else { eve.user_id };
+    assert_eq!(owner, Some(expected_owner));
+}
+
+#[tokio::test]
+async fn an_agent_who_does_not_come_back_within_the_grace_period_loses_their_chats_to_the_queue() {
+    let app = spawn_app_with(AppOptions::default().env("AGENT_GRACE_MS", "500")).await;
+    let gina = app.agent("gina", 2).await;
+    let mut agent = app.agent_socket(&gina).await;
+    agent.ok("agent:join", "agent:joined", json!({})).await;
+    let mut customer = queued_customer(&app, "Hal", "normal").await;
+    agent.push("session:assigned").await;
+    assert_eq!(customer.socket.push("status:changed").await["status"], "assigned");
+
+    agent.close().await;
+    let back = customer.socket.push("status:changed").await;
+    assert_eq!(back["status"], "waiting");
+    assert_eq!(back["queuePosition"], 1);
+
+    // Another agent picks it up automatically.
+    let ivy = app.agent("ivy", 2).await;
+    let mut other = app.agent_socket(&ivy).await;
+    other.ok("agent:join", "agent:joined", json!({})).await;
+    assert_eq!(other.push("session:assigned").await["sessionId"], customer.session_id.as_str());
+    assert_eq!(customer.socket.push("status:changed").await["agentName"], "Ivy");
+}
+
+#[tokio::test]
+async fn an_agent_who_reconnects_within_the_grace_period_keeps_their_chats() {
+    let app = spawn_app().await;
+    let jay = app.agent("jay", 2).await;
+    let mut agent = app.agent_socket(&jay).await;
+    agent.ok("agent:join", "agent:joined", json!({})).await;
+    let customer = queued_customer(&app, "Kim", "normal").await;
+    agent.push("session:assigned").await;
+    agent.close().await;
+
+    let mut again = app.agent_socket(&jay).await;
+    again.ok("agent:join", "agent:joined", json!({})).await;
+    let resumed = again.push("session:assigned").await;
+    assert_eq!(resumed["sessionId"], customer.session_id.as_str());
+    again
+        .ok(
+            "agent:send_message",
+            "message:sent",
+            json!({ "sessionId": customer.session_id, "content": "Still here", "clientMsgId": "j1" }),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_transfer_back_to_the_queue_goes_to_another_agent() {
+    let app = spawn_app().await;
+    let lea = app.agent("lea", 1).await;
+    let mut first = app.agent_socket(&lea).await;
+    first.ok("agent:join", "agent:joined", json!({})).await;
+    let mut customer = queued_customer(&app, "Max", "normal").await;
+    first.push("session:assigned").await;
+    let ned = app.agent("ned", 1).await;
+    let mut second = app.agent_socket(&ned).await;
+    second.ok("agent:join", "agent:joined", json!({})).await;
+
+    let transferred = first
+        .ok(
+            "agent:transfer",
+            "session:transferred",
+            json!({ "sessionId": customer.session_id, "reason": "needs billing" }),
+        )
+        .await;
+    assert_eq!(transferred["status"], "waiting");
+    assert_eq!(second.push("session:assigned").await["sessionId"], customer.session_id.as_str());
+    assert_eq!(customer.socket.push("status:changed").await["status"], "assigned");
+    let status = customer.socket.push("status:changed").await;
+    assert_eq!(status["status"], "waiting");
+    let status = customer.socket.push("status:changed").await;
+    assert_eq!((status["status"].as_str(), status["agentName"].as_str()), (Some("assigned"), Some("Ned")));
+    // The first agent can no longer write into it.
+    let code = first
+        .refused(
+            "agent:send_message",
+            json!({ "sessionId": customer.session_id, "content": "hello?", "clientMsgId": "l9" }),
+        )
+        .await;
+    assert_eq!(code, "forbidden");
+}
