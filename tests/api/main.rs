@@ -10,4 +10,5 @@ mod health;
 mod message_writer;
 mod migrations;
 mod queue;
+mod resume;
 mod shutdown;
