@@ -4,6 +4,7 @@
 
 mod helpers;
 
+mod bad_input;
 mod chat_flow;
 mod configuration;
 mod health;
