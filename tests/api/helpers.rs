@@ -315,7 +315,7 @@ fn capitalised(name: &str) -> String {
 /// How long a test waits for an event before it fails.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A WebSocket client as the widget or the dashboard would use it: it sends
 /// frames, matches replies by `ref` and keeps pushes until a test asks.
@@ -329,7 +329,12 @@ pub struct WsClient {
 impl WsClient {
     pub async fn connect(url: &str) -> Result<WsClient, tokio_tungstenite::tungstenite::Error> {
         let (socket, _) = tokio_tungstenite::connect_async(url).await?;
-        Ok(WsClient { socket, buffered: Default::default(), next_ref: 0, closed: None })
+        Ok(WsClient::from_socket(socket))
+    }
+
+    /// A client over a connection the test set up itself.
+    pub fn from_socket(socket: Socket) -> WsClient {
+        WsClient { socket, buffered: Default::default(), next_ref: 0, closed: None }
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {

@@ -8,6 +8,7 @@ mod bad_input;
 mod chat_flow;
 mod configuration;
 mod health;
+mod lifecycle;
 mod message_writer;
 mod migrations;
 mod queue;
