@@ -23,16 +23,18 @@ apt_install() {
         || die "apt-get install $* failed"
 }
 
-# The newest PostgreSQL server binaries on this machine, installing them if need be.
+# The newest PostgreSQL server binaries on this machine.
 postgres_bin() {
     local dir
     dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    if [ -z "$dir" ] || [ ! -x "$dir/initdb" ]; then
-        apt_install postgresql >&2
-        dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    fi
-    [ -n "$dir" ] && [ -x "$dir/initdb" ] || die "PostgreSQL's initdb not found after installing"
+    [ -n "$dir" ] && [ -x "$dir/initdb" ] || die "PostgreSQL's initdb not found"
     printf '%s\n' "$dir"
+}
+
+install_postgres_if_missing() {
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        apt_install postgresql
+    fi
 }
 
 # PostgreSQL refuses to run as root: as root, the cluster belongs to `postgres`.
@@ -72,6 +74,7 @@ wait_for_port() {
 # trust auth for the local superuser `postgres`) and leaves it running.
 start_postgres() {
     local data=$1 port=$2 extra=${3:-} bin
+    install_postgres_if_missing
     bin=$(postgres_bin)
     mkdir -p "$data"
     if [ "$(id -u)" -eq 0 ]; then
