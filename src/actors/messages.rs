@@ -8,8 +8,9 @@ use uuid::Uuid;
 use crate::actors::agent::AgentActor;
 use crate::bus::Outbox;
 use crate::domain::{Presence, Priority, Role};
+
 use crate::error::{AppError, ErrorCode};
-use crate::protocol::client::{AgentRequest, CustomerRequest, SendMessage};
+use crate::protocol::client::{AgentRequest, CustomerRequest, SessionRequest};
 use crate::protocol::server::{QueueItem, ServerEvent};
 
 pub type SocketId = Uuid;
@@ -128,20 +129,6 @@ pub struct ToSession<M> {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Reattach(pub SocketHandle);
-
-/// A request about one session from one of its participants.
-#[derive(Debug)]
-pub enum SessionRequest {
-    Send(SendMessage),
-    RequestAgent { reason: Option<String> },
-    Typing,
-    StopTyping,
-    MarkRead { up_to_seq: i64 },
-    Resume { after_seq: i64 },
-    End,
-    Close { resolved: bool, notes: Option<String> },
-    Transfer { to_agent_id: Option<Uuid>, priority: Option<Priority>, reason: Option<String> },
-}
 
 #[derive(Message)]
 #[rtype(result = "()")]

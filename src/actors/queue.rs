@@ -172,12 +172,7 @@ impl QueueActor {
             return;
         };
         self.assigning = true;
-        let pool = self.services.pool.clone();
-        let commit = async move {
-            let mut conn = pool.get().await?;
-            let won = conn.transaction(async |conn| queries::queue::assign(conn, session_id, agent_id).await).await?;
-            Ok::<_, AppError>(won)
-        };
+        let commit = commit_assignment(self.services.pool.clone(), session_id, agent_id);
         ctx.wait(commit.into_actor(self).map(move |outcome, act, ctx| {
             act.assigning = false;
             match outcome {
@@ -200,6 +195,13 @@ impl QueueActor {
             act.try_assign(ctx);
         }));
     }
+}
+
+/// Gives `session_id` to `agent_id` in the database; false when the session
+/// was no longer waiting.
+async fn commit_assignment(pool: crate::db::Pool, session_id: Uuid, agent_id: Uuid) -> Result<bool, AppError> {
+    let mut conn = pool.get().await?;
+    Ok(conn.transaction(async |conn| queries::queue::assign(conn, session_id, agent_id).await).await?)
 }
 
 impl Actor for QueueActor {
@@ -299,12 +301,7 @@ impl Handler<Pickup> for QueueActor {
                 None => AppError::new(ErrorCode::NotWaiting, "that session is not waiting in the queue"),
             });
         }
-        let pool = self.services.pool.clone();
-        let commit = async move {
-            let mut conn = pool.get().await?;
-            let won = conn.transaction(async |conn| queries::queue::assign(conn, session_id, agent_id).await).await?;
-            Ok::<_, AppError>(won)
-        };
+        let commit = commit_assignment(self.services.pool.clone(), session_id, agent_id);
         ctx.wait(commit.into_actor(self).map(move |outcome, act, ctx| {
             match outcome {
                 Ok(true) => {

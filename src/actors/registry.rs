@@ -53,17 +53,6 @@ impl SessionRegistry {
         addr
     }
 
-    fn route_to_session(
-        &mut self,
-        ctx: &mut Context<Self>,
-        session_id: Uuid,
-        socket: SocketHandle,
-        reply: Reply,
-        request: SessionRequest,
-    ) {
-        self.session(session_id, ctx).do_send(SessionCommand { socket, reply, request });
-    }
-
     fn start_chat(&mut self, ctx: &mut Context<Self>, chat: NewChat) {
         let mut session_id = Uuid::new_v4();
         while self.sessions.contains_key(&session_id) {
@@ -133,38 +122,8 @@ impl Handler<FromCustomer> for SessionRegistry {
     fn handle(&mut self, FromCustomer { socket, reply, request }: FromCustomer, ctx: &mut Self::Context) {
         match request {
             CustomerRequest::StartChat(request) => self.start_chat(ctx, NewChat { socket, reply, request }),
-            CustomerRequest::SendMessage(send) => {
-                self.route_to_session(ctx, send.session_id, socket, reply, SessionRequest::Send(send))
-            }
-            CustomerRequest::RequestAgent(request) => self.route_to_session(
-                ctx,
-                request.session_id,
-                socket,
-                reply,
-                SessionRequest::RequestAgent { reason: request.reason },
-            ),
-            CustomerRequest::Typing(target) => {
-                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::Typing)
-            }
-            CustomerRequest::StopTyping(target) => {
-                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::StopTyping)
-            }
-            CustomerRequest::MarkRead(mark) => self.route_to_session(
-                ctx,
-                mark.session_id,
-                socket,
-                reply,
-                SessionRequest::MarkRead { up_to_seq: mark.up_to_seq },
-            ),
-            CustomerRequest::Resume(resume) => self.route_to_session(
-                ctx,
-                resume.session_id,
-                socket,
-                reply,
-                SessionRequest::Resume { after_seq: resume.after_seq.unwrap_or(0) },
-            ),
-            CustomerRequest::EndChat(target) => {
-                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::End)
+            CustomerRequest::Session { session_id, request } => {
+                self.session(session_id, ctx).do_send(SessionCommand { socket, reply, request })
             }
         }
     }
@@ -182,43 +141,12 @@ impl Handler<FromAgent> for SessionRegistry {
             AgentRequest::SetStatus(set) => {
                 self.agent(agent_id, ctx).do_send(AgentSetStatus { socket, reply, status: set.status.into() })
             }
-            AgentRequest::PickupSession(target) => {
-                self.queue.do_send(Pickup { agent_id, session_id: target.session_id, socket_id: socket.id, reply })
+            AgentRequest::PickupSession { session_id } => {
+                self.queue.do_send(Pickup { agent_id, session_id, socket_id: socket.id, reply })
             }
-            AgentRequest::SendMessage(send) => {
-                self.route_to_session(ctx, send.session_id, socket, reply, SessionRequest::Send(send))
+            AgentRequest::Session { session_id, request } => {
+                self.session(session_id, ctx).do_send(SessionCommand { socket, reply, request })
             }
-            AgentRequest::Typing(target) => {
-                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::Typing)
-            }
-            AgentRequest::StopTyping(target) => {
-                self.route_to_session(ctx, target.session_id, socket, reply, SessionRequest::StopTyping)
-            }
-            AgentRequest::MarkRead(mark) => self.route_to_session(
-                ctx,
-                mark.session_id,
-                socket,
-                reply,
-                SessionRequest::MarkRead { up_to_seq: mark.up_to_seq },
-            ),
-            AgentRequest::Transfer(transfer) => self.route_to_session(
-                ctx,
-                transfer.session_id,
-                socket,
-                reply,
-                SessionRequest::Transfer {
-                    to_agent_id: transfer.to_agent_id,
-                    priority: transfer.priority,
-                    reason: transfer.reason,
-                },
-            ),
-            AgentRequest::CloseSession(close) => self.route_to_session(
-                ctx,
-                close.session_id,
-                socket,
-                reply,
-                SessionRequest::Close { resolved: close.resolved, notes: close.notes },
-            ),
         }
     }
 }

@@ -22,7 +22,7 @@ use crate::db::queries::messages::Persisted;
 use crate::db::{self, queries};
 use crate::domain::{Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
-use crate::protocol::client::StartChat;
+use crate::protocol::client::{Content, SessionRequest, StartChat};
 use crate::protocol::server::{MessageView, ServerEvent, SessionView};
 use diesel_async::AsyncConnection;
 
@@ -336,7 +336,8 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         socket: SocketHandle,
         reply: Reply,
-        send: crate::protocol::client::SendMessage,
+        content: Content,
+        client_msg_id: String,
     ) {
         let (status, sender_type) = match self.check_open(&socket.caller) {
             Ok(loaded) => (
@@ -349,10 +350,9 @@ impl SessionActor {
             Err(error) => return reply.fail(&error),
         };
         self.attach(&socket, ctx);
-        let text = send.content.as_str().to_owned();
-        let message =
-            NewChatMessage::text(self.id, sender_type, Some(socket.caller.user_id), send.content.into_string())
-                .with_client_msg_id(send.client_msg_id);
+        let text = content.as_str().to_owned();
+        let message = NewChatMessage::text(self.id, sender_type, Some(socket.caller.user_id), content.into_string())
+            .with_client_msg_id(client_msg_id);
         self.persist(ctx, message, move |act, ctx, outcome| {
             let persisted = match outcome {
                 Ok(persisted) => persisted,
@@ -386,8 +386,11 @@ impl SessionActor {
                     let id = act.id;
                     ctx.spawn(
                         async move {
-                            if let Err(error) =
-                                db::run(&pool, async |conn| queries::analytics::first_response(conn, id).await).await
+                            if let Err(error) = db::run(&pool, async |conn| {
+                                queries::analytics::reached(conn, id, queries::analytics::Milestone::FirstResponse)
+                                    .await
+                            })
+                            .await
                             {
                                 log::warn!("session {id}: first response time not recorded: {error}");
                             }
@@ -773,7 +776,9 @@ impl Handler<SessionCommand> for SessionActor {
             return reply.fail(&error);
         }
         match request {
-            SessionRequest::Send(send) => self.send_message(ctx, socket, reply, send),
+            SessionRequest::Send { content, client_msg_id } => {
+                self.send_message(ctx, socket, reply, content, client_msg_id)
+            }
             SessionRequest::Resume { after_seq } => self.resume(ctx, socket, reply, after_seq),
             SessionRequest::Typing => match self.check_open(&socket.caller) {
                 Ok(_) => {

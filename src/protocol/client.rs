@@ -68,30 +68,12 @@ fn optional_text(field: &str, value: Option<String>, max_chars: usize) -> Result
     }
 }
 
-/// A message a customer or an agent sends into a session.
-#[derive(Debug, Clone)]
-pub struct SendMessage {
-    pub session_id: Uuid,
-    pub content: Content,
-    pub client_msg_id: String,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SendMessageData {
     session_id: Uuid,
     content: String,
     client_msg_id: String,
-}
-
-impl SendMessageData {
-    fn check(self) -> Result<SendMessage, AppError> {
-        Ok(SendMessage {
-            session_id: self.session_id,
-            content: Content::parse(self.content)?,
-            client_msg_id: client_msg_id(self.client_msg_id)?,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,17 +167,26 @@ pub struct CloseSession {
     pub notes: Option<String>,
 }
 
+/// A request about one session, from either side. The session actor decides
+/// whether the caller may make it.
+#[derive(Debug, Clone)]
+pub enum SessionRequest {
+    Send { content: Content, client_msg_id: String },
+    RequestAgent { reason: Option<String> },
+    Typing,
+    StopTyping,
+    MarkRead { up_to_seq: i64 },
+    Resume { after_seq: i64 },
+    End,
+    Close { resolved: bool, notes: Option<String> },
+    Transfer { to_agent_id: Option<Uuid>, priority: Option<Priority>, reason: Option<String> },
+}
+
 /// What a customer's socket may ask for.
 #[derive(Debug, Clone)]
 pub enum CustomerRequest {
     StartChat(StartChat),
-    SendMessage(SendMessage),
-    RequestAgent(RequestAgent),
-    Typing(SessionRef),
-    StopTyping(SessionRef),
-    MarkRead(MarkRead),
-    Resume(Resume),
-    EndChat(SessionRef),
+    Session { session_id: Uuid, request: SessionRequest },
 }
 
 /// What an agent's socket may ask for.
@@ -203,13 +194,8 @@ pub enum CustomerRequest {
 pub enum AgentRequest {
     Join(Join),
     SetStatus(SetStatus),
-    PickupSession(SessionRef),
-    SendMessage(SendMessage),
-    Typing(SessionRef),
-    StopTyping(SessionRef),
-    MarkRead(MarkRead),
-    Transfer(Transfer),
-    CloseSession(CloseSession),
+    PickupSession { session_id: Uuid },
+    Session { session_id: Uuid, request: SessionRequest },
 }
 
 pub const CUSTOMER_EVENTS: &[&str] = &[
@@ -245,13 +231,6 @@ fn data<T: DeserializeOwned>(event: &str, data: Value) -> Result<T, AppError> {
     let data = if data.is_null() { Value::Object(Default::default()) } else { data };
     serde_json::from_value(data)
         .map_err(|error| AppError::new(ErrorCode::InvalidPayload, format!("invalid data for {event}: {error}")))
-}
-
-fn check_up_to_seq(mark: MarkRead) -> Result<MarkRead, AppError> {
-    if mark.up_to_seq < 0 {
-        return Err(AppError::new(ErrorCode::InvalidPayload, "upToSeq must not be negative"));
-    }
-    Ok(mark)
 }
 
 /// A frame split into its `ref`, event name and data.
@@ -293,14 +272,43 @@ fn unknown(event: &str, known: &[&str]) -> AppError {
     AppError::new(ErrorCode::UnknownEvent, format!("unknown event `{event}`; this socket accepts {}", known.join(", ")))
 }
 
+/// The events both sockets share, named without their `customer:` / `agent:` prefix.
+fn shared(event: &str, name: &str, payload: Value) -> Option<Result<(Uuid, SessionRequest), AppError>> {
+    let parsed = match name {
+        "send_message" => data::<SendMessageData>(event, payload).and_then(|send| {
+            let content = Content::parse(send.content)?;
+            let client_msg_id = client_msg_id(send.client_msg_id)?;
+            Ok((send.session_id, SessionRequest::Send { content, client_msg_id }))
+        }),
+        "typing" => data::<SessionRef>(event, payload).map(|target| (target.session_id, SessionRequest::Typing)),
+        "stop_typing" => {
+            data::<SessionRef>(event, payload).map(|target| (target.session_id, SessionRequest::StopTyping))
+        }
+        "mark_read" => data::<MarkRead>(event, payload).and_then(|mark| {
+            if mark.up_to_seq < 0 {
+                return Err(AppError::new(ErrorCode::InvalidPayload, "upToSeq must not be negative"));
+            }
+            Ok((mark.session_id, SessionRequest::MarkRead { up_to_seq: mark.up_to_seq }))
+        }),
+        _ => return None,
+    };
+    Some(parsed)
+}
+
 impl CustomerRequest {
     pub fn parse(text: &str) -> Inbound<CustomerRequest> {
         let (reference, event, payload) = match envelope(text) {
             Ok(parts) => parts,
             Err((reference, error)) => return Inbound { reference, request: Err(error) },
         };
-        let request = match event.as_str() {
-            "customer:start_chat" => data::<StartChat>(&event, payload).and_then(|start| {
+        let Some(name) = event.strip_prefix("customer:") else {
+            return Inbound { reference, request: Err(unknown(&event, CUSTOMER_EVENTS)) };
+        };
+        let in_session = |parsed: Result<(Uuid, SessionRequest), AppError>| {
+            parsed.map(|(session_id, request)| CustomerRequest::Session { session_id, request })
+        };
+        let request = match name {
+            "start_chat" => data::<StartChat>(&event, payload).and_then(|start| {
                 let bot_context = optional_text("botContext", start.bot_context, BOT_CONTEXT_MAX_CHARS)?;
                 if let Some(metadata) = &start.metadata {
                     if serde_json::to_vec(metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX) > METADATA_MAX_BYTES
@@ -313,24 +321,24 @@ impl CustomerRequest {
                 }
                 Ok(CustomerRequest::StartChat(StartChat { bot_context, ..start }))
             }),
-            "customer:send_message" => data::<SendMessageData>(&event, payload)
-                .and_then(SendMessageData::check)
-                .map(CustomerRequest::SendMessage),
-            "customer:request_agent" => data::<RequestAgent>(&event, payload).and_then(|request| {
+            "request_agent" => in_session(data::<RequestAgent>(&event, payload).and_then(|request| {
                 let reason = optional_text("reason", request.reason, REASON_MAX_CHARS)?;
-                Ok(CustomerRequest::RequestAgent(RequestAgent { reason, ..request }))
-            }),
-            "customer:typing" => data(&event, payload).map(CustomerRequest::Typing),
-            "customer:stop_typing" => data(&event, payload).map(CustomerRequest::StopTyping),
-            "customer:mark_read" => data(&event, payload).and_then(check_up_to_seq).map(CustomerRequest::MarkRead),
-            "customer:resume" => data::<Resume>(&event, payload).and_then(|resume| {
-                if resume.after_seq.is_some_and(|seq| seq < 0) {
+                Ok((request.session_id, SessionRequest::RequestAgent { reason }))
+            })),
+            "resume" => in_session(data::<Resume>(&event, payload).and_then(|resume| {
+                let after_seq = resume.after_seq.unwrap_or(0);
+                if after_seq < 0 {
                     return Err(AppError::new(ErrorCode::InvalidPayload, "afterSeq must not be negative"));
                 }
-                Ok(CustomerRequest::Resume(resume))
-            }),
-            "customer:end_chat" => data(&event, payload).map(CustomerRequest::EndChat),
-            other => Err(unknown(other, CUSTOMER_EVENTS)),
+                Ok((resume.session_id, SessionRequest::Resume { after_seq }))
+            })),
+            "end_chat" => {
+                in_session(data::<SessionRef>(&event, payload).map(|target| (target.session_id, SessionRequest::End)))
+            }
+            _ => match shared(&event, name, payload) {
+                Some(parsed) => in_session(parsed),
+                None => Err(unknown(&event, CUSTOMER_EVENTS)),
+            },
         };
         Inbound { reference, request }
     }
@@ -342,30 +350,36 @@ impl AgentRequest {
             Ok(parts) => parts,
             Err((reference, error)) => return Inbound { reference, request: Err(error) },
         };
-        let request = match event.as_str() {
-            "agent:join" => data::<Join>(&event, payload).and_then(|join| {
+        let Some(name) = event.strip_prefix("agent:") else {
+            return Inbound { reference, request: Err(unknown(&event, AGENT_EVENTS)) };
+        };
+        let in_session = |parsed: Result<(Uuid, SessionRequest), AppError>| {
+            parsed.map(|(session_id, request)| AgentRequest::Session { session_id, request })
+        };
+        let request = match name {
+            "join" => data::<Join>(&event, payload).and_then(|join| {
                 if join.max_concurrent.is_some_and(|max| !(1..=100).contains(&max)) {
                     return Err(AppError::new(ErrorCode::InvalidPayload, "maxConcurrent must be from 1 to 100"));
                 }
                 Ok(AgentRequest::Join(join))
             }),
-            "agent:set_status" => data(&event, payload).map(AgentRequest::SetStatus),
-            "agent:pickup_session" => data(&event, payload).map(AgentRequest::PickupSession),
-            "agent:send_message" => {
-                data::<SendMessageData>(&event, payload).and_then(SendMessageData::check).map(AgentRequest::SendMessage)
-            }
-            "agent:typing" => data(&event, payload).map(AgentRequest::Typing),
-            "agent:stop_typing" => data(&event, payload).map(AgentRequest::StopTyping),
-            "agent:mark_read" => data(&event, payload).and_then(check_up_to_seq).map(AgentRequest::MarkRead),
-            "agent:transfer" => data::<Transfer>(&event, payload).and_then(|transfer| {
+            "set_status" => data(&event, payload).map(AgentRequest::SetStatus),
+            "pickup_session" => data::<SessionRef>(&event, payload)
+                .map(|target| AgentRequest::PickupSession { session_id: target.session_id }),
+            "transfer" => in_session(data::<Transfer>(&event, payload).and_then(|transfer| {
                 let reason = optional_text("reason", transfer.reason, REASON_MAX_CHARS)?;
-                Ok(AgentRequest::Transfer(Transfer { reason, ..transfer }))
-            }),
-            "agent:close_session" => data::<CloseSession>(&event, payload).and_then(|close| {
+                let request =
+                    SessionRequest::Transfer { to_agent_id: transfer.to_agent_id, priority: transfer.priority, reason };
+                Ok((transfer.session_id, request))
+            })),
+            "close_session" => in_session(data::<CloseSession>(&event, payload).and_then(|close| {
                 let notes = optional_text("notes", close.notes, NOTES_MAX_CHARS)?;
-                Ok(AgentRequest::CloseSession(CloseSession { notes, ..close }))
-            }),
-            other => Err(unknown(other, AGENT_EVENTS)),
+                Ok((close.session_id, SessionRequest::Close { resolved: close.resolved, notes }))
+            })),
+            _ => match shared(&event, name, payload) {
+                Some(parsed) => in_session(parsed),
+                None => Err(unknown(&event, AGENT_EVENTS)),
+            },
         };
         Inbound { reference, request }
     }
@@ -391,9 +405,9 @@ mod tests {
         let inbound = CustomerRequest::parse(&text);
         assert_eq!(inbound.reference.as_deref(), Some("r1"));
         match inbound.request {
-            Ok(CustomerRequest::SendMessage(send)) => {
-                assert_eq!(send.session_id, session);
-                assert_eq!(send.content.as_str(), "hi");
+            Ok(CustomerRequest::Session { session_id, request: SessionRequest::Send { content, .. } }) => {
+                assert_eq!(session_id, session);
+                assert_eq!(content.as_str(), "hi");
             }
             _ => panic!("not a send_message"),
         }

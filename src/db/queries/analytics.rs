@@ -18,30 +18,29 @@ pub async fn handoff_requested(conn: &mut PgConn, session_id: Uuid) -> QueryResu
         .map(|_| ())
 }
 
-/// Notes the first assignment and how long the customer waited for it.
-pub async fn first_assigned(conn: &mut PgConn, session_id: Uuid) -> QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE session_analytics
-         SET first_assigned_at = now(),
-             wait_ms = (EXTRACT(EPOCH FROM now() - coalesce(handoff_requested_at, now())) * 1000)::bigint,
-             updated_at = now()
-         WHERE session_id = $1 AND first_assigned_at IS NULL",
-    )
-    .bind::<diesel::sql_types::Uuid, _>(session_id)
-    .execute(conn)
-    .await
-    .map(|_| ())
+/// A moment in a handed-off chat that is recorded once, with how long it
+/// took from the handoff request.
+#[derive(Debug, Clone, Copy)]
+pub enum Milestone {
+    /// The first assignment to an agent: the customer's wait.
+    FirstAssigned,
+    /// The first human reply: the first response time.
+    FirstResponse,
 }
 
-/// Notes the first human reply and the time it took from the handoff request.
-pub async fn first_response(conn: &mut PgConn, session_id: Uuid) -> QueryResult<()> {
-    diesel::sql_query(
+/// Records `milestone` the first time it happens; later calls change nothing.
+pub async fn reached(conn: &mut PgConn, session_id: Uuid, milestone: Milestone) -> QueryResult<()> {
+    let (at, elapsed) = match milestone {
+        Milestone::FirstAssigned => ("first_assigned_at", "wait_ms"),
+        Milestone::FirstResponse => ("first_response_at", "first_response_ms"),
+    };
+    diesel::sql_query(format!(
         "UPDATE session_analytics
-         SET first_response_at = now(),
-             first_response_ms = (EXTRACT(EPOCH FROM now() - coalesce(handoff_requested_at, now())) * 1000)::bigint,
+         SET {at} = now(),
+             {elapsed} = (EXTRACT(EPOCH FROM now() - coalesce(handoff_requested_at, now())) * 1000)::bigint,
              updated_at = now()
-         WHERE session_id = $1 AND first_response_at IS NULL",
-    )
+         WHERE session_id = $1 AND {at} IS NULL"
+    ))
     .bind::<diesel::sql_types::Uuid, _>(session_id)
     .execute(conn)
     .await

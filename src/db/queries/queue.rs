@@ -91,7 +91,7 @@ pub async fn assign(conn: &mut PgConn, session_id: Uuid, agent_id: Uuid) -> Quer
     ))
     .execute(conn)
     .await?;
-    super::analytics::first_assigned(conn, session_id).await?;
+    super::analytics::reached(conn, session_id, super::analytics::Milestone::FirstAssigned).await?;
     Ok(true)
 }
 
