@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use actix::{Addr, Message};
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::actors::agent::AgentActor;
@@ -37,26 +38,72 @@ impl SocketHandle {
     }
 }
 
-/// The one answer owed to a client frame, sent with the frame's `ref`.
-/// Dropping it unanswered sends an error, so no request goes without a reply.
+/// Who made a request: a caller, through one of their sockets or over HTTP.
+#[derive(Clone)]
+pub struct Origin {
+    pub caller: Caller,
+    pub socket: Option<SocketHandle>,
+}
+
+impl Origin {
+    pub fn socket(socket: SocketHandle) -> Self {
+        Origin { caller: socket.caller.clone(), socket: Some(socket) }
+    }
+
+    pub fn http(caller: Caller) -> Self {
+        Origin { caller, socket: None }
+    }
+
+    pub fn socket_id(&self) -> Option<SocketId> {
+        self.socket.as_ref().map(|socket| socket.id)
+    }
+}
+
+pub type HttpAnswer = Result<ServerEvent, AppError>;
+
+enum ReplyTo {
+    /// A frame on the socket, carrying the request's `ref`.
+    Socket { reference: Option<String>, outbox: Outbox },
+    /// The HTTP handler waiting for the outcome.
+    Http(oneshot::Sender<HttpAnswer>),
+}
+
+/// The one answer owed to a request. Dropping it unanswered answers with an
+/// error, so no request goes without a reply.
 pub struct Reply {
-    reference: Option<String>,
-    outbox: Option<Outbox>,
+    to: Option<ReplyTo>,
 }
 
 impl Reply {
     pub fn new(reference: Option<String>, outbox: Outbox) -> Self {
-        Reply { reference, outbox: Some(outbox) }
+        Reply { to: Some(ReplyTo::Socket { reference, outbox }) }
     }
 
-    pub fn send(mut self, event: &ServerEvent) {
-        if let Some(outbox) = self.outbox.take() {
-            outbox.send(event.frame(self.reference.as_deref()));
+    /// A reply for an HTTP handler, and the receiver it awaits.
+    pub fn http() -> (Self, oneshot::Receiver<HttpAnswer>) {
+        let (sender, receiver) = oneshot::channel();
+        (Reply { to: Some(ReplyTo::Http(sender)) }, receiver)
+    }
+
+    fn deliver(&mut self, answer: HttpAnswer) {
+        match self.to.take() {
+            Some(ReplyTo::Socket { reference, outbox }) => {
+                let event = answer.unwrap_or_else(|error| ServerEvent::error(&error));
+                outbox.send(event.frame(reference.as_deref()));
+            }
+            Some(ReplyTo::Http(sender)) => {
+                let _ = sender.send(answer);
+            }
+            None => {}
         }
     }
 
-    pub fn fail(self, error: &AppError) {
-        self.send(&ServerEvent::error(error));
+    pub fn send(mut self, event: &ServerEvent) {
+        self.deliver(Ok(event.clone()));
+    }
+
+    pub fn fail(mut self, error: &AppError) {
+        self.deliver(Err(error.clone()));
     }
 
     /// Answers with `event` on success and with the error otherwise.
@@ -70,9 +117,8 @@ impl Reply {
 
 impl Drop for Reply {
     fn drop(&mut self) {
-        if let Some(outbox) = self.outbox.take() {
-            let error = AppError::new(ErrorCode::Internal, "the request could not be completed; try again");
-            outbox.send(ServerEvent::error(&error).frame(self.reference.as_deref()));
+        if self.to.is_some() {
+            self.deliver(Err(AppError::new(ErrorCode::Internal, "the request could not be completed; try again")));
         }
     }
 }
@@ -133,7 +179,7 @@ pub struct Reattach(pub SocketHandle);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionCommand {
-    pub socket: SocketHandle,
+    pub origin: Origin,
     pub reply: Reply,
     pub request: SessionRequest,
 }

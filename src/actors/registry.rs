@@ -121,9 +121,11 @@ impl Handler<FromCustomer> for SessionRegistry {
 
     fn handle(&mut self, FromCustomer { socket, reply, request }: FromCustomer, ctx: &mut Self::Context) {
         match request {
-            CustomerRequest::StartChat(request) => self.start_chat(ctx, NewChat { socket, reply, request }),
+            CustomerRequest::StartChat(request) => {
+                self.start_chat(ctx, NewChat { origin: Origin::socket(socket), reply, request })
+            }
             CustomerRequest::Session { session_id, request } => {
-                self.session(session_id, ctx).do_send(SessionCommand { socket, reply, request })
+                self.session(session_id, ctx).do_send(SessionCommand { origin: Origin::socket(socket), reply, request })
             }
         }
     }
@@ -145,7 +147,7 @@ impl Handler<FromAgent> for SessionRegistry {
                 self.queue.do_send(Pickup { agent_id, session_id, socket_id: socket.id, reply })
             }
             AgentRequest::Session { session_id, request } => {
-                self.session(session_id, ctx).do_send(SessionCommand { socket, reply, request })
+                self.session(session_id, ctx).do_send(SessionCommand { origin: Origin::socket(socket), reply, request })
             }
         }
     }

@@ -44,7 +44,7 @@ struct Loaded {
 
 /// A chat being created by `customer:start_chat`.
 pub struct NewChat {
-    pub socket: SocketHandle,
+    pub origin: Origin,
     pub reply: Reply,
     pub request: StartChat,
 }
@@ -152,6 +152,13 @@ impl SessionActor {
         let frame = event.frame(None);
         for socket in self.participants.values().filter(|socket| socket.caller.role == role) {
             socket.outbox.send(frame.clone());
+        }
+    }
+
+    /// A request over a socket makes that socket a participant; one over HTTP changes nothing.
+    fn attach_origin(&mut self, origin: &Origin, ctx: &mut Context<Self>) {
+        if let Some(socket) = &origin.socket {
+            self.attach(socket, ctx);
         }
     }
 
@@ -265,7 +272,7 @@ impl SessionActor {
         let pool = self.services.pool.clone();
         let new_session = NewChatSession {
             id: self.id,
-            customer_id: chat.socket.caller.user_id,
+            customer_id: chat.origin.caller.user_id,
             priority: chat.request.priority.unwrap_or(Priority::Normal),
             bot_context: chat.request.bot_context.clone(),
             metadata: serde_json::Value::Object(chat.request.metadata.clone().unwrap_or_default()),
@@ -277,7 +284,7 @@ impl SessionActor {
         };
         ctx.wait(insert.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(session) => {
-                let customer_name = chat.socket.caller.name.to_string();
+                let customer_name = chat.origin.caller.name.to_string();
                 act.state =
                     State::Ready(Box::new(Loaded { session, customer_name: customer_name.clone(), agent_name: None }));
                 let view = act.view().expect("just loaded");
@@ -286,7 +293,7 @@ impl SessionActor {
                     status: SessionStatus::Bot,
                     session: view,
                 });
-                act.attach(&chat.socket, ctx);
+                act.attach_origin(&chat.origin, ctx);
                 let greeting = act.services.bot.greeting(&customer_name, chat.request.bot_context.as_deref());
                 let message = act.bot_message(&greeting);
                 let name = act.services.bot.name().to_owned();
@@ -334,24 +341,24 @@ impl SessionActor {
     fn send_message(
         &mut self,
         ctx: &mut Context<Self>,
-        socket: SocketHandle,
+        origin: Origin,
         reply: Reply,
         content: Content,
         client_msg_id: String,
     ) {
-        let (status, sender_type) = match self.check_open(&socket.caller) {
+        let (status, sender_type) = match self.check_open(&origin.caller) {
             Ok(loaded) => (
                 loaded.session.status,
-                match socket.caller.role {
+                match origin.caller.role {
                     Role::Customer => SenderType::Customer,
                     Role::Agent | Role::Admin => SenderType::Agent,
                 },
             ),
             Err(error) => return reply.fail(&error),
         };
-        self.attach(&socket, ctx);
+        self.attach_origin(&origin, ctx);
         let text = content.as_str().to_owned();
-        let message = NewChatMessage::text(self.id, sender_type, Some(socket.caller.user_id), content.into_string())
+        let message = NewChatMessage::text(self.id, sender_type, Some(origin.caller.user_id), content.into_string())
             .with_client_msg_id(client_msg_id);
         self.persist(ctx, message, move |act, ctx, outcome| {
             let persisted = match outcome {
@@ -372,9 +379,9 @@ impl SessionActor {
             if sender_type == SenderType::Customer {
                 act.last_customer_text = Some(text.clone());
             }
-            let view = MessageView::new(stored, Some(socket.caller.name.to_string()));
-            act.deliver(&ServerEvent::MessageReceived(view), Some(socket.id));
-            act.stop_typing(ctx, &socket.caller, Some(socket.id));
+            let view = MessageView::new(stored, Some(origin.caller.name.to_string()));
+            act.deliver(&ServerEvent::MessageReceived(view), origin.socket_id());
+            act.stop_typing(ctx, &origin.caller, origin.socket_id());
             match (sender_type, status) {
                 (SenderType::Customer, SessionStatus::Bot) => act.bot_turn(ctx, text),
                 (SenderType::Customer, SessionStatus::Waiting) => {
@@ -435,7 +442,12 @@ impl SessionActor {
     }
 
     /// Puts the session in the queue for a person; `request` is the customer's own ask.
-    fn hand_off(&mut self, ctx: &mut Context<Self>, reason: Option<String>, request: Option<(SocketId, Reply)>) {
+    fn hand_off(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reason: Option<String>,
+        request: Option<(Option<SocketId>, Reply)>,
+    ) {
         let Ok(loaded) = self.loaded() else { return };
         let enqueue = Enqueue {
             session_id: self.id,
@@ -474,7 +486,7 @@ impl SessionActor {
                 agent_name: None,
                 queue_position: Some(position),
             };
-            let requester = request.as_ref().map(|(socket_id, _)| *socket_id);
+            let requester = request.as_ref().and_then(|(socket_id, _)| *socket_id);
             act.deliver(&changed, requester);
             if let Some((_, reply)) = request {
                 reply.send(&changed);
@@ -486,8 +498,8 @@ impl SessionActor {
         }));
     }
 
-    fn resume(&mut self, ctx: &mut Context<Self>, socket: SocketHandle, reply: Reply, after_seq: i64) {
-        if let Err(error) = self.check_access(&socket.caller) {
+    fn resume(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply, after_seq: i64) {
+        if let Err(error) = self.check_access(&origin.caller) {
             return reply.fail(&error);
         }
         let pool = self.services.pool.clone();
@@ -502,7 +514,7 @@ impl SessionActor {
                     rows.iter().map(|(message, name)| act.message_view(message, name.clone(), &bot_name)).collect();
                 let Some(session) = act.view() else { return reply.fail(&AppError::not_found("session")) };
                 reply.send(&ServerEvent::SessionResumed { session, messages });
-                act.attach(&socket, ctx);
+                act.attach_origin(&origin, ctx);
             }
             Err(error) => reply.fail(&error),
         }));
@@ -565,7 +577,7 @@ impl SessionActor {
         reason: &'static str,
         resolved: bool,
         notes: Option<String>,
-        request: Option<(SocketId, Reply)>,
+        request: Option<(Option<SocketId>, Reply)>,
     ) {
         let pool = self.services.pool.clone();
         let id = self.id;
@@ -605,7 +617,7 @@ impl SessionActor {
             };
             act.post(ctx, message, None, move |act, ctx| {
                 let closed = ServerEvent::SessionClosed { session_id: id, reason: reason.to_owned() };
-                let requester = request.as_ref().map(|(socket_id, _)| *socket_id);
+                let requester = request.as_ref().and_then(|(socket_id, _)| *socket_id);
                 act.deliver(&closed, requester);
                 if let Some((_, reply)) = request {
                     reply.send(&closed);
@@ -615,8 +627,8 @@ impl SessionActor {
         }));
     }
 
-    fn mark_read(&mut self, ctx: &mut Context<Self>, socket: SocketHandle, reply: Reply, up_to_seq: i64) {
-        let last_seq = match self.check_access(&socket.caller) {
+    fn mark_read(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply, up_to_seq: i64) {
+        let last_seq = match self.check_access(&origin.caller) {
             Ok(loaded) => loaded.session.last_seq,
             Err(error) => return reply.fail(&error),
         };
@@ -626,9 +638,9 @@ impl SessionActor {
                 format!("upToSeq {up_to_seq} is past the last message ({last_seq})"),
             ));
         }
-        self.attach(&socket, ctx);
+        self.attach_origin(&origin, ctx);
         let pool = self.services.pool.clone();
-        let (id, caller) = (self.id, socket.caller.clone());
+        let (id, caller) = (self.id, origin.caller.clone());
         let write = async move {
             db::run(&pool, async |conn| {
                 queries::receipts::mark_read(conn, id, caller.user_id, caller.role, up_to_seq).await
@@ -638,20 +650,20 @@ impl SessionActor {
         ctx.wait(write.into_actor(self).map(move |outcome, act, _| match outcome {
             Ok(read_to) => {
                 reply.send(&ServerEvent::Ack { event: "mark_read" });
-                let role = if socket.caller.role == Role::Admin { Role::Agent } else { socket.caller.role };
+                let role = if origin.caller.role == Role::Admin { Role::Agent } else { origin.caller.role };
                 act.deliver(
                     &ServerEvent::MessagesRead { session_id: act.id, role, up_to_seq: read_to },
-                    Some(socket.id),
+                    origin.socket_id(),
                 );
             }
             Err(error) => reply.fail(&error),
         }));
     }
 
-    fn start_typing(&mut self, ctx: &mut Context<Self>, socket: &SocketHandle) {
-        let caller = socket.caller.clone();
+    fn start_typing(&mut self, ctx: &mut Context<Self>, origin: &Origin) {
+        let caller = origin.caller.clone();
         let event = ServerEvent::UserTyping { session_id: self.id, role: caller.role, name: caller.name.to_string() };
-        self.deliver(&event, Some(socket.id));
+        self.deliver(&event, origin.socket_id());
         if let Some(timer) = self.typing.remove(&caller.user_id) {
             ctx.cancel_future(timer);
         }
@@ -663,7 +675,7 @@ impl SessionActor {
                 None,
             );
         });
-        self.typing.insert(socket.caller.user_id, timer);
+        self.typing.insert(origin.caller.user_id, timer);
     }
 
     /// Ends a typing indicator, if one is showing.
@@ -680,15 +692,15 @@ impl SessionActor {
     fn transfer(
         &mut self,
         ctx: &mut Context<Self>,
-        socket: SocketHandle,
+        origin: Origin,
         reply: Reply,
         to_agent: Option<Uuid>,
         priority: Option<Priority>,
         reason: Option<String>,
     ) {
-        let (from_agent, current_priority, customer_name) = match self.check_open(&socket.caller) {
+        let (from_agent, current_priority, customer_name) = match self.check_open(&origin.caller) {
             Ok(loaded) if loaded.session.status == SessionStatus::Assigned => (
-                loaded.session.assigned_agent_id.unwrap_or(socket.caller.user_id),
+                loaded.session.assigned_agent_id.unwrap_or(origin.caller.user_id),
                 loaded.session.priority,
                 loaded.customer_name.clone(),
             ),
@@ -771,42 +783,42 @@ impl Actor for SessionActor {
 impl Handler<SessionCommand> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, SessionCommand { socket, reply, request }: SessionCommand, ctx: &mut Self::Context) {
+    fn handle(&mut self, SessionCommand { origin, reply, request }: SessionCommand, ctx: &mut Self::Context) {
         if let Err(error) = self.loaded() {
             return reply.fail(&error);
         }
         match request {
             SessionRequest::Send { content, client_msg_id } => {
-                self.send_message(ctx, socket, reply, content, client_msg_id)
+                self.send_message(ctx, origin, reply, content, client_msg_id)
             }
-            SessionRequest::Resume { after_seq } => self.resume(ctx, socket, reply, after_seq),
-            SessionRequest::Typing => match self.check_open(&socket.caller) {
+            SessionRequest::Resume { after_seq } => self.resume(ctx, origin, reply, after_seq),
+            SessionRequest::Typing => match self.check_open(&origin.caller) {
                 Ok(_) => {
-                    self.attach(&socket, ctx);
-                    self.start_typing(ctx, &socket);
+                    self.attach_origin(&origin, ctx);
+                    self.start_typing(ctx, &origin);
                     reply.send(&ServerEvent::Ack { event: "typing" });
                 }
                 Err(error) => reply.fail(&error),
             },
-            SessionRequest::StopTyping => match self.check_access(&socket.caller) {
+            SessionRequest::StopTyping => match self.check_access(&origin.caller) {
                 Ok(_) => {
-                    self.stop_typing(ctx, &socket.caller, Some(socket.id));
+                    self.stop_typing(ctx, &origin.caller, origin.socket_id());
                     reply.send(&ServerEvent::Ack { event: "stop_typing" });
                 }
                 Err(error) => reply.fail(&error),
             },
-            SessionRequest::MarkRead { up_to_seq } => self.mark_read(ctx, socket, reply, up_to_seq),
+            SessionRequest::MarkRead { up_to_seq } => self.mark_read(ctx, origin, reply, up_to_seq),
             SessionRequest::RequestAgent { reason } => {
-                let (status, agent_name) = match self.check_open(&socket.caller) {
+                let (status, agent_name) = match self.check_open(&origin.caller) {
                     Ok(loaded) => (loaded.session.status, loaded.agent_name.clone()),
                     Err(error) => return reply.fail(&error),
                 };
-                self.attach(&socket, ctx);
+                self.attach_origin(&origin, ctx);
                 match status {
                     SessionStatus::Bot => self.hand_off(
                         ctx,
                         reason.or_else(|| Some("customer_requested".to_owned())),
-                        Some((socket.id, reply)),
+                        Some((origin.socket_id(), reply)),
                     ),
                     SessionStatus::Waiting => {
                         // Already waiting: say where, change nothing.
@@ -831,19 +843,19 @@ impl Handler<SessionCommand> for SessionActor {
                     }),
                 }
             }
-            SessionRequest::End => match self.check_open(&socket.caller) {
-                Ok(_) => self.close(ctx, "customer_ended", false, None, Some((socket.id, reply))),
+            SessionRequest::End => match self.check_open(&origin.caller) {
+                Ok(_) => self.close(ctx, "customer_ended", false, None, Some((origin.socket_id(), reply))),
                 Err(error) => reply.fail(&error),
             },
-            SessionRequest::Close { resolved, notes } => match self.check_open(&socket.caller) {
+            SessionRequest::Close { resolved, notes } => match self.check_open(&origin.caller) {
                 Ok(_) => {
                     let reason = if resolved { "resolved" } else { "closed_by_agent" };
-                    self.close(ctx, reason, resolved, notes, Some((socket.id, reply)))
+                    self.close(ctx, reason, resolved, notes, Some((origin.socket_id(), reply)))
                 }
                 Err(error) => reply.fail(&error),
             },
             SessionRequest::Transfer { to_agent_id, priority, reason } => {
-                self.transfer(ctx, socket, reply, to_agent_id, priority, reason)
+                self.transfer(ctx, origin, reply, to_agent_id, priority, reason)
             }
         }
     }
