@@ -32,6 +32,10 @@ pub struct Settings {
     pub session_idle: Duration,
     pub outbound_backlog_limit: u64,
     pub bot_faq_file: Option<String>,
+    pub messages_per_minute: u32,
+    pub login_attempts_per_minute: u32,
+    pub upload_limit_bytes: usize,
+    pub allowed_origins: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,6 +99,10 @@ impl Settings {
                 1024..=1024 * 1024 * 1024,
             )?,
             bot_faq_file: env.optional("BOT_FAQ_FILE"),
+            messages_per_minute: env.parse_in("RATE_LIMIT_MESSAGES_PER_MINUTE", 60, 1..=1_000_000)?,
+            login_attempts_per_minute: env.parse_in("RATE_LIMIT_LOGINS_PER_MINUTE", 10, 1..=1_000_000)?,
+            upload_limit_bytes: env.parse_in("UPLOAD_LIMIT_BYTES", 10 * 1024 * 1024, 1024..=1024 * 1024 * 1024)?,
+            allowed_origins: env.origins("ALLOWED_ORIGINS")?,
         })
     }
 }
@@ -123,6 +131,23 @@ impl Env<'_> {
             None => Ok(None),
             Some(value) => check_scheme(var, &value, schemes).map(|()| Some(value)),
         }
+    }
+
+    /// A comma-separated list of origins (`https://shop.example`), or `*` for any.
+    fn origins(&self, var: &'static str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.optional(var) else { return Ok(vec!["*".to_owned()]) };
+        let origins: Vec<String> =
+            value.split(',').map(|origin| origin.trim().trim_end_matches('/').to_owned()).collect();
+        for origin in &origins {
+            let valid = origin == "*" || origin.starts_with("http://") || origin.starts_with("https://");
+            if !valid || origin.is_empty() {
+                return Err(ConfigError {
+                    var,
+                    problem: format!("must list origins like https://shop.example, got `{origin}`"),
+                });
+            }
+        }
+        Ok(origins)
     }
 
     fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {

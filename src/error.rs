@@ -49,6 +49,8 @@ error_codes! {
     NotWaiting => "not_waiting", CONFLICT;
     AgentNotJoined => "agent_not_joined", CONFLICT;
     AgentUnavailable => "agent_unavailable", CONFLICT;
+    RateLimited => "rate_limited", TOO_MANY_REQUESTS;
+    UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
@@ -62,19 +64,24 @@ type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
+    /// For `rate_limited`: seconds until a retry can succeed.
+    pub retry_after: Option<u64>,
     cause: Option<Cause>,
 }
 
 /// What a client receives, over REST or inside a WebSocket error event.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ErrorBody<'a> {
     pub error: ErrorCode,
     pub message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl AppError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        AppError { code, message: message.into(), cause: None }
+        AppError { code, message: message.into(), retry_after: None, cause: None }
     }
 
     pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -98,8 +105,16 @@ impl AppError {
         AppError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; try again").with_cause(cause)
     }
 
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        AppError {
+            retry_after: Some(seconds.max(1)),
+            ..AppError::new(ErrorCode::RateLimited, "too many messages; slow down")
+        }
+    }
+
     pub fn body(&self) -> ErrorBody<'_> {
-        ErrorBody { error: self.code, message: &self.message }
+        ErrorBody { error: self.code, message: &self.message, retry_after: self.retry_after }
     }
 }
 
@@ -134,7 +149,11 @@ impl ResponseError for AppError {
         if self.code.status().is_server_error() {
             log::error!("{self}");
         }
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(self.body())
     }
 }
 

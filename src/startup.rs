@@ -12,7 +12,7 @@ use crate::actors::messages::CloseAllSockets;
 use crate::actors::persistence::{Drain, MessageWriter};
 use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
-use crate::actors::{Services, Timing};
+use crate::actors::{Limits, Services, Timing};
 use crate::auth::jwt::Tokens;
 use crate::bots::{Bot, FaqFile, RuleBot};
 use crate::config::Settings;
@@ -93,6 +93,7 @@ impl Application {
                 closed_session_idle: settings.session_idle.min(std::time::Duration::from_secs(30)),
                 typing_timeout: std::time::Duration::from_secs(10),
             },
+            limits: Limits { messages_per_minute: settings.messages_per_minute },
         };
         // The queue and the registry each need the other's address.
         let queue_context = Context::<QueueActor>::new();

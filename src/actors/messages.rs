@@ -377,6 +377,14 @@ pub struct QueueSnapshot;
 #[rtype(result = "()")]
 pub struct EnsureAgents(pub Vec<Uuid>);
 
+/// A waiting session's priority changed: it moves in the queue.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reprioritize {
+    pub session_id: Uuid,
+    pub priority: Priority,
+}
+
 /// The customer wrote while waiting: the board shows the latest words.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -38,6 +38,20 @@ pub struct Timing {
     pub typing_timeout: Duration,
 }
 
+/// Allowances that protect the service from a flood.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Messages a session's people may send per minute, together.
+    pub messages_per_minute: u32,
+}
+
+impl Limits {
+    pub fn message_quota(&self) -> governor::Quota {
+        let per_minute = std::num::NonZeroU32::new(self.messages_per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+        governor::Quota::per_minute(per_minute)
+    }
+}
+
 /// What every chat actor needs.
 #[derive(Clone)]
 pub struct Services {
@@ -45,4 +59,5 @@ pub struct Services {
     pub writer: Addr<MessageWriter>,
     pub bot: Arc<dyn Bot>,
     pub timing: Timing,
+    pub limits: Limits,
 }

@@ -505,3 +505,16 @@ impl Handler<Preview> for QueueActor {
         }
     }
 }
+
+impl Handler<Reprioritize> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, Reprioritize { session_id, priority }: Reprioritize, ctx: &mut Self::Context) {
+        let Some(index) = self.waiting.iter().position(|entry| entry.session_id == session_id) else { return };
+        let mut entry = self.waiting.remove(index);
+        entry.priority = priority;
+        self.insert(entry);
+        self.publish();
+        self.try_assign(ctx);
+    }
+}

@@ -17,8 +17,8 @@ use crate::actors::registry::SessionRegistry;
 use crate::actors::Services;
 use crate::bots::{BotReply, BotTurn};
 use crate::bus::Outbound;
-use crate::db::models::{ChatMessage, ChatSession, NewChatMessage, NewChatSession};
-use crate::db::queries::messages::Persisted;
+use crate::db::models::{AttachmentMeta, ChatMessage, ChatSession, NewChatMessage, NewChatSession};
+use crate::db::queries::messages::{Persisted, Window};
 use crate::db::{self, queries};
 use crate::domain::{Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
@@ -42,6 +42,69 @@ struct Loaded {
     agent_name: Option<String>,
 }
 
+/// A message on its way in, as the caller sent it.
+pub struct Outgoing {
+    pub content: Content,
+    pub client_msg_id: String,
+    pub attachments: Vec<Uuid>,
+}
+
+/// How the sender of a message is answered.
+enum Answer {
+    /// `message:sent` once stored.
+    Ack(Reply),
+    /// The bot's answer once it has one (`POST /api/chat/message`).
+    BotAnswer(Reply),
+}
+
+impl Answer {
+    fn fail(self, error: &AppError) {
+        match self {
+            Answer::Ack(reply) | Answer::BotAnswer(reply) => reply.fail(error),
+        }
+    }
+
+    /// The message is stored. An acknowledgement is sent now; a caller
+    /// waiting for the bot is handed back when `bot_follows`, else told no
+    /// bot answered.
+    fn stored(
+        self,
+        session: &SessionActor,
+        stored: &ChatMessage,
+        view: MessageView,
+        bot_follows: bool,
+    ) -> Option<Reply> {
+        match self {
+            Answer::Ack(reply) => {
+                reply.send(&ServerEvent::MessageSent {
+                    session_id: stored.session_id,
+                    message_id: stored.id,
+                    seq: stored.seq,
+                    client_msg_id: stored.client_msg_id.clone().unwrap_or_default(),
+                    created_at: stored.created_at,
+                });
+                None
+            }
+            Answer::BotAnswer(reply) if bot_follows => Some(reply),
+            Answer::BotAnswer(reply) => {
+                let handled_by = match session.status() {
+                    Some(SessionStatus::Assigned) => "agent",
+                    Some(SessionStatus::Waiting) => "queue",
+                    _ => "bot",
+                };
+                reply.send(&ServerEvent::ChatAnswer {
+                    session_id: stored.session_id,
+                    message: view,
+                    response: None,
+                    handled_by,
+                    confidence: None,
+                });
+                None
+            }
+        }
+    }
+}
+
 /// A chat being created by `customer:start_chat`.
 pub struct NewChat {
     pub origin: Origin,
@@ -62,6 +125,8 @@ pub struct SessionActor {
     agent_has_replied: bool,
     /// The customer's latest words, shown on the agents' queue board.
     last_customer_text: Option<String>,
+    /// Messages per minute from the session's people, over sockets and HTTP alike.
+    limiter: governor::DefaultDirectRateLimiter,
     idle_timer: Option<SpawnHandle>,
 }
 
@@ -73,6 +138,7 @@ impl SessionActor {
         queue: Addr<QueueActor>,
         new_chat: Option<NewChat>,
     ) -> Self {
+        let quota = services.limits.message_quota();
         SessionActor {
             id,
             services,
@@ -85,6 +151,7 @@ impl SessionActor {
             bot_misses: 0,
             agent_has_replied: false,
             last_customer_text: None,
+            limiter: governor::RateLimiter::direct(quota),
             idle_timer: None,
         }
     }
@@ -237,16 +304,21 @@ impl SessionActor {
     /// Posts a message from the system or the bot and shows it to everyone.
     fn post<F>(&mut self, ctx: &mut Context<Self>, message: NewChatMessage, sender_name: Option<String>, then: F)
     where
-        F: FnOnce(&mut Self, &mut Context<Self>) + 'static,
+        F: FnOnce(&mut Self, &mut Context<Self>, Option<MessageView>) + 'static,
     {
         self.persist(ctx, message, move |act, ctx, outcome| {
-            match outcome {
+            let view = match outcome {
                 Ok(persisted) => {
-                    act.deliver(&ServerEvent::MessageReceived(MessageView::new(&persisted.message, sender_name)), None)
+                    let view = MessageView::new(&persisted.message, sender_name);
+                    act.deliver(&ServerEvent::MessageReceived(view.clone()), None);
+                    Some(view)
                 }
-                Err(error) => log::error!("session {}: an automatic message was not stored: {error}", act.id),
-            }
-            then(act, ctx)
+                Err(error) => {
+                    log::error!("session {}: an automatic message was not stored: {error}", act.id);
+                    None
+                }
+            };
+            then(act, ctx, view)
         });
     }
 
@@ -255,7 +327,7 @@ impl SessionActor {
             message_type: "system".to_owned(),
             ..NewChatMessage::text(self.id, SenderType::System, None, text)
         };
-        self.post(ctx, message, None, |_, _| {});
+        self.post(ctx, message, None, |_, _, _| {});
     }
 
     fn bot_message(&self, reply: &BotReply) -> NewChatMessage {
@@ -297,7 +369,7 @@ impl SessionActor {
                 let greeting = act.services.bot.greeting(&customer_name, chat.request.bot_context.as_deref());
                 let message = act.bot_message(&greeting);
                 let name = act.services.bot.name().to_owned();
-                act.post(ctx, message, Some(name), |_, _| {});
+                act.post(ctx, message, Some(name), |_, _, _| {});
             }
             Err(error) => {
                 chat.reply.fail(&error);
@@ -338,79 +410,146 @@ impl SessionActor {
         });
     }
 
-    fn send_message(
+    /// Refuses a message over the session's per-minute allowance.
+    fn check_rate(&self) -> Result<(), AppError> {
+        self.limiter.check().map_err(|not_until| {
+            AppError::rate_limited(
+                not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default())),
+            )
+        })
+    }
+
+    fn send_message(&mut self, ctx: &mut Context<Self>, origin: Origin, answer: Answer, outgoing: Outgoing) {
+        let sender_type = match self.check_open(&origin.caller) {
+            Ok(_) if origin.caller.role == Role::Customer => SenderType::Customer,
+            Ok(_) => SenderType::Agent,
+            Err(error) => return answer.fail(&error),
+        };
+        if let Err(error) = self.check_rate() {
+            return answer.fail(&error);
+        }
+        self.attach_origin(&origin, ctx);
+        if outgoing.attachments.is_empty() {
+            return self.store_message(ctx, origin, answer, outgoing, sender_type, Vec::new());
+        }
+        let pool = self.services.pool.clone();
+        let (id, uploader) = (self.id, origin.caller.user_id);
+        let mut wanted = outgoing.attachments.clone();
+        wanted.sort();
+        wanted.dedup();
+        let find = async move {
+            db::run(&pool, async |conn| queries::attachments::unclaimed(conn, &wanted, id, uploader).await).await
+        };
+        ctx.wait(find.into_actor(self).map(move |found, act, ctx| match found {
+            Ok(files) if files.len() == outgoing.attachments.len() => {
+                act.store_message(ctx, origin, answer, outgoing, sender_type, files)
+            }
+            Ok(_) => answer.fail(&AppError::new(
+                ErrorCode::InvalidPayload,
+                "an attachment is unknown, not yours, from another session or already sent",
+            )),
+            Err(error) => answer.fail(&error),
+        }));
+    }
+
+    fn store_message(
         &mut self,
         ctx: &mut Context<Self>,
         origin: Origin,
-        reply: Reply,
-        content: Content,
-        client_msg_id: String,
+        answer: Answer,
+        outgoing: Outgoing,
+        sender_type: SenderType,
+        files: Vec<AttachmentMeta>,
     ) {
-        let (status, sender_type) = match self.check_open(&origin.caller) {
-            Ok(loaded) => (
-                loaded.session.status,
-                match origin.caller.role {
-                    Role::Customer => SenderType::Customer,
-                    Role::Agent | Role::Admin => SenderType::Agent,
-                },
-            ),
-            Err(error) => return reply.fail(&error),
-        };
-        self.attach_origin(&origin, ctx);
-        let text = content.as_str().to_owned();
-        let message = NewChatMessage::text(self.id, sender_type, Some(origin.caller.user_id), content.into_string())
-            .with_client_msg_id(client_msg_id);
+        let status = self.status().unwrap_or(SessionStatus::Closed);
+        let text = outgoing.content.as_str().to_owned();
+        let message =
+            NewChatMessage::text(self.id, sender_type, Some(origin.caller.user_id), outgoing.content.into_string())
+                .with_client_msg_id(outgoing.client_msg_id);
         self.persist(ctx, message, move |act, ctx, outcome| {
             let persisted = match outcome {
                 Ok(persisted) => persisted,
-                Err(error) => return reply.fail(&error),
+                Err(error) => return answer.fail(&error),
             };
-            let stored = &persisted.message;
-            reply.send(&ServerEvent::MessageSent {
-                session_id: stored.session_id,
-                message_id: stored.id,
-                seq: stored.seq,
-                client_msg_id: stored.client_msg_id.clone().unwrap_or_default(),
-                created_at: stored.created_at,
-            });
+            let stored = persisted.message.clone();
+            let view = MessageView::new(&stored, Some(origin.caller.name.to_string())).with_attachments(&files);
             if persisted.resent {
+                answer.stored(act, &stored, view, false);
                 return;
             }
-            if sender_type == SenderType::Customer {
-                act.last_customer_text = Some(text.clone());
+            if files.is_empty() {
+                return act.after_message(ctx, origin, answer, stored, view, status, text);
             }
-            let view = MessageView::new(stored, Some(origin.caller.name.to_string()));
-            act.deliver(&ServerEvent::MessageReceived(view), origin.socket_id());
-            act.stop_typing(ctx, &origin.caller, origin.socket_id());
-            match (sender_type, status) {
-                (SenderType::Customer, SessionStatus::Bot) => act.bot_turn(ctx, text),
-                (SenderType::Customer, SessionStatus::Waiting) => {
-                    act.queue.do_send(Preview { session_id: act.id, text });
+            let pool = act.services.pool.clone();
+            let ids: Vec<Uuid> = files.iter().map(|file| file.id).collect();
+            let message_id = stored.id;
+            let claim = async move {
+                db::run(&pool, async |conn| queries::attachments::claim(conn, &ids, message_id).await).await
+            };
+            ctx.wait(claim.into_actor(act).map(move |claimed, act, ctx| {
+                if let Err(error) = claimed {
+                    log::error!("message {message_id}: attachments not linked: {error}");
                 }
-                (SenderType::Agent, _) if !act.agent_has_replied => {
-                    act.agent_has_replied = true;
-                    let pool = act.services.pool.clone();
-                    let id = act.id;
+                act.after_message(ctx, origin, answer, stored, view, status, text)
+            }));
+        });
+    }
+
+    /// A new message is stored: show it to the others and let the session react.
+    #[allow(clippy::too_many_arguments)]
+    fn after_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        origin: Origin,
+        answer: Answer,
+        stored: ChatMessage,
+        view: MessageView,
+        status: SessionStatus,
+        text: String,
+    ) {
+        let sender_type = stored.sender_type;
+        if sender_type == SenderType::Customer {
+            self.last_customer_text = Some(text.clone());
+        }
+        self.deliver(&ServerEvent::MessageReceived(view.clone()), origin.socket_id());
+        self.stop_typing(ctx, &origin.caller, origin.socket_id());
+        match (sender_type, status) {
+            (SenderType::Customer, SessionStatus::Bot) => {
+                let answer = answer.stored(self, &stored, view.clone(), true);
+                self.bot_turn(ctx, text, answer.map(|reply| (reply, view)));
+            }
+            (SenderType::Customer, SessionStatus::Waiting) => {
+                self.queue.do_send(Preview { session_id: self.id, text });
+                answer.stored(self, &stored, view, false);
+            }
+            (SenderType::Agent, _) => {
+                if !self.agent_has_replied {
+                    self.agent_has_replied = true;
+                    let pool = self.services.pool.clone();
+                    let id = self.id;
                     ctx.spawn(
                         async move {
-                            if let Err(error) = db::run(&pool, async |conn| {
-                                queries::analytics::reached(conn, id, queries::analytics::Milestone::FirstResponse)
+                            let milestone = queries::analytics::Milestone::FirstResponse;
+                            if let Err(error) =
+                                db::run(&pool, async |conn| queries::analytics::reached(conn, id, milestone).await)
                                     .await
-                            })
-                            .await
                             {
                                 log::warn!("session {id}: first response time not recorded: {error}");
                             }
                         }
-                        .into_actor(act),
+                        .into_actor(self),
                     );
                 }
-                _ => {}
+                answer.stored(self, &stored, view, false);
             }
-        });
+            _ => {
+                answer.stored(self, &stored, view, false);
+            }
+        }
     }
 
-    fn bot_turn(&mut self, ctx: &mut Context<Self>, text: String) {
+    /// The bot answers the customer; `asked` is an HTTP caller waiting for the answer.
+    fn bot_turn(&mut self, ctx: &mut Context<Self>, text: String, asked: Option<(Reply, MessageView)>) {
         let Ok(loaded) = self.loaded() else { return };
         let customer_name = loaded.customer_name.clone();
         let bot_context = loaded.session.bot_context.clone();
@@ -419,7 +558,7 @@ impl SessionActor {
             bot_context: bot_context.as_deref(),
             text: &text,
         });
-        ctx.wait(answer.into_actor(self).map(|reply, act, ctx| {
+        ctx.wait(answer.into_actor(self).map(move |reply, act, ctx| {
             if act.status() != Some(SessionStatus::Bot) {
                 return;
             }
@@ -433,7 +572,17 @@ impl SessionActor {
             };
             let message = act.bot_message(&reply);
             let name = act.services.bot.name().to_owned();
-            act.post(ctx, message, Some(name), move |act, ctx| {
+            let confidence = reply.confidence;
+            act.post(ctx, message, Some(name), move |act, ctx, bot_view| {
+                if let Some((http, customer_view)) = asked {
+                    http.send(&ServerEvent::ChatAnswer {
+                        session_id: act.id,
+                        message: customer_view,
+                        response: bot_view,
+                        handled_by: "bot",
+                        confidence: Some(confidence),
+                    });
+                }
                 if let Some(reason) = handoff {
                     act.hand_off(ctx, Some(reason.to_owned()), None);
                 }
@@ -505,28 +654,18 @@ impl SessionActor {
         let pool = self.services.pool.clone();
         let id = self.id;
         let load = async move {
-            db::run(&pool, async |conn| queries::messages::after_seq_with_names(conn, id, after_seq).await).await
+            db::run(&pool, async |conn| queries::messages::shown(conn, id, Window::After(after_seq)).await).await
         };
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(rows) => {
                 let bot_name = act.services.bot.name().to_owned();
-                let messages =
-                    rows.iter().map(|(message, name)| act.message_view(message, name.clone(), &bot_name)).collect();
+                let messages = rows.iter().map(|row| MessageView::shown(row, &bot_name)).collect();
                 let Some(session) = act.view() else { return reply.fail(&AppError::not_found("session")) };
                 reply.send(&ServerEvent::SessionResumed { session, messages });
                 act.attach_origin(&origin, ctx);
             }
             Err(error) => reply.fail(&error),
         }));
-    }
-
-    fn message_view(&self, message: &ChatMessage, user_name: Option<String>, bot_name: &str) -> MessageView {
-        let name = match message.sender_type {
-            SenderType::Bot => Some(bot_name.to_owned()),
-            SenderType::System => None,
-            SenderType::Customer | SenderType::Agent => user_name,
-        };
-        MessageView::new(message, name)
     }
 
     /// Sends the whole history to an assigned agent's sockets, then keeps them in step.
@@ -539,7 +678,7 @@ impl SessionActor {
         let pool = self.services.pool.clone();
         let id = self.id;
         let load = async move {
-            db::run(&pool, async |conn| queries::messages::after_seq_with_names(conn, id, 0).await).await
+            db::run(&pool, async |conn| queries::messages::shown(conn, id, Window::After(0)).await).await
         };
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             let rows = match outcome {
@@ -552,8 +691,7 @@ impl SessionActor {
                 }
             };
             let bot_name = act.services.bot.name().to_owned();
-            let messages: Vec<MessageView> =
-                rows.iter().map(|(message, name)| act.message_view(message, name.clone(), &bot_name)).collect();
+            let messages: Vec<MessageView> = rows.iter().map(|row| MessageView::shown(row, &bot_name)).collect();
             let Some(session) = act.view() else { return };
             let event = ServerEvent::SessionAssigned { session_id: act.id, session, messages };
             let frame = event.frame(None);
@@ -615,7 +753,7 @@ impl SessionActor {
                 message_type: "system".to_owned(),
                 ..NewChatMessage::text(id, SenderType::System, None, text)
             };
-            act.post(ctx, message, None, move |act, ctx| {
+            act.post(ctx, message, None, move |act, ctx, _| {
                 let closed = ServerEvent::SessionClosed { session_id: id, reason: reason.to_owned() };
                 let requester = request.as_ref().and_then(|(socket_id, _)| *socket_id);
                 act.deliver(&closed, requester);
@@ -687,6 +825,81 @@ impl SessionActor {
             &ServerEvent::TypingStopped { session_id: self.id, role: caller.role, name: name.to_string() },
             except,
         );
+    }
+
+    /// Changes the title, category or priority (staff only); a waiting
+    /// session moves in the queue with its new priority.
+    fn update(
+        &mut self,
+        ctx: &mut Context<Self>,
+        origin: Origin,
+        reply: Reply,
+        title: Option<String>,
+        category: Option<String>,
+        priority: Option<Priority>,
+    ) {
+        let status = match self.check_access(&origin.caller) {
+            Ok(_) if origin.caller.role == Role::Customer => {
+                return reply.fail(&AppError::new(ErrorCode::Forbidden, "only agents and admins edit a session"))
+            }
+            Ok(loaded) => loaded.session.status,
+            Err(error) => return reply.fail(&error),
+        };
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let (new_title, new_category) = (title.clone(), category.clone());
+        let write = async move {
+            db::run(&pool, async |conn| {
+                queries::sessions::update_details(conn, id, new_title.as_deref(), new_category.as_deref(), priority)
+                    .await
+            })
+            .await
+        };
+        ctx.wait(write.into_actor(self).map(move |outcome, act, _| {
+            let session = match outcome {
+                Ok(session) => session,
+                Err(error) => return reply.fail(&error),
+            };
+            let moved =
+                priority.is_some_and(|priority| Some(priority) != act.loaded().ok().map(|l| l.session.priority));
+            if let Some(loaded) = act.loaded_mut() {
+                loaded.session = session;
+            }
+            if let (true, SessionStatus::Waiting, Some(priority)) = (moved, status, priority) {
+                act.queue.do_send(Reprioritize { session_id: id, priority });
+            }
+            let Some(view) = act.view() else { return };
+            let event = ServerEvent::SessionUpdated { session: view };
+            act.deliver(&event, None);
+            reply.send(&event);
+        }));
+    }
+
+    /// Closes the session if it is open, then hides it (customer or admin).
+    fn delete(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply) {
+        let open = match self.check_access(&origin.caller) {
+            Ok(_) if origin.caller.role == Role::Agent => {
+                return reply
+                    .fail(&AppError::new(ErrorCode::Forbidden, "agents close sessions; they do not delete them"))
+            }
+            Ok(loaded) => loaded.session.status != SessionStatus::Closed,
+            Err(error) => return reply.fail(&error),
+        };
+        if open {
+            self.close(ctx, "deleted", false, None, None);
+        }
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let hide = async move { db::run(&pool, async |conn| queries::sessions::soft_delete(conn, id).await).await };
+        ctx.wait(hide.into_actor(self).map(move |outcome, act, ctx| match outcome {
+            Ok(()) => {
+                act.state =
+                    State::Missing(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"));
+                reply.send(&ServerEvent::SessionClosed { session_id: id, reason: "deleted".to_owned() });
+                act.schedule_retire_soon(ctx);
+            }
+            Err(error) => reply.fail(&error),
+        }));
     }
 
     fn transfer(
@@ -788,9 +1001,20 @@ impl Handler<SessionCommand> for SessionActor {
             return reply.fail(&error);
         }
         match request {
-            SessionRequest::Send { content, client_msg_id } => {
-                self.send_message(ctx, origin, reply, content, client_msg_id)
+            SessionRequest::Send { content, client_msg_id, attachments } => {
+                self.send_message(ctx, origin, Answer::Ack(reply), Outgoing { content, client_msg_id, attachments })
             }
+            SessionRequest::Ask { content, client_msg_id } => {
+                if origin.caller.role != Role::Customer {
+                    return reply.fail(&AppError::new(ErrorCode::Forbidden, "only the customer asks the bot"));
+                }
+                let outgoing = Outgoing { content, client_msg_id, attachments: Vec::new() };
+                self.send_message(ctx, origin, Answer::BotAnswer(reply), outgoing)
+            }
+            SessionRequest::Update { title, category, priority } => {
+                self.update(ctx, origin, reply, title, category, priority)
+            }
+            SessionRequest::Delete => self.delete(ctx, origin, reply),
             SessionRequest::Resume { after_seq } => self.resume(ctx, origin, reply, after_seq),
             SessionRequest::Typing => match self.check_open(&origin.caller) {
                 Ok(_) => {
@@ -919,7 +1143,7 @@ impl Handler<AgentAssigned> for SessionActor {
         };
         // The agent's sockets join after the history is sent, so the history
         // already holds this message and nothing arrives twice.
-        self.post(ctx, message, None, move |act, ctx| act.welcome_agent_sockets(ctx, sockets, pickup));
+        self.post(ctx, message, None, move |act, ctx, _| act.welcome_agent_sockets(ctx, sockets, pickup));
     }
 }
 

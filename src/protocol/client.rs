@@ -47,7 +47,7 @@ impl Content {
     }
 }
 
-fn client_msg_id(id: String) -> Result<String, AppError> {
+pub fn client_msg_id(id: String) -> Result<String, AppError> {
     let length = id.chars().count();
     if length == 0 || length > MAX_CLIENT_MSG_ID_CHARS || id.contains('\0') {
         return Err(AppError::new(
@@ -58,7 +58,7 @@ fn client_msg_id(id: String) -> Result<String, AppError> {
     Ok(id)
 }
 
-fn optional_text(field: &str, value: Option<String>, max_chars: usize) -> Result<Option<String>, AppError> {
+pub fn optional_text(field: &str, value: Option<String>, max_chars: usize) -> Result<Option<String>, AppError> {
     match value {
         Some(text) if text.chars().count() > max_chars || text.contains('\0') => {
             Err(AppError::new(ErrorCode::InvalidPayload, format!("{field} must be at most {max_chars} characters")))
@@ -74,7 +74,12 @@ struct SendMessageData {
     session_id: Uuid,
     content: String,
     client_msg_id: String,
+    #[serde(default)]
+    attachments: Vec<Uuid>,
 }
+
+/// The most files one message may carry.
+pub const MAX_ATTACHMENTS: usize = 10;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -171,15 +176,45 @@ pub struct CloseSession {
 /// whether the caller may make it.
 #[derive(Debug, Clone)]
 pub enum SessionRequest {
-    Send { content: Content, client_msg_id: String },
-    RequestAgent { reason: Option<String> },
+    Send {
+        content: Content,
+        client_msg_id: String,
+        attachments: Vec<Uuid>,
+    },
+    RequestAgent {
+        reason: Option<String>,
+    },
     Typing,
     StopTyping,
-    MarkRead { up_to_seq: i64 },
-    Resume { after_seq: i64 },
+    MarkRead {
+        up_to_seq: i64,
+    },
+    Resume {
+        after_seq: i64,
+    },
     End,
-    Close { resolved: bool, notes: Option<String> },
-    Transfer { to_agent_id: Option<Uuid>, priority: Option<Priority>, reason: Option<String> },
+    Close {
+        resolved: bool,
+        notes: Option<String>,
+    },
+    Transfer {
+        to_agent_id: Option<Uuid>,
+        priority: Option<Priority>,
+        reason: Option<String>,
+    },
+    /// Over HTTP only: change the session's title, category or priority.
+    Update {
+        title: Option<String>,
+        category: Option<String>,
+        priority: Option<Priority>,
+    },
+    /// Over HTTP only: close if open, then hide the session.
+    Delete,
+    /// Over HTTP only: send a message and wait for the bot's answer.
+    Ask {
+        content: Content,
+        client_msg_id: String,
+    },
 }
 
 /// What a customer's socket may ask for.
@@ -278,7 +313,13 @@ fn shared(event: &str, name: &str, payload: Value) -> Option<Result<(Uuid, Sessi
         "send_message" => data::<SendMessageData>(event, payload).and_then(|send| {
             let content = Content::parse(send.content)?;
             let client_msg_id = client_msg_id(send.client_msg_id)?;
-            Ok((send.session_id, SessionRequest::Send { content, client_msg_id }))
+            if send.attachments.len() > MAX_ATTACHMENTS {
+                return Err(AppError::new(
+                    ErrorCode::InvalidPayload,
+                    format!("a message may carry at most {MAX_ATTACHMENTS} attachments"),
+                ));
+            }
+            Ok((send.session_id, SessionRequest::Send { content, client_msg_id, attachments: send.attachments }))
         }),
         "typing" => data::<SessionRef>(event, payload).map(|target| (target.session_id, SessionRequest::Typing)),
         "stop_typing" => {

@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::db::models::{ChatMessage, ChatSession};
+use crate::db::models::{AttachmentMeta, ChatMessage, ChatSession};
+use crate::db::queries::messages::Shown;
 use crate::domain::{Presence, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
 
@@ -27,6 +28,32 @@ pub struct MessageView {
     pub content: String,
     pub message_type: String,
     pub created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A file carried by a message.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentView {
+    pub attachment_id: Uuid,
+    pub file_name: String,
+    pub content_type: String,
+    pub size_bytes: i64,
+    /// Where to fetch it, with the same token as the API.
+    pub url: String,
+}
+
+impl From<&AttachmentMeta> for AttachmentView {
+    fn from(file: &AttachmentMeta) -> Self {
+        AttachmentView {
+            attachment_id: file.id,
+            file_name: file.file_name.clone(),
+            content_type: file.content_type.clone(),
+            size_bytes: file.size_bytes,
+            url: format!("/api/attachments/{}", file.id),
+        }
+    }
 }
 
 impl MessageView {
@@ -40,7 +67,23 @@ impl MessageView {
             content: message.content.clone(),
             message_type: message.message_type.clone(),
             created_at: message.created_at,
+            attachments: Vec::new(),
         }
+    }
+
+    pub fn with_attachments(mut self, files: &[AttachmentMeta]) -> Self {
+        self.attachments = files.iter().map(AttachmentView::from).collect();
+        self
+    }
+
+    /// A stored message as shown: the bot by its name, the system by none.
+    pub fn shown(shown: &Shown, bot_name: &str) -> Self {
+        let name = match shown.message.sender_type {
+            SenderType::Bot => Some(bot_name.to_owned()),
+            SenderType::System => None,
+            SenderType::Customer | SenderType::Agent => shown.sender_name.clone(),
+        };
+        MessageView::new(&shown.message, name).with_attachments(&shown.attachments)
     }
 }
 
@@ -117,6 +160,8 @@ pub struct QueueItem {
 pub struct ErrorData {
     pub code: ErrorCode,
     pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 /// Everything the server sends. Replies carry the request's `ref`; pushes carry none.
@@ -152,6 +197,8 @@ pub enum ServerEvent {
     SessionClosed { session_id: Uuid, reason: String },
     #[serde(rename = "session:assigned", rename_all = "camelCase")]
     SessionAssigned { session_id: Uuid, session: SessionView, messages: Vec<MessageView> },
+    #[serde(rename = "session:updated", rename_all = "camelCase")]
+    SessionUpdated { session: SessionView },
     #[serde(rename = "session:released", rename_all = "camelCase")]
     SessionReleased { session_id: Uuid, reason: String },
     #[serde(rename = "session:transferred", rename_all = "camelCase")]
@@ -172,11 +219,24 @@ pub enum ServerEvent {
     Ack { event: &'static str },
     #[serde(rename = "error")]
     Error(ErrorData),
+    /// The answer to `POST /api/chat/message`; never sent on a socket.
+    #[serde(rename = "chat:answer", rename_all = "camelCase")]
+    ChatAnswer {
+        session_id: Uuid,
+        message: MessageView,
+        response: Option<MessageView>,
+        handled_by: &'static str,
+        confidence: Option<f32>,
+    },
 }
 
 impl ServerEvent {
     pub fn error(error: &AppError) -> Self {
-        ServerEvent::Error(ErrorData { code: error.code, message: error.message.clone() })
+        ServerEvent::Error(ErrorData {
+            code: error.code,
+            message: error.message.clone(),
+            retry_after: error.retry_after,
+        })
     }
 
     /// Serialises the event, with the request's `ref` when it is a reply.

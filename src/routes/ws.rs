@@ -3,28 +3,21 @@
 
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::web::{self, Bytes};
 use actix_web::{get, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 use futures_util::Stream;
-use serde::Deserialize;
 
 use crate::actors::agent_socket::Agent;
 use crate::actors::customer_socket::Customer;
 use crate::actors::messages::Caller;
 use crate::actors::socket::{Socket, SocketRole, Written, MAX_FRAME_BYTES};
-use crate::db::{self, queries};
+use crate::auth::extractors::{authenticate, bearer_token};
 use crate::domain::Role;
 use crate::error::{AppError, ErrorCode};
 use crate::startup::AppState;
-
-#[derive(Deserialize)]
-pub struct TokenQuery {
-    token: Option<String>,
-}
 
 /// Counts the bytes the HTTP layer takes, which is how far the client has read.
 struct CountedStream<S> {
@@ -47,19 +40,10 @@ where
     }
 }
 
-async fn caller(state: &AppState, query: &TokenQuery, role: Role) -> Result<Caller, AppError> {
-    let token = query
-        .token
-        .as_deref()
+async fn caller(req: &HttpRequest, state: &AppState, role: Role) -> Result<Caller, AppError> {
+    let token = bearer_token(req)
         .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "the token query parameter is missing"))?;
-    let claims = state.tokens.verify(token, &[role])?;
-    let user = db::run(&state.pool, async |conn| queries::users::find(conn, claims.sub).await).await?;
-    match user {
-        Some(user) if !user.disabled && user.role == role => {
-            Ok(Caller { user_id: user.id, role, name: Arc::from(user.display_name.as_str()) })
-        }
-        _ => Err(AppError::new(ErrorCode::Unauthorized, "this account cannot connect")),
-    }
+    authenticate(state, &token, &[role]).await
 }
 
 fn upgrade<R: SocketRole>(
@@ -82,9 +66,8 @@ pub async fn customer(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let caller = caller(&state, &query, Role::Customer).await?;
+    let caller = caller(&req, &state, Role::Customer).await?;
     upgrade::<Customer>(&req, payload, &state, caller)
 }
 
@@ -93,8 +76,7 @@ pub async fn agent(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    query: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let caller = caller(&state, &query, Role::Agent).await?;
+    let caller = caller(&req, &state, Role::Agent).await?;
     upgrade::<Agent>(&req, payload, &state, caller)
 }

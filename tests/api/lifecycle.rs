@@ -104,7 +104,10 @@ async fn a_connected_customer_is_not_abandoned_however_quiet() {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_disconnected_on_purpose() {
-    let app = spawn_app_with(AppOptions::default().env("OUTBOUND_BACKLOG_BYTES", "65536")).await;
+    let app = spawn_app_with(
+        AppOptions::default().env("OUTBOUND_BACKLOG_BYTES", "65536").env("RATE_LIMIT_MESSAGES_PER_MINUTE", "100000"),
+    )
+    .await;
     let ann = app.visitor("Ann").await;
     let alice = app.agent("alice", 1).await;
     let mut agent = app.agent_socket(&alice).await;

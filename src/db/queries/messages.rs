@@ -220,21 +220,82 @@ pub async fn after_seq(
         .await
 }
 
-/// The messages of a session after `after_seq` with each sender's display
-/// name, oldest first.
-pub async fn after_seq_with_names(
-    conn: &mut PgConn,
-    session_id: Uuid,
-    after_seq: i64,
-) -> QueryResult<Vec<(ChatMessage, Option<String>)>> {
+/// A stored message with what it takes to show it: its sender's name and its files.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub message: ChatMessage,
+    pub sender_name: Option<String>,
+    pub attachments: Vec<crate::db::models::AttachmentMeta>,
+}
+
+/// Which messages of a session to show.
+#[derive(Debug, Clone, Copy)]
+pub enum Window {
+    /// Every message with a greater seq, oldest first.
+    After(i64),
+    /// The newest `limit` messages with a smaller seq, returned oldest first.
+    Before { seq: i64, limit: i64 },
+    /// A page, oldest first.
+    Page { offset: i64, limit: i64 },
+}
+
+/// Messages of a session with their senders' names and files.
+pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window) -> QueryResult<Vec<Shown>> {
     use crate::db::schema::users;
-    chat_messages::table
+    let query = chat_messages::table
         .left_join(users::table.on(users::id.nullable().eq(chat_messages::sender_id)))
         .filter(chat_messages::session_id.eq(session_id))
-        .filter(chat_messages::seq.gt(after_seq))
         .filter(chat_messages::deleted_at.is_null())
-        .order(chat_messages::seq.asc())
-        .select((ChatMessage::as_select(), users::display_name.nullable()))
-        .load(conn)
+        .select((ChatMessage::as_select(), users::display_name.nullable()));
+    let mut rows: Vec<(ChatMessage, Option<String>)> = match window {
+        Window::After(seq) => {
+            query.filter(chat_messages::seq.gt(seq)).order(chat_messages::seq.asc()).load(conn).await?
+        }
+        Window::Before { seq, limit } => {
+            let mut newest_first: Vec<(ChatMessage, Option<String>)> = query
+                .filter(chat_messages::seq.lt(seq))
+                .order(chat_messages::seq.desc())
+                .limit(limit)
+                .load(conn)
+                .await?;
+            newest_first.reverse();
+            newest_first
+        }
+        Window::Page { offset, limit } => {
+            query.order(chat_messages::seq.asc()).offset(offset).limit(limit).load(conn).await?
+        }
+    };
+    let ids: Vec<Uuid> = rows.iter().map(|(message, _)| message.id).collect();
+    let mut files = super::attachments::of_messages(conn, &ids).await?;
+    Ok(rows
+        .drain(..)
+        .map(|(message, sender_name)| {
+            let (mine, others): (Vec<_>, Vec<_>) =
+                files.drain(..).partition(|file| file.message_id == Some(message.id));
+            files = others;
+            Shown { message, sender_name, attachments: mine }
+        })
+        .collect())
+}
+
+/// How many visible messages a session has.
+pub async fn count(conn: &mut PgConn, session_id: Uuid) -> QueryResult<i64> {
+    chat_messages::table
+        .filter(chat_messages::session_id.eq(session_id))
+        .filter(chat_messages::deleted_at.is_null())
+        .count()
+        .get_result(conn)
         .await
+}
+
+/// Hides every message of a session; they stay in the database.
+pub async fn clear(conn: &mut PgConn, session_id: Uuid) -> QueryResult<usize> {
+    diesel::update(
+        chat_messages::table
+            .filter(chat_messages::session_id.eq(session_id))
+            .filter(chat_messages::deleted_at.is_null()),
+    )
+    .set(chat_messages::deleted_at.eq(chrono::Utc::now()))
+    .execute(conn)
+    .await
 }

@@ -1,6 +1,7 @@
 //! Query functions. Each takes a connection, so it runs alone or inside a transaction.
 
 pub mod analytics;
+pub mod attachments;
 pub mod messages;
 pub mod queue;
 pub mod receipts;

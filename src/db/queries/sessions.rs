@@ -127,3 +127,42 @@ pub async fn assigned_to(conn: &mut PgConn, agent_id: Uuid) -> QueryResult<Vec<U
         .load(conn)
         .await
 }
+
+/// Changes the fields that are given; returns the session as it now is.
+pub async fn update_details(
+    conn: &mut PgConn,
+    id: Uuid,
+    title: Option<&str>,
+    category: Option<&str>,
+    priority: Option<crate::domain::Priority>,
+) -> QueryResult<ChatSession> {
+    #[derive(AsChangeset)]
+    #[diesel(table_name = chat_sessions)]
+    struct Details<'a> {
+        title: Option<&'a str>,
+        category: Option<&'a str>,
+        priority: Option<crate::domain::Priority>,
+        updated_at: chrono::DateTime<Utc>,
+    }
+    let updated = diesel::update(chat_sessions::table.find(id))
+        .set(Details { title, category, priority, updated_at: Utc::now() })
+        .returning(ChatSession::as_returning())
+        .get_result(conn)
+        .await?;
+    if let Some(priority) = priority {
+        diesel::update(queue_entries::table.filter(queue_entries::session_id.eq(id)).filter(queue_entries::is_active))
+            .set(queue_entries::priority.eq(priority))
+            .execute(conn)
+            .await?;
+    }
+    Ok(updated)
+}
+
+/// Hides a session: it stays in the database, but no reader sees it.
+pub async fn soft_delete(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
+    diesel::update(chat_sessions::table.find(id).filter(chat_sessions::deleted_at.is_null()))
+        .set((chat_sessions::deleted_at.eq(Utc::now()), chat_sessions::is_active.eq(false)))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

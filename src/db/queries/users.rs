@@ -29,3 +29,15 @@ pub async fn set_presence(conn: &mut PgConn, id: Uuid, presence: crate::domain::
 pub async fn set_max_concurrent(conn: &mut PgConn, id: Uuid, max: i32) -> QueryResult<()> {
     diesel::update(users::table.find(id)).set(users::max_concurrent_chats.eq(max)).execute(conn).await.map(|_| ())
 }
+
+/// Inserts a user whose id another system chose (a host website's customer).
+pub async fn insert_with_id(conn: &mut PgConn, id: Uuid, new_user: &NewUser<'_>) -> QueryResult<User> {
+    diesel::insert_into(users::table)
+        .values((users::id.eq(id), new_user))
+        .on_conflict(users::id)
+        .do_update()
+        .set(users::last_seen_at.eq(chrono::Utc::now()))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+}

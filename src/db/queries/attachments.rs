@@ -1,0 +1,67 @@
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use uuid::Uuid;
+
+use crate::db::models::{AttachmentMeta, NewAttachment};
+use crate::db::schema::message_attachments;
+use crate::db::PgConn;
+
+pub async fn insert(conn: &mut PgConn, new_attachment: &NewAttachment<'_>) -> QueryResult<AttachmentMeta> {
+    diesel::insert_into(message_attachments::table)
+        .values(new_attachment)
+        .returning(AttachmentMeta::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// The file's description and bytes.
+pub async fn find_with_data(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<(AttachmentMeta, Vec<u8>)>> {
+    message_attachments::table
+        .find(id)
+        .select((AttachmentMeta::as_select(), message_attachments::data))
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Of `ids`, the files `uploader` put in `session_id` that no message carries yet.
+pub async fn unclaimed(
+    conn: &mut PgConn,
+    ids: &[Uuid],
+    session_id: Uuid,
+    uploader: Uuid,
+) -> QueryResult<Vec<AttachmentMeta>> {
+    message_attachments::table
+        .filter(message_attachments::id.eq_any(ids))
+        .filter(message_attachments::session_id.eq(session_id))
+        .filter(message_attachments::uploader_id.eq(uploader))
+        .filter(message_attachments::message_id.is_null())
+        .select(AttachmentMeta::as_select())
+        .load(conn)
+        .await
+}
+
+/// Ties files to the message that carries them.
+pub async fn claim(conn: &mut PgConn, ids: &[Uuid], message_id: Uuid) -> QueryResult<usize> {
+    diesel::update(
+        message_attachments::table
+            .filter(message_attachments::id.eq_any(ids))
+            .filter(message_attachments::message_id.is_null()),
+    )
+    .set(message_attachments::message_id.eq(message_id))
+    .execute(conn)
+    .await
+}
+
+/// The files carried by any of `message_ids`.
+pub async fn of_messages(conn: &mut PgConn, message_ids: &[Uuid]) -> QueryResult<Vec<AttachmentMeta>> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    message_attachments::table
+        .filter(message_attachments::message_id.eq_any(message_ids))
+        .order(message_attachments::created_at.asc())
+        .select(AttachmentMeta::as_select())
+        .load(conn)
+        .await
+}
