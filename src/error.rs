@@ -11,7 +11,7 @@ use serde::Serialize;
 macro_rules! error_codes {
     ($($variant:ident => $code:literal, $status:ident;)+) => {
         /// The codes clients may rely on. Adding one is fine; renaming one breaks clients.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode { $($variant),+ }
 
@@ -70,7 +70,7 @@ pub struct AppError {
 }
 
 /// What a client receives, over REST or inside a WebSocket error event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody<'a> {
     pub error: ErrorCode,

@@ -7,6 +7,7 @@ use actix::{Actor, Addr, AsyncContext, Context};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use bb8_redis::RedisConnectionManager;
+use utoipa_actix_web::AppExt;
 
 use crate::actors::messages::CloseAllSockets;
 use crate::actors::persistence::{Drain, MessageWriter};
@@ -18,7 +19,7 @@ use crate::bots::{Bot, FaqFile, RuleBot};
 use crate::config::Settings;
 use crate::db::{self, MigrationDirection};
 use crate::routes;
-use crate::telemetry::Gauges;
+use crate::telemetry::{Gauges, Metrics};
 
 pub type RedisPool = bb8::Pool<RedisConnectionManager>;
 
@@ -28,9 +29,23 @@ pub struct AppState {
     pub redis: Option<RedisPool>,
     pub writer: Addr<MessageWriter>,
     pub registry: Addr<SessionRegistry>,
+    pub queue: Addr<QueueActor>,
     pub tokens: Arc<Tokens>,
+    pub bot_name: String,
+    pub upload_limit: usize,
+    pub login_limits: crate::routes::auth::LoginLimits,
+    pub allowed_origins: Vec<String>,
+    pub static_dir: String,
     pub gauges: Arc<Gauges>,
+    pub metrics: Arc<Metrics>,
     pub backlog_limit: u64,
+}
+
+impl AppState {
+    /// Where a waiting session is in the queue.
+    pub async fn queue_position(&self, session_id: uuid::Uuid) -> Option<usize> {
+        self.queue.send(crate::actors::messages::PositionOf(session_id)).await.ok().flatten()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +58,8 @@ pub enum StartupError {
     Redis(String),
     #[error("BOT_FAQ_FILE: {0}")]
     Faq(String),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 pub struct Application {
@@ -74,8 +91,10 @@ impl Application {
             }
             None => None,
         };
-        let writer =
-            MessageWriter::new(pool.clone(), settings.writer_batch_size, settings.writer_flush_interval).start();
+        let metrics = Metrics::new().map_err(|error| StartupError::Metrics(error.to_string()))?;
+        let writer = MessageWriter::new(pool.clone(), settings.writer_batch_size, settings.writer_flush_interval)
+            .with_metrics(metrics.clone())
+            .start();
         let faq = match &settings.bot_faq_file {
             Some(path) => FaqFile::load(path).map_err(StartupError::Faq)?,
             None => FaqFile::builtin().map_err(|error| StartupError::Faq(error.to_string()))?,
@@ -94,18 +113,28 @@ impl Application {
                 typing_timeout: std::time::Duration::from_secs(10),
             },
             limits: Limits { messages_per_minute: settings.messages_per_minute },
+            metrics: metrics.clone(),
         };
         // The queue and the registry each need the other's address.
         let queue_context = Context::<QueueActor>::new();
-        let registry = SessionRegistry::new(services.clone(), queue_context.address()).start();
+        let queue = queue_context.address();
+        let registry = SessionRegistry::new(services.clone(), queue.clone()).start();
+        let bot_name = services.bot.name().to_owned();
         queue_context.run(QueueActor::new(services, registry.clone()));
         let state = web::Data::new(AppState {
             pool,
             redis,
             writer: writer.clone(),
             registry: registry.clone(),
+            queue,
             tokens: Arc::new(Tokens::new(&settings.jwt_secret)),
+            bot_name,
+            upload_limit: settings.upload_limit_bytes,
+            login_limits: crate::routes::auth::LoginLimits::new(settings.login_attempts_per_minute),
+            allowed_origins: settings.allowed_origins.clone(),
+            static_dir: settings.static_dir.clone(),
             gauges: Gauges::new(),
+            metrics,
             backlog_limit: settings.outbound_backlog_limit,
         });
 
@@ -114,12 +143,22 @@ impl Application {
         let address =
             listener.local_addr().map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
         let static_dir = settings.static_dir.clone();
+        let document = web::Data::new(routes::docs::ApiDocument(
+            serde_json::to_string(&routes::openapi()).map_err(|error| StartupError::Metrics(error.to_string()))?,
+        ));
+        let origins = settings.allowed_origins.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(middleware::Logger::new("%r %s %Dms").exclude("/health"))
+            let (app, _) = App::new()
+                .into_utoipa_app()
                 .app_data(state.clone())
+                .app_data(document.clone())
                 .configure(routes::configure)
+                .split_for_parts();
+            app.configure(routes::extractor_config)
                 .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
+                .wrap(cors(&origins))
+                .wrap(security_headers())
+                .wrap(middleware::Logger::new("%a %m %U %s %Dms").exclude("/health"))
         })
         // Signals are ours to handle, so shutdown runs in our order.
         .disable_signals()
@@ -150,6 +189,33 @@ impl Application {
         log::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// CORS for the widget on other sites: the same origins as the sockets.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    let cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
+        .allowed_headers([
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::HeaderName::from_static("x-session-id"),
+        ])
+        .max_age(3600);
+    if origins.iter().any(|origin| origin == "*") {
+        cors.allow_any_origin()
+    } else {
+        origins.iter().fold(cors, |cors, origin| cors.allowed_origin(origin))
+    }
+}
+
+/// Headers that keep browsers from sniffing, framing or leaking.
+fn security_headers() -> middleware::DefaultHeaders {
+    middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cross-Origin-Opener-Policy", "same-origin"))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
 }
 
 async fn stop_on_signal(handle: ServerHandle, registry: Addr<SessionRegistry>) {

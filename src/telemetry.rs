@@ -48,3 +48,69 @@ impl Gauges {
         self.customer_connections.load(Ordering::Relaxed) + self.agent_connections.load(Ordering::Relaxed)
     }
 }
+
+/// Prometheus metrics. Counters and histograms are recorded where things
+/// happen; gauges that mirror live state are filled in when scraped.
+pub struct Metrics {
+    registry: prometheus::Registry,
+    pub connections: prometheus::IntGaugeVec,
+    pub messages: prometheus::IntCounterVec,
+    pub queue_length: prometheus::IntGaugeVec,
+    pub queue_wait_seconds: prometheus::Histogram,
+    pub writer_batch_size: prometheus::Histogram,
+    pub writer_commit_seconds: prometheus::Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Arc<Self>, prometheus::Error> {
+        use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts};
+        let registry = prometheus::Registry::new();
+        let connections =
+            IntGaugeVec::new(Opts::new("switchboard_connections", "Open WebSocket connections"), &["role"])?;
+        let messages =
+            IntCounterVec::new(Opts::new("switchboard_messages_total", "Messages stored, by sender"), &["sender"])?;
+        let queue_length =
+            IntGaugeVec::new(Opts::new("switchboard_queue_length", "Sessions waiting for an agent"), &["priority"])?;
+        let queue_wait_seconds = Histogram::with_opts(
+            HistogramOpts::new("switchboard_queue_wait_seconds", "Time from asking for a person to being assigned")
+                .buckets(vec![1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0]),
+        )?;
+        let writer_batch_size = Histogram::with_opts(
+            HistogramOpts::new("switchboard_writer_batch_size", "Messages per transaction of the message writer")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0]),
+        )?;
+        let writer_commit_seconds = Histogram::with_opts(
+            HistogramOpts::new("switchboard_writer_commit_seconds", "Time to store one batch of messages")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(messages.clone()))?;
+        registry.register(Box::new(queue_length.clone()))?;
+        registry.register(Box::new(queue_wait_seconds.clone()))?;
+        registry.register(Box::new(writer_batch_size.clone()))?;
+        registry.register(Box::new(writer_commit_seconds.clone()))?;
+        Ok(Arc::new(Metrics {
+            registry,
+            connections,
+            messages,
+            queue_length,
+            queue_wait_seconds,
+            writer_batch_size,
+            writer_commit_seconds,
+        }))
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        prometheus::TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Gauges {
+    pub fn by_role(&self) -> [(&'static str, i64); 2] {
+        [
+            ("customer", self.customer_connections.load(Ordering::Relaxed)),
+            ("agent", self.agent_connections.load(Ordering::Relaxed)),
+        ]
+    }
+}

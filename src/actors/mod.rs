@@ -60,4 +60,5 @@ pub struct Services {
     pub bot: Arc<dyn Bot>,
     pub timing: Timing,
     pub limits: Limits,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }

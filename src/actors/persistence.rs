@@ -6,6 +6,7 @@
 //! batch's transaction has committed, and with an error, never an
 //! acknowledgement, when it did not.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -15,6 +16,7 @@ use crate::db::models::NewChatMessage;
 use crate::db::queries::messages::{self, Persisted};
 use crate::db::Pool;
 use crate::error::{AppError, ErrorCode};
+use crate::telemetry::Metrics;
 use diesel_async::AsyncConnection;
 
 type Reply = Result<Persisted, AppError>;
@@ -32,6 +34,7 @@ pub struct Drain;
 
 pub struct MessageWriter {
     pool: Pool,
+    metrics: Option<Arc<Metrics>>,
     batch_size: usize,
     flush_interval: Duration,
     pending: Vec<NewChatMessage>,
@@ -45,6 +48,7 @@ impl MessageWriter {
     pub fn new(pool: Pool, batch_size: usize, flush_interval: Duration) -> Self {
         MessageWriter {
             pool,
+            metrics: None,
             batch_size: batch_size.max(1),
             flush_interval,
             pending: Vec::new(),
@@ -53,6 +57,12 @@ impl MessageWriter {
             flush_timer: None,
             drain_waiters: Vec::new(),
         }
+    }
+
+    /// Records batch sizes, commit times and stored messages.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>) {
@@ -73,13 +83,23 @@ impl MessageWriter {
         let replies: Vec<oneshot::Sender<Reply>> = self.replies.drain(..take).collect();
         self.committing = true;
         let pool = self.pool.clone();
+        let metrics = self.metrics.clone();
         let commit = async move {
             let started = Instant::now();
             let size = batch.len();
             let answers = commit_batch(&pool, &batch).await;
             log::debug!("message batch of {size} committed in {:?}", started.elapsed());
+            if let Some(metrics) = &metrics {
+                metrics.writer_batch_size.observe(size as f64);
+                metrics.writer_commit_seconds.observe(started.elapsed().as_secs_f64());
+            }
             match answers {
                 Ok(answers) => {
+                    if let Some(metrics) = &metrics {
+                        for persisted in answers.iter().flatten().filter(|persisted| !persisted.resent) {
+                            metrics.messages.with_label_values(&[persisted.message.sender_type.as_str()]).inc();
+                        }
+                    }
                     for (reply, answer) in replies.into_iter().zip(answers) {
                         let _ = reply.send(answer);
                     }

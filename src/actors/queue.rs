@@ -141,6 +141,10 @@ impl QueueActor {
     }
 
     fn record_assignment(&mut self, session_id: Uuid, agent_id: Uuid, pickup: Option<(SocketId, Reply)>) {
+        if let Some(entry) = self.waiting.iter().find(|entry| entry.session_id == session_id) {
+            let waited = (Utc::now() - entry.requested_at).num_milliseconds().max(0) as f64 / 1000.0;
+            self.services.metrics.queue_wait_seconds.observe(waited);
+        }
         self.waiting.retain(|entry| entry.session_id != session_id);
         self.assigned.entry(agent_id).or_default().insert(session_id);
         match self.agents.get(&agent_id) {

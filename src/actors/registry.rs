@@ -131,6 +131,14 @@ impl Handler<FromCustomer> for SessionRegistry {
     }
 }
 
+impl Handler<NewChat> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, chat: NewChat, ctx: &mut Self::Context) {
+        self.start_chat(ctx, chat);
+    }
+}
+
 impl Handler<FromAgent> for SessionRegistry {
     type Result = ();
 

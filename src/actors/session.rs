@@ -105,7 +105,9 @@ impl Answer {
     }
 }
 
-/// A chat being created by `customer:start_chat`.
+/// A chat being created by `customer:start_chat` or `POST /api/sessions`.
+#[derive(Message)]
+#[rtype(result = "()")]
 pub struct NewChat {
     pub origin: Origin,
     pub reply: Reply,

@@ -99,6 +99,7 @@ diesel::table! {
         duration_ms -> Nullable<Int8>,
         resolved_by_bot -> Bool,
         rating -> Nullable<Int2>,
+        rating_comment -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
     }

@@ -16,7 +16,7 @@ use crate::error::{AppError, ErrorCode};
 pub type Frame = Arc<str>;
 
 /// A message as both sides see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub session_id: Uuid,
@@ -88,7 +88,7 @@ impl MessageView {
 }
 
 /// A session as its participants see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub session_id: Uuid,
@@ -101,10 +101,12 @@ pub struct SessionView {
     pub title: Option<String>,
     pub category: Option<String>,
     pub bot_context: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub is_resolved: bool,
     pub ended_reason: Option<String>,
     pub last_seq: i64,
+    pub message_count: i32,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
 }
@@ -126,13 +128,14 @@ impl SessionView {
             is_resolved: session.is_resolved,
             ended_reason: session.ended_reason.clone(),
             last_seq: session.last_seq,
+            message_count: session.message_count,
             created_at: session.created_at,
             closed_at: session.closed_at,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub agent_id: Uuid,
@@ -143,7 +146,7 @@ pub struct AgentView {
 }
 
 /// One waiting session on the agents' queue board.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueItem {
     pub session_id: Uuid,

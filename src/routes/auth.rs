@@ -1,15 +1,17 @@
 //! Tokens: `POST /api/auth/visitor` for customers, `POST /auth/login` for agents and admins.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::auth::extractors::{authenticate, bearer_token, Authenticated};
 use crate::auth::passwords;
 use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::Role;
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::startup::AppState;
 
 /// How long a visitor's token lasts: long enough to come back to a chat.
@@ -20,7 +22,7 @@ const STAFF_TOKEN_TTL: Duration = Duration::hours(12);
 const NAME_MAX_CHARS: usize = 100;
 const EMAIL_MAX_CHARS: usize = 254;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VisitorRequest {
     #[serde(default)]
@@ -29,9 +31,9 @@ pub struct VisitorRequest {
     email: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct VisitorToken {
+pub struct VisitorToken {
     token: String,
     user_id: Uuid,
     name: String,
@@ -48,18 +50,39 @@ fn clean(field: &str, value: Option<String>, max_chars: usize) -> Result<Option<
     }
 }
 
-/// A token for an anonymous visitor, who becomes a customer.
+/// A token for an anonymous visitor, who becomes a customer. A returning
+/// visitor sends their previous token as `Authorization: Bearer …` and keeps
+/// their id, and with it their chats.
+#[utoipa::path(
+    tag = "auth",
+    request_body(content = Option<VisitorRequest>, content_type = "application/json"),
+    responses((status = 200, body = VisitorToken), (status = 400, body = ErrorBody))
+)]
 #[post("/api/auth/visitor")]
 pub async fn visitor(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: Option<web::Json<VisitorRequest>>,
 ) -> Result<HttpResponse, AppError> {
     let request = body.map(web::Json::into_inner).unwrap_or(VisitorRequest { name: None, email: None });
-    let name = clean("name", request.name, NAME_MAX_CHARS)?.unwrap_or_else(|| "Visitor".to_owned());
+    let name = clean("name", request.name, NAME_MAX_CHARS)?;
     let email = clean("email", request.email, EMAIL_MAX_CHARS)?;
     if email.as_deref().is_some_and(|email| !email.contains('@')) {
         return Err(AppError::validation("email is not an email address"));
     }
+    if let Some(previous) = bearer_token(&req) {
+        if let Ok(returning) = authenticate(&state, &previous, &[Role::Customer]).await {
+            let (token, expires_at) =
+                state.tokens.issue(returning.user_id, Role::Customer, &returning.name, VISITOR_TOKEN_TTL)?;
+            return Ok(HttpResponse::Ok().json(VisitorToken {
+                token,
+                user_id: returning.user_id,
+                name: returning.name.to_string(),
+                expires_at,
+            }));
+        }
+    }
+    let name = name.unwrap_or_else(|| "Visitor".to_owned());
     let username = format!("visitor-{}", Uuid::new_v4().simple());
     let user = db::run(&state.pool, async |conn| {
         queries::users::insert(
@@ -80,15 +103,15 @@ pub async fn visitor(
     Ok(HttpResponse::Ok().json(VisitorToken { token, user_id: user.id, name: user.display_name, expires_at }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     username: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct LoginToken {
+pub struct LoginToken {
     token: String,
     role: Role,
     user_id: Uuid,
@@ -96,10 +119,21 @@ struct LoginToken {
     expires_at: DateTime<Utc>,
 }
 
-/// A token for an agent or an admin.
+/// A token for an agent or an admin. Attempts are limited per address and per username.
+#[utoipa::path(
+    tag = "auth",
+    request_body = LoginRequest,
+    responses((status = 200, body = LoginToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody))
+)]
 #[post("/auth/login")]
-pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) -> Result<HttpResponse, AppError> {
+pub async fn login(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<LoginRequest>,
+) -> Result<HttpResponse, AppError> {
     let LoginRequest { username, password } = body.into_inner();
+    let address = req.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default();
+    state.login_limits.check(&address, &username.to_lowercase())?;
     let refused = || AppError::new(ErrorCode::InvalidCredentials, "wrong username or password");
     if username.len() > 64 || password.len() > 1024 {
         return Err(refused());
@@ -122,4 +156,57 @@ pub async fn login(state: web::Data<AppState>, body: web::Json<LoginRequest>) ->
         name: user.display_name,
         expires_at,
     }))
+}
+
+/// A fresh token for the same account, before the current one expires.
+#[utoipa::path(
+    tag = "auth",
+    responses((status = 200, body = LoginToken), (status = 401, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/auth/refresh")]
+pub async fn refresh(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, AppError> {
+    let caller = caller.0;
+    let ttl = if caller.role == Role::Customer { VISITOR_TOKEN_TTL } else { STAFF_TOKEN_TTL };
+    let (token, expires_at) = state.tokens.issue(caller.user_id, caller.role, &caller.name, ttl)?;
+    Ok(HttpResponse::Ok().json(LoginToken {
+        token,
+        role: caller.role,
+        user_id: caller.user_id,
+        name: caller.name.to_string(),
+        expires_at,
+    }))
+}
+
+type KeyedLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// Sign-in attempts allowed per client address and per username.
+pub struct LoginLimits {
+    by_address: KeyedLimiter,
+    by_username: KeyedLimiter,
+}
+
+impl LoginLimits {
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::per_minute(per_minute);
+        LoginLimits { by_address: KeyedLimiter::keyed(quota), by_username: KeyedLimiter::keyed(quota) }
+    }
+
+    fn check(&self, address: &str, username: &str) -> Result<(), AppError> {
+        use governor::clock::{Clock, DefaultClock};
+        let now = DefaultClock::default().now();
+        for (limiter, key) in [(&self.by_address, address), (&self.by_username, username)] {
+            if let Err(not_until) = limiter.check_key(&key.to_owned()) {
+                let mut error = AppError::rate_limited(not_until.wait_time_from(now));
+                error.message = "too many sign-in attempts; wait and try again".to_owned();
+                return Err(error);
+            }
+        }
+        if self.by_address.len() > 100_000 {
+            self.by_address.retain_recent();
+            self.by_username.retain_recent();
+        }
+        Ok(())
+    }
 }

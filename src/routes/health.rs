@@ -11,7 +11,7 @@ use crate::startup::AppState;
 /// How long one dependency check may take before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
-#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum DependencyStatus {
     Up,
@@ -19,7 +19,7 @@ enum DependencyStatus {
     NotConfigured,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct DependencyHealth {
     status: DependencyStatus,
@@ -48,15 +48,15 @@ impl DependencyHealth {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Dependencies {
     database: DependencyHealth,
     redis: DependencyHealth,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Health {
+pub struct Health {
     status: &'static str,
     dependencies: Dependencies,
     uptime_seconds: u64,
@@ -90,6 +90,10 @@ async fn check_redis(state: &AppState) -> DependencyHealth {
 }
 
 /// Healthy when every configured dependency answers; 503 when the database does not.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, body = Health), (status = 503, body = Health))
+)]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (database, redis) = futures_util::join!(check_database(&state), check_redis(&state));
@@ -109,14 +113,15 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-#[derive(Serialize)]
-struct Info {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Info {
     name: &'static str,
     version: &'static str,
     features: Vec<&'static str>,
 }
 
 /// What this server is and which optional parts are switched on.
+#[utoipa::path(tag = "operations", responses((status = 200, body = Info)))]
 #[get("/api/info")]
 pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     let mut features = vec!["postgres", "batched_message_writer"];

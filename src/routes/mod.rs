@@ -1,16 +1,121 @@
-//! HTTP routes, one file per area.
+//! HTTP routes, one file per area. Every route is registered through
+//! utoipa-actix-web, which refuses a route without an OpenAPI description,
+//! so the document at `/api/openapi.json` cannot drift from the code.
 
+pub mod admin;
 pub mod auth;
+pub mod docs;
 pub mod health;
+pub mod metrics;
+pub mod pages;
+pub mod sessions;
+pub mod uploads;
 pub mod ws;
 
-use actix_web::web;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{web, HttpRequest};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+use crate::error::{AppError, ErrorCode};
+
+/// The largest JSON body accepted.
+pub const JSON_LIMIT_BYTES: usize = 256 * 1024;
+
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(health::health)
         .service(health::info)
+        .service(metrics::metrics)
+        .service(docs::openapi_json)
+        .service(docs::docs)
         .service(auth::visitor)
         .service(auth::login)
+        .service(auth::refresh)
         .service(ws::customer)
-        .service(ws::agent);
+        .service(ws::agent)
+        .service(sessions::create)
+        .service(sessions::list)
+        .service(sessions::get_one)
+        .service(sessions::update)
+        .service(sessions::remove)
+        .service(sessions::messages)
+        .service(sessions::history)
+        .service(sessions::post_message)
+        .service(sessions::clear_messages)
+        .service(sessions::resume)
+        .service(sessions::resolve)
+        .service(sessions::transfer)
+        .service(sessions::mark_read)
+        .service(sessions::rate)
+        .service(sessions::chat)
+        .service(sessions::user_sessions)
+        .service(uploads::upload)
+        .service(uploads::download)
+        .service(admin::stats)
+        .service(admin::queue)
+        .service(admin::agents)
+        .service(admin::create_agent)
+        .service(admin::update_agent)
+        .service(admin::cleanup)
+        .service(pages::agent)
+        .service(pages::admin);
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard",
+        description = "Realtime customer-support chat: sessions, messages, the handoff queue and admin figures. \
+                       The WebSocket protocol of /ws/customer and /ws/agent is described in docs/PROTOCOL.md."
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The OpenAPI document, collected from the routes `configure` registers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, document) =
+        actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(configure).split_for_parts();
+    document
+}
+
+fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let app_error = match &error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            AppError::new(ErrorCode::PayloadTooLarge, format!("JSON bodies are limited to {JSON_LIMIT_BYTES} bytes"))
+        }
+        JsonPayloadError::ContentType => AppError::new(ErrorCode::BadRequest, "send the body as application/json"),
+        other => AppError::validation(format!("the JSON body is invalid: {other}")),
+    };
+    app_error.into()
+}
+
+fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    AppError::validation(format!("the query string is invalid: {error}")).into()
+}
+
+fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
+    AppError::validation(format!("the path is invalid: {error}")).into()
+}
+
+/// Extractor settings: body limits, and a client's mistake answered as a
+/// JSON error, never as a bare text page.
+pub fn extractor_config(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(json_error))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error));
 }

@@ -16,7 +16,7 @@ use crate::actors::messages::Caller;
 use crate::actors::socket::{Socket, SocketRole, Written, MAX_FRAME_BYTES};
 use crate::auth::extractors::{authenticate, bearer_token};
 use crate::domain::Role;
-use crate::error::{AppError, ErrorCode};
+use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::startup::AppState;
 
 /// Counts the bytes the HTTP layer takes, which is how far the client has read.
@@ -40,7 +40,23 @@ where
     }
 }
 
+/// Browsers send an Origin; it must be this server's own or one of ALLOWED_ORIGINS.
+fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
+    let Some(origin) = req.headers().get(actix_web::http::header::ORIGIN).and_then(|value| value.to_str().ok()) else {
+        return Ok(());
+    };
+    let origin = origin.trim_end_matches('/');
+    let own = req.connection_info();
+    let same_site = origin.split_once("://").is_some_and(|(_, host)| host == own.host());
+    if same_site || state.allowed_origins.iter().any(|allowed| allowed == "*" || allowed == origin) {
+        Ok(())
+    } else {
+        Err(AppError::new(ErrorCode::Forbidden, "this origin may not open a socket"))
+    }
+}
+
 async fn caller(req: &HttpRequest, state: &AppState, role: Role) -> Result<Caller, AppError> {
+    check_origin(req, state)?;
     let token = bearer_token(req)
         .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "the token query parameter is missing"))?;
     authenticate(state, &token, &[role]).await
@@ -61,6 +77,12 @@ fn upgrade<R: SocketRole>(
     Ok(response.streaming(CountedStream { inner: Box::pin(stream), written }))
 }
 
+/// The customer widget's WebSocket (docs/PROTOCOL.md); the token is a customer's.
+#[utoipa::path(
+    tag = "websocket",
+    params(("token" = String, Query, description = "A customer token")),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
 #[get("/ws/customer")]
 pub async fn customer(
     req: HttpRequest,
@@ -71,6 +93,12 @@ pub async fn customer(
     upgrade::<Customer>(&req, payload, &state, caller)
 }
 
+/// The agent dashboard's WebSocket (docs/PROTOCOL.md); the token is an agent's.
+#[utoipa::path(
+    tag = "websocket",
+    params(("token" = String, Query, description = "An agent token")),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+)]
 #[get("/ws/agent")]
 pub async fn agent(
     req: HttpRequest,

@@ -91,3 +91,16 @@ pub async fn finish(conn: &mut PgConn, session: &ChatSession, resolved: bool) ->
         .await
         .map(|_| ())
 }
+
+/// The customer's rating of their chat, with an optional comment.
+pub async fn rate(conn: &mut PgConn, session_id: Uuid, rating: i16, comment: Option<&str>) -> QueryResult<()> {
+    diesel::update(session_analytics::table.find(session_id))
+        .set((
+            session_analytics::rating.eq(rating),
+            session_analytics::rating_comment.eq(comment),
+            session_analytics::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -233,6 +233,8 @@ pub struct Shown {
 pub enum Window {
     /// Every message with a greater seq, oldest first.
     After(i64),
+    /// The oldest `limit` messages with a greater seq.
+    AfterLimited { seq: i64, limit: i64 },
     /// The newest `limit` messages with a smaller seq, returned oldest first.
     Before { seq: i64, limit: i64 },
     /// A page, oldest first.
@@ -250,6 +252,9 @@ pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window) -> Query
     let mut rows: Vec<(ChatMessage, Option<String>)> = match window {
         Window::After(seq) => {
             query.filter(chat_messages::seq.gt(seq)).order(chat_messages::seq.asc()).load(conn).await?
+        }
+        Window::AfterLimited { seq, limit } => {
+            query.filter(chat_messages::seq.gt(seq)).order(chat_messages::seq.asc()).limit(limit).load(conn).await?
         }
         Window::Before { seq, limit } => {
             let mut newest_first: Vec<(ChatMessage, Option<String>)> = query

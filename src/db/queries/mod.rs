@@ -6,4 +6,5 @@ pub mod messages;
 pub mod queue;
 pub mod receipts;
 pub mod sessions;
+pub mod stats;
 pub mod users;

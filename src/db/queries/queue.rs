@@ -206,3 +206,8 @@ pub async fn requeue(
     }
     Ok(Some((priority, requested_at, customer_name)))
 }
+
+/// How many entries are waiting, as stored.
+pub async fn active_count(conn: &mut PgConn) -> QueryResult<i64> {
+    queue_entries::table.filter(queue_entries::is_active).count().get_result(conn).await
+}

@@ -166,3 +166,77 @@ pub async fn soft_delete(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
         .await
         .map(|_| ())
 }
+
+diesel::alias!(crate::db::schema::users as agents: AgentsAlias);
+
+/// A session with its customer's name and its agent's.
+pub type Named = (ChatSession, String, Option<String>);
+
+/// Sessions newest first, with names: an agent (`Some`) sees the waiting ones
+/// and their own; `None` sees all. `after` is the last id of the previous page.
+pub async fn page(
+    conn: &mut PgConn,
+    agent: Option<Uuid>,
+    status: Option<SessionStatus>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> QueryResult<Vec<Named>> {
+    let mut query = chat_sessions::table
+        .inner_join(users::table.on(users::id.eq(chat_sessions::customer_id)))
+        .left_join(agents.on(agents.field(users::id).nullable().eq(chat_sessions::assigned_agent_id)))
+        .filter(chat_sessions::deleted_at.is_null())
+        .select((ChatSession::as_select(), users::display_name, agents.field(users::display_name).nullable()))
+        .order((chat_sessions::created_at.desc(), chat_sessions::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(agent_id) = agent {
+        query = query
+            .filter(chat_sessions::status.eq(SessionStatus::Waiting).or(chat_sessions::assigned_agent_id.eq(agent_id)));
+    }
+    if let Some(status) = status {
+        query = query.filter(chat_sessions::status.eq(status));
+    }
+    if let Some(after) = after {
+        let Some(last) = find(conn, after).await? else { return Ok(Vec::new()) };
+        query = query.filter(
+            chat_sessions::created_at
+                .lt(last.created_at)
+                .or(chat_sessions::created_at.eq(last.created_at).and(chat_sessions::id.lt(last.id))),
+        );
+    }
+    query.load(conn).await
+}
+
+/// Which of a customer's sessions to list.
+#[derive(Debug, Clone, Copy, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    Active,
+    Unresolved,
+    Recent,
+}
+
+/// A customer's sessions, most recently active first.
+pub async fn of_customer(
+    conn: &mut PgConn,
+    customer_id: Uuid,
+    selection: Selection,
+    limit: i64,
+) -> QueryResult<Vec<Named>> {
+    let mut query = chat_sessions::table
+        .inner_join(users::table.on(users::id.eq(chat_sessions::customer_id)))
+        .left_join(agents.on(agents.field(users::id).nullable().eq(chat_sessions::assigned_agent_id)))
+        .filter(chat_sessions::customer_id.eq(customer_id))
+        .filter(chat_sessions::deleted_at.is_null())
+        .select((ChatSession::as_select(), users::display_name, agents.field(users::display_name).nullable()))
+        .limit(limit)
+        .into_boxed();
+    query = match selection {
+        Selection::Active => query.filter(chat_sessions::is_active).order(chat_sessions::last_activity.desc()),
+        Selection::Unresolved => {
+            query.filter(chat_sessions::is_resolved.eq(false)).order(chat_sessions::last_activity.desc())
+        }
+        Selection::Recent => query.order(chat_sessions::created_at.desc()),
+    };
+    query.load(conn).await
+}

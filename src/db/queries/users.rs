@@ -41,3 +41,33 @@ pub async fn insert_with_id(conn: &mut PgConn, id: Uuid, new_user: &NewUser<'_>)
         .get_result(conn)
         .await
 }
+
+/// Changes an agent's or admin's settings; `None` leaves a field alone.
+pub async fn update_staff(
+    conn: &mut PgConn,
+    id: Uuid,
+    display_name: Option<&str>,
+    max_concurrent_chats: Option<i32>,
+    disabled: Option<bool>,
+) -> QueryResult<usize> {
+    #[derive(AsChangeset)]
+    #[diesel(table_name = users)]
+    struct Changes<'a> {
+        display_name: Option<&'a str>,
+        max_concurrent_chats: Option<i32>,
+        disabled: Option<bool>,
+    }
+    if display_name.is_none() && max_concurrent_chats.is_none() && disabled.is_none() {
+        return users::table
+            .find(id)
+            .filter(users::role.ne(crate::domain::Role::Customer))
+            .count()
+            .get_result::<i64>(conn)
+            .await
+            .map(|n| n as usize);
+    }
+    diesel::update(users::table.find(id).filter(users::role.ne(crate::domain::Role::Customer)))
+        .set(Changes { display_name, max_concurrent_chats, disabled })
+        .execute(conn)
+        .await
+}

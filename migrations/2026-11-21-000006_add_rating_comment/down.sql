@@ -1,0 +1,1 @@
+ALTER TABLE session_analytics DROP COLUMN rating_comment;

@@ -1,0 +1,1 @@
+ALTER TABLE session_analytics ADD COLUMN rating_comment TEXT;

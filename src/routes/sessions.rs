@@ -1,0 +1,739 @@
+//! The REST API for chat sessions. Reads go to PostgreSQL; anything that
+//! changes a live chat goes through its session actor, so WebSocket
+//! participants see it at once and every rule (authorization, rate limit,
+//! idempotency) is the same as over the socket.
+
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::actors::messages::{Origin, Reply, ToSession};
+use crate::actors::session::NewChat;
+use crate::auth::extractors::Authenticated;
+use crate::db::models::ChatSession;
+use crate::db::queries::messages::Window;
+use crate::db::{self, queries};
+use crate::domain::{Priority, Role, SessionStatus};
+use crate::error::{AppError, ErrorBody, ErrorCode};
+use crate::protocol::client::{self, Content, SessionRequest, StartChat};
+use crate::protocol::server::{MessageView, ServerEvent, SessionView};
+use crate::startup::AppState;
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 200;
+
+fn page_size(limit: Option<i64>) -> Result<i64, AppError> {
+    match limit {
+        None => Ok(DEFAULT_PAGE),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(_) => Err(AppError::validation(format!("limit must be from 1 to {MAX_PAGE}"))),
+    }
+}
+
+/// Sends a request to the session's actor and waits for its answer.
+pub async fn ask(
+    state: &AppState,
+    caller: crate::actors::messages::Caller,
+    session_id: Uuid,
+    request: SessionRequest,
+) -> Result<ServerEvent, AppError> {
+    let (reply, answer) = Reply::http();
+    state.registry.do_send(ToSession {
+        session_id,
+        wake: true,
+        message: crate::actors::messages::SessionCommand { origin: Origin::http(caller), reply, request },
+    });
+    answer.await.map_err(|_| AppError::new(ErrorCode::Internal, "the session did not answer"))?
+}
+
+/// A session the caller may read: their own (customer), waiting or assigned
+/// to them (agent), or any (admin).
+pub async fn readable(state: &AppState, caller: &Authenticated, id: Uuid) -> Result<SessionView, AppError> {
+    let found = db::run(&state.pool, async |conn| queries::sessions::find_with_names(conn, id).await).await?;
+    let (session, customer_name, agent_name) =
+        found.ok_or_else(|| AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"))?;
+    if !may_read(&caller.0, &session) {
+        return Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"));
+    }
+    Ok(SessionView::new(&session, &customer_name, agent_name.as_deref()))
+}
+
+fn may_read(caller: &crate::actors::messages::Caller, session: &ChatSession) -> bool {
+    match caller.role {
+        Role::Customer => session.customer_id == caller.user_id,
+        Role::Agent => session.assigned_agent_id == Some(caller.user_id) || session.status == SessionStatus::Waiting,
+        Role::Admin => true,
+    }
+}
+
+fn unexpected(event: ServerEvent) -> AppError {
+    log::error!("unexpected answer from a session actor: {event:?}");
+    AppError::new(ErrorCode::Internal, "unexpected answer")
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewSessionBody {
+    bot_context: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    priority: Option<Priority>,
+}
+
+/// Start a chat (customers). The bot's greeting is stored at once.
+#[utoipa::path(
+    tag = "sessions",
+    request_body(content = Option<NewSessionBody>, content_type = "application/json"),
+    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    body: Option<web::Json<NewSessionBody>>,
+) -> Result<HttpResponse, AppError> {
+    let customer = caller.require(&[Role::Customer])?.clone();
+    let body =
+        body.map(web::Json::into_inner).unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None });
+    let bot_context = client::optional_text("botContext", body.bot_context, 200)?;
+    let (reply, answer) = Reply::http();
+    let request = StartChat { bot_context, metadata: body.metadata, priority: body.priority };
+    state.registry.do_send(NewChat { origin: Origin::http(customer), reply, request });
+    match answer.await.map_err(|_| AppError::new(ErrorCode::Internal, "the session did not answer"))?? {
+        ServerEvent::SessionCreated { session, .. } => Ok(HttpResponse::Created().json(session)),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only sessions with this status.
+    status: Option<SessionStatus>,
+    /// At most this many (1–200, default 50).
+    limit: Option<i64>,
+    /// `nextCursor` from the previous page.
+    cursor: Option<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionPage {
+    sessions: Vec<SessionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<Uuid>,
+}
+
+/// List sessions, newest first (agents see the queue and their own chats; admins see all).
+#[utoipa::path(
+    tag = "sessions",
+    params(ListQuery),
+    responses((status = 200, body = SessionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/sessions")]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let staff = caller.require(&[Role::Agent, Role::Admin])?;
+    let limit = page_size(query.limit)?;
+    let agent = (staff.role == Role::Agent).then_some(staff.user_id);
+    let (status, cursor) = (query.status, query.cursor);
+    let rows = db::run(&state.pool, async |conn| queries::sessions::page(conn, agent, status, cursor, limit + 1).await)
+        .await?;
+    let next_cursor = (rows.len() as i64 > limit).then(|| rows[limit as usize - 1].0.id);
+    let sessions = rows
+        .iter()
+        .take(limit as usize)
+        .map(|(session, customer, agent)| SessionView::new(session, customer, agent.as_deref()))
+        .collect();
+    Ok(HttpResponse::Ok().json(SessionPage { sessions, next_cursor }))
+}
+
+/// One session.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/sessions/{id}")]
+pub async fn get_one(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(readable(&state, &caller, id.into_inner()).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchSessionBody {
+    title: Option<String>,
+    category: Option<String>,
+    priority: Option<Priority>,
+}
+
+/// Change a session's title, category or priority (its agent or an admin).
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = PatchSessionBody,
+    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[patch("/api/sessions/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<PatchSessionBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    let request = SessionRequest::Update {
+        title: client::optional_text("title", body.title, 200)?,
+        category: client::optional_text("category", body.category, 100)?,
+        priority: body.priority,
+    };
+    match ask(&state, caller.0, id.into_inner(), request).await? {
+        ServerEvent::SessionUpdated { session } => Ok(HttpResponse::Ok().json(session)),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Delete a session (its customer or an admin): it is closed and hidden, not erased.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[delete("/api/sessions/{id}")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    ask(&state, caller.0, id.into_inner(), SessionRequest::Delete).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessagesQuery {
+    /// At most this many (1–200, default 50).
+    limit: Option<i64>,
+    /// Only messages with a smaller seq (the newest of them).
+    before: Option<i64>,
+    /// Only messages with a greater seq (the oldest of them).
+    after: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessagePage {
+    messages: Vec<MessageView>,
+    /// True when more messages lie beyond this page in the direction asked.
+    has_more: bool,
+}
+
+fn shown_views(state: &AppState, rows: &[queries::messages::Shown]) -> Vec<MessageView> {
+    rows.iter().map(|row| MessageView::shown(row, &state.bot_name)).collect()
+}
+
+/// A session's messages by seq: the newest page, or before or after a seq.
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = Uuid, Path, description = "Session id"), MessagesQuery),
+    responses((status = 200, body = MessagePage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/sessions/{id}/messages")]
+pub async fn messages(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    query: web::Query<MessagesQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let limit = page_size(query.limit)?;
+    if query.before.is_some_and(|seq| seq < 0) || query.after.is_some_and(|seq| seq < 0) {
+        return Err(AppError::validation("before and after must not be negative"));
+    }
+    readable(&state, &caller, id).await?;
+    let window = match (query.after, query.before) {
+        (Some(_), Some(_)) => return Err(AppError::validation("give before or after, not both")),
+        (Some(after), None) => Window::AfterLimited { seq: after, limit: limit + 1 },
+        (None, before) => Window::Before { seq: before.unwrap_or(i64::MAX), limit: limit + 1 },
+    };
+    let mut rows = db::run(&state.pool, async |conn| queries::messages::shown(conn, id, window).await).await?;
+    let has_more = rows.len() as i64 > limit;
+    if has_more {
+        match window {
+            Window::Before { .. } => {
+                rows.remove(0);
+            }
+            _ => {
+                rows.truncate(limit as usize);
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(MessagePage { messages: shown_views(&state, &rows), has_more }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// At most this many (1–200, default 50).
+    limit: Option<i64>,
+    /// Skip this many of the oldest messages.
+    offset: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPage {
+    messages: Vec<MessageView>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+/// A session's history, oldest first, by page.
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = Uuid, Path, description = "Session id"), HistoryQuery),
+    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/sessions/{id}/history")]
+pub async fn history(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let limit = page_size(query.limit)?;
+    let offset = query.offset.unwrap_or(0);
+    if !(0..=1_000_000_000).contains(&offset) {
+        return Err(AppError::validation("offset must not be negative"));
+    }
+    readable(&state, &caller, id).await?;
+    let (rows, total) = db::run(&state.pool, async |conn| {
+        let rows = queries::messages::shown(conn, id, Window::Page { offset, limit }).await?;
+        let total = queries::messages::count(conn, id).await?;
+        Ok((rows, total))
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(HistoryPage { messages: shown_views(&state, &rows), total, limit, offset }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostMessageBody {
+    content: String,
+    client_msg_id: String,
+    #[serde(default)]
+    attachments: Vec<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageAck {
+    session_id: Uuid,
+    message_id: Uuid,
+    seq: i64,
+    client_msg_id: String,
+    created_at: DateTime<Utc>,
+}
+
+/// Send a message, as over the socket: stored, then shown live to the session's sockets.
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = PostMessageBody,
+    responses((status = 201, body = MessageAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/messages")]
+pub async fn post_message(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<PostMessageBody>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.into_inner();
+    if body.attachments.len() > client::MAX_ATTACHMENTS {
+        return Err(AppError::validation(format!(
+            "a message may carry at most {} attachments",
+            client::MAX_ATTACHMENTS
+        )));
+    }
+    let request = SessionRequest::Send {
+        content: Content::parse(body.content)?,
+        client_msg_id: client::client_msg_id(body.client_msg_id)?,
+        attachments: body.attachments,
+    };
+    match ask(&state, caller.0, id.into_inner(), request).await? {
+        ServerEvent::MessageSent { session_id, message_id, seq, client_msg_id, created_at } => {
+            Ok(HttpResponse::Created().json(MessageAck { session_id, message_id, seq, client_msg_id, created_at }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Clear a session's messages (its customer or an admin): hidden, not erased.
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[delete("/api/sessions/{id}/messages")]
+pub async fn clear_messages(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    caller.require(&[Role::Customer, Role::Admin])?;
+    readable(&state, &caller, id).await?;
+    db::run(&state.pool, async |conn| queries::messages::clear(conn, id).await).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumeBody {
+    session: SessionView,
+    history: Vec<MessageView>,
+}
+
+/// A session and its whole history, to pick a chat up again.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 200, body = ResumeBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/resume")]
+pub async fn resume(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let session = readable(&state, &caller, id).await?;
+    let rows = db::run(&state.pool, async |conn| queries::messages::shown(conn, id, Window::After(0)).await).await?;
+    Ok(HttpResponse::Ok().json(ResumeBody { session, history: shown_views(&state, &rows) }))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResolveBody {
+    notes: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosedBody {
+    session_id: Uuid,
+    reason: String,
+}
+
+/// Close a session as resolved (its customer, its agent or an admin).
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body(content = Option<ResolveBody>, content_type = "application/json"),
+    responses((status = 200, body = ClosedBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/resolve")]
+pub async fn resolve(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: Option<web::Json<ResolveBody>>,
+) -> Result<HttpResponse, AppError> {
+    let notes = client::optional_text("notes", body.map(web::Json::into_inner).unwrap_or_default().notes, 4_000)?;
+    match ask(&state, caller.0, id.into_inner(), SessionRequest::Close { resolved: true, notes }).await? {
+        ServerEvent::SessionClosed { session_id, reason } => {
+            Ok(HttpResponse::Ok().json(ClosedBody { session_id, reason }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TransferBody {
+    priority: Option<Priority>,
+    reason: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusBody {
+    session_id: Uuid,
+    status: SessionStatus,
+    queue_position: Option<usize>,
+    agent_name: Option<String>,
+}
+
+/// Hand a session to the queue: a customer asks for a person; an agent sends their chat back.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body(content = Option<TransferBody>, content_type = "application/json"),
+    responses((status = 200, body = StatusBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/transfer")]
+pub async fn transfer(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: Option<web::Json<TransferBody>>,
+) -> Result<HttpResponse, AppError> {
+    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let reason = client::optional_text("reason", body.reason, 500)?;
+    let request = if caller.0.role == Role::Customer {
+        SessionRequest::RequestAgent { reason }
+    } else {
+        SessionRequest::Transfer { to_agent_id: None, priority: body.priority, reason }
+    };
+    let session_id = id.into_inner();
+    match ask(&state, caller.0, session_id, request).await? {
+        ServerEvent::StatusChanged { session_id, status, agent_name, queue_position } => {
+            Ok(HttpResponse::Ok().json(StatusBody { session_id, status, queue_position, agent_name }))
+        }
+        ServerEvent::SessionTransferred { session_id, status, .. } => {
+            let position = state.queue_position(session_id).await;
+            Ok(HttpResponse::Ok().json(StatusBody { session_id, status, queue_position: position, agent_name: None }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReadBody {
+    up_to_seq: i64,
+}
+
+/// Mark a session's messages read up to a seq; the other side is told live.
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = ReadBody,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/read")]
+pub async fn mark_read(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<ReadBody>,
+) -> Result<HttpResponse, AppError> {
+    if body.up_to_seq < 0 {
+        return Err(AppError::validation("upToSeq must not be negative"));
+    }
+    ask(&state, caller.0, id.into_inner(), SessionRequest::MarkRead { up_to_seq: body.up_to_seq }).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RatingBody {
+    /// 1 (poor) to 5 (great).
+    rating: i16,
+    comment: Option<String>,
+}
+
+/// The customer rates their chat.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = RatingBody,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/rating")]
+pub async fn rate(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<RatingBody>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    caller.require(&[Role::Customer])?;
+    if !(1..=5).contains(&body.rating) {
+        return Err(AppError::validation("rating must be from 1 to 5"));
+    }
+    let comment = client::optional_text("comment", body.comment.clone(), 2_000)?;
+    readable(&state, &caller, id).await?;
+    let rating = body.rating;
+    db::run(&state.pool, async |conn| queries::analytics::rate(conn, id, rating, comment.as_deref()).await).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChatBody {
+    message: String,
+    /// `text` is the only kind today.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Responder {
+    /// `bot`, or `agent` / `queue` once a person has the chat.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    confidence: Option<f32>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatReply {
+    session_id: Uuid,
+    message: String,
+    /// The bot's answer; absent when a person has the chat.
+    response: Option<String>,
+    agent: Responder,
+}
+
+/// Say something and get the bot's answer in one round trip. Without an
+/// `X-Session-ID` header a new chat starts.
+#[utoipa::path(
+    tag = "chat",
+    params(("X-Session-ID" = Option<Uuid>, Header, description = "The chat to continue")),
+    request_body = ChatBody,
+    responses((status = 200, body = ChatReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/chat/message")]
+pub async fn chat(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    req: HttpRequest,
+    body: web::Json<ChatBody>,
+) -> Result<HttpResponse, AppError> {
+    let customer = caller.require(&[Role::Customer])?.clone();
+    let body = body.into_inner();
+    if body.kind.as_deref().is_some_and(|kind| kind != "text") {
+        return Err(AppError::validation("type must be text"));
+    }
+    let content = Content::parse(body.message)?;
+    let session_id = match req.headers().get("X-Session-ID") {
+        Some(value) => value
+            .to_str()
+            .ok()
+            .and_then(|text| text.trim().parse::<Uuid>().ok())
+            .ok_or_else(|| AppError::validation("X-Session-ID must be a session id"))?,
+        None => {
+            let (reply, answer) = Reply::http();
+            let request = StartChat { bot_context: None, metadata: None, priority: None };
+            state.registry.do_send(NewChat { origin: Origin::http(customer.clone()), reply, request });
+            match answer.await.map_err(|_| AppError::new(ErrorCode::Internal, "the session did not answer"))?? {
+                ServerEvent::SessionCreated { session_id, .. } => session_id,
+                other => return Err(unexpected(other)),
+            }
+        }
+    };
+    let request = SessionRequest::Ask { content, client_msg_id: format!("http-{}", Uuid::new_v4()) };
+    match ask(&state, customer, session_id, request).await? {
+        ServerEvent::ChatAnswer { session_id, message, response, handled_by, confidence } => Ok(HttpResponse::Ok()
+            .json(ChatReply {
+                session_id,
+                message: message.content,
+                response: response.map(|view| view.content),
+                agent: Responder { kind: handled_by, confidence },
+            })),
+        other => Err(unexpected(other)),
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserSessionsQuery {
+    /// `active` (open), `unresolved` (not resolved) or `recent` (all, newest first; the default).
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    kind: Option<queries::sessions::Selection>,
+    /// At most this many (1–200, default 50).
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSession {
+    session: SessionView,
+    message_count: i64,
+    /// The last few messages, oldest first.
+    last_messages: Vec<MessageView>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserSessions {
+    user_id: Uuid,
+    sessions: Vec<UserSession>,
+}
+
+/// How many of the latest messages each listed session shows.
+const LAST_MESSAGES: i64 = 3;
+
+/// A customer's sessions (the customer themselves, or an admin).
+#[utoipa::path(
+    tag = "sessions",
+    params(("userId" = Uuid, Path, description = "The customer's id"), UserSessionsQuery),
+    responses((status = 200, body = UserSessions), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/users/{userId}/sessions")]
+pub async fn user_sessions(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    user_id: web::Path<Uuid>,
+    query: web::Query<UserSessionsQuery>,
+) -> Result<HttpResponse, AppError> {
+    let user_id = user_id.into_inner();
+    if caller.0.role != Role::Admin && caller.0.user_id != user_id {
+        return Err(AppError::new(ErrorCode::Forbidden, "these are not your sessions"));
+    }
+    let limit = page_size(query.limit)?;
+    let selection = query.kind.unwrap_or(queries::sessions::Selection::Recent);
+    let sessions = db::run(&state.pool, async |conn| {
+        let rows = queries::sessions::of_customer(conn, user_id, selection, limit).await?;
+        let mut listed = Vec::with_capacity(rows.len());
+        for (session, customer, agent) in rows {
+            let last =
+                queries::messages::shown(conn, session.id, Window::Before { seq: i64::MAX, limit: LAST_MESSAGES })
+                    .await?;
+            let count = queries::messages::count(conn, session.id).await?;
+            listed.push((session, customer, agent, last, count));
+        }
+        Ok(listed)
+    })
+    .await?;
+    let sessions = sessions
+        .into_iter()
+        .map(|(session, customer, agent, last, count)| UserSession {
+            session: SessionView::new(&session, &customer, agent.as_deref()),
+            message_count: count,
+            last_messages: shown_views(&state, &last),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(UserSessions { user_id, sessions }))
+}

@@ -1,0 +1,165 @@
+//! `POST /api/uploads` and `GET /api/attachments/{id}`: files in a chat,
+//! typed by their content (not their name), under the session's authorization.
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{get, post, web, HttpResponse};
+use futures_util::StreamExt;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::extractors::Authenticated;
+use crate::db::models::NewAttachment;
+use crate::db::{self, queries};
+use crate::domain::{Role, SessionStatus};
+use crate::error::{AppError, ErrorBody, ErrorCode};
+use crate::protocol::server::AttachmentView;
+use crate::routes::sessions::readable;
+use crate::startup::AppState;
+
+/// What may be uploaded: images, PDF and plain text.
+const ALLOWED_TYPES: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf"];
+
+/// The type of a file, from its first bytes; text is UTF-8 without NULs.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    match infer::get(bytes) {
+        Some(kind) => ALLOWED_TYPES.iter().copied().find(|allowed| *allowed == kind.mime_type()),
+        None if !bytes.is_empty() && !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() => Some("text/plain"),
+        None => None,
+    }
+}
+
+fn clean_file_name(name: Option<&str>) -> String {
+    let base = name.unwrap_or("file").rsplit(['/', '\\']).next().unwrap_or("file");
+    let cleaned: String = base.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect();
+    if cleaned.trim().is_empty() {
+        "file".to_owned()
+    } else {
+        cleaned.trim().to_owned()
+    }
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The chat the file belongs to.
+    #[schema(value_type = String, format = Uuid)]
+    session_id: Uuid,
+    /// The file: an image (PNG, JPEG, GIF, WebP), a PDF or plain text.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Uploaded {
+    session_id: Uuid,
+    #[serde(flatten)]
+    attachment: AttachmentView,
+}
+
+/// Upload a file into a chat; send its `attachmentId` with a message to share it.
+#[utoipa::path(
+    tag = "attachments",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = Uploaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/uploads")]
+pub async fn upload(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    mut form: Multipart,
+) -> Result<HttpResponse, AppError> {
+    let limit = state.upload_limit;
+    let mut session_id: Option<Uuid> = None;
+    let mut file: Option<(String, Vec<u8>)> = None;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|error| AppError::validation(format!("the form is malformed: {error}")))?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let file_name =
+            field.content_disposition().and_then(|disposition| disposition.get_filename().map(str::to_owned));
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|error| AppError::validation(format!("the upload was cut short: {error}")))?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(AppError::new(ErrorCode::PayloadTooLarge, format!("files are limited to {limit} bytes")));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        match name.as_str() {
+            "sessionId" => {
+                let text = String::from_utf8(bytes).map_err(|_| AppError::validation("sessionId must be text"))?;
+                session_id =
+                    Some(text.trim().parse().map_err(|_| AppError::validation("sessionId must be a session id"))?);
+            }
+            "file" => file = Some((clean_file_name(file_name.as_deref()), bytes)),
+            _ => {}
+        }
+    }
+    let session_id = session_id.ok_or_else(|| AppError::validation("the form needs a sessionId field"))?;
+    let (file_name, bytes) = file.ok_or_else(|| AppError::validation("the form needs a file field"))?;
+    let content_type = sniff(&bytes).ok_or_else(|| {
+        AppError::new(ErrorCode::UnsupportedMediaType, "only images, PDF and plain text can be uploaded")
+    })?;
+    let session = readable(&state, &caller, session_id).await?;
+    if caller.0.role == Role::Agent && session.assigned_agent_id != Some(caller.user_id()) {
+        return Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"));
+    }
+    if session.status == SessionStatus::Closed {
+        return Err(AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
+    }
+    let uploader = caller.user_id();
+    let new_attachment = NewAttachment {
+        session_id,
+        uploader_id: uploader,
+        file_name: &file_name,
+        content_type,
+        size_bytes: bytes.len() as i64,
+        data: &bytes,
+    };
+    let stored = db::run(&state.pool, async |conn| queries::attachments::insert(conn, &new_attachment).await).await?;
+    Ok(HttpResponse::Created().json(Uploaded { session_id, attachment: AttachmentView::from(&stored) }))
+}
+
+/// Fetch a file, with a bearer token or `?token=` (for `<img src>`).
+#[utoipa::path(
+    tag = "attachments",
+    params(("id" = Uuid, Path, description = "Attachment id"), ("token" = Option<String>, Query, description = "The bearer token, where a header cannot be set")),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/attachments/{id}")]
+pub async fn download(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let found = db::run(&state.pool, async |conn| queries::attachments::find_with_data(conn, id).await).await?;
+    let (meta, data) = found.ok_or_else(|| AppError::not_found("attachment"))?;
+    readable(&state, &caller, meta.session_id).await?;
+    let content_type =
+        if meta.content_type == "text/plain" { "text/plain; charset=utf-8".to_owned() } else { meta.content_type };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::CONTENT_DISPOSITION, format!("inline; filename=\"{}\"", meta.file_name)))
+        .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_type_comes_from_the_content_not_the_name() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some("image/png"));
+        assert_eq!(sniff(b"%PDF-1.7\n"), Some("application/pdf"));
+        assert_eq!(sniff("plain words".as_bytes()), Some("text/plain"));
+        assert_eq!(sniff(b"MZ\x90\0\x03\0\0\0"), None, "a Windows program is refused");
+        assert_eq!(clean_file_name(Some("../../etc/passwd")), "passwd");
+    }
+}
