@@ -45,10 +45,34 @@ pub struct Limits {
     pub messages_per_minute: u32,
 }
 
-impl Limits {
-    pub fn message_quota(&self) -> governor::Quota {
-        let per_minute = std::num::NonZeroU32::new(self.messages_per_minute).unwrap_or(std::num::NonZeroU32::MIN);
-        governor::Quota::per_minute(per_minute)
+/// At most `allowed` events in any minute: the one-minute window slides
+/// with each event, so the next one after the allowance is refused until the
+/// oldest in the window is a minute old.
+#[derive(Debug)]
+pub struct MinuteWindow {
+    allowed: usize,
+    recent: std::collections::VecDeque<std::time::Instant>,
+}
+
+impl MinuteWindow {
+    const LENGTH: Duration = Duration::from_secs(60);
+
+    pub fn new(allowed: u32) -> Self {
+        MinuteWindow { allowed: allowed.max(1) as usize, recent: std::collections::VecDeque::new() }
+    }
+
+    /// Counts an event, or says how long until one would be allowed.
+    pub fn admit(&mut self) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
+        while self.recent.front().is_some_and(|at| now.duration_since(*at) >= Self::LENGTH) {
+            self.recent.pop_front();
+        }
+        if self.recent.len() >= self.allowed {
+            let oldest = self.recent.front().copied().unwrap_or(now);
+            return Err(Self::LENGTH.saturating_sub(now.duration_since(oldest)));
+        }
+        self.recent.push_back(now);
+        Ok(())
     }
 }
 

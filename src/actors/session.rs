@@ -14,7 +14,7 @@ use crate::actors::messages::*;
 use crate::actors::persistence::PersistMessage;
 use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
-use crate::actors::Services;
+use crate::actors::{MinuteWindow, Services};
 use crate::bots::{BotReply, BotTurn};
 use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, ChatSession, NewChatMessage, NewChatSession};
@@ -128,7 +128,7 @@ pub struct SessionActor {
     /// The customer's latest words, shown on the agents' queue board.
     last_customer_text: Option<String>,
     /// Messages per minute from the session's people, over sockets and HTTP alike.
-    limiter: governor::DefaultDirectRateLimiter,
+    limiter: MinuteWindow,
     idle_timer: Option<SpawnHandle>,
 }
 
@@ -140,7 +140,7 @@ impl SessionActor {
         queue: Addr<QueueActor>,
         new_chat: Option<NewChat>,
     ) -> Self {
-        let quota = services.limits.message_quota();
+        let allowed = services.limits.messages_per_minute;
         SessionActor {
             id,
             services,
@@ -153,7 +153,7 @@ impl SessionActor {
             bot_misses: 0,
             agent_has_replied: false,
             last_customer_text: None,
-            limiter: governor::RateLimiter::direct(quota),
+            limiter: MinuteWindow::new(allowed),
             idle_timer: None,
         }
     }
@@ -413,12 +413,8 @@ impl SessionActor {
     }
 
     /// Refuses a message over the session's per-minute allowance.
-    fn check_rate(&self) -> Result<(), AppError> {
-        self.limiter.check().map_err(|not_until| {
-            AppError::rate_limited(
-                not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default())),
-            )
-        })
+    fn check_rate(&mut self) -> Result<(), AppError> {
+        self.limiter.admit().map_err(AppError::rate_limited)
     }
 
     fn send_message(&mut self, ctx: &mut Context<Self>, origin: Origin, answer: Answer, outgoing: Outgoing) {

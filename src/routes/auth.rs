@@ -12,6 +12,7 @@ use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::Role;
 use crate::error::{AppError, ErrorBody, ErrorCode};
+use crate::routes::OptionalJson;
 use crate::startup::AppState;
 
 /// How long a visitor's token lasts: long enough to come back to a chat.
@@ -62,9 +63,9 @@ fn clean(field: &str, value: Option<String>, max_chars: usize) -> Result<Option<
 pub async fn visitor(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: Option<web::Json<VisitorRequest>>,
+    body: OptionalJson<VisitorRequest>,
 ) -> Result<HttpResponse, AppError> {
-    let request = body.map(web::Json::into_inner).unwrap_or(VisitorRequest { name: None, email: None });
+    let request = body.0.unwrap_or(VisitorRequest { name: None, email: None });
     let name = clean("name", request.name, NAME_MAX_CHARS)?;
     let email = clean("email", request.email, EMAIL_MAX_CHARS)?;
     if email.as_deref().is_some_and(|email| !email.contains('@')) {

@@ -116,6 +116,41 @@ fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
 /// JSON error, never as a bare text page.
 pub fn extractor_config(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::JsonConfig::default().limit(JSON_LIMIT_BYTES).error_handler(json_error))
+        .app_data(web::PayloadConfig::default().limit(JSON_LIMIT_BYTES))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error));
+}
+
+/// A JSON body that may be left out, but must be valid when it is given
+/// (`Option<web::Json<T>>` would quietly treat a malformed body as none).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> actix_web::FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = bytes.await.map_err(|error| {
+                let too_large =
+                    error.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE;
+                let app_error = if too_large {
+                    AppError::new(
+                        ErrorCode::PayloadTooLarge,
+                        format!("JSON bodies are limited to {JSON_LIMIT_BYTES} bytes"),
+                    )
+                } else {
+                    AppError::validation(format!("the body could not be read: {error}"))
+                };
+                actix_web::Error::from(app_error)
+            })?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(None));
+            }
+            serde_json::from_slice(&bytes)
+                .map(|value| OptionalJson(Some(value)))
+                .map_err(|error| AppError::validation(format!("the JSON body is invalid: {error}")).into())
+        })
+    }
 }

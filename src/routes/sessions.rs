@@ -19,6 +19,7 @@ use crate::domain::{Priority, Role, SessionStatus};
 use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::protocol::client::{self, Content, SessionRequest, StartChat};
 use crate::protocol::server::{MessageView, ServerEvent, SessionView};
+use crate::routes::OptionalJson;
 use crate::startup::AppState;
 
 const DEFAULT_PAGE: i64 = 50;
@@ -93,11 +94,10 @@ pub struct NewSessionBody {
 pub async fn create(
     state: web::Data<AppState>,
     caller: Authenticated,
-    body: Option<web::Json<NewSessionBody>>,
+    body: OptionalJson<NewSessionBody>,
 ) -> Result<HttpResponse, AppError> {
     let customer = caller.require(&[Role::Customer])?.clone();
-    let body =
-        body.map(web::Json::into_inner).unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None });
+    let body = body.0.unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None });
     let bot_context = client::optional_text("botContext", body.bot_context, 200)?;
     let (reply, answer) = Reply::http();
     let request = StartChat { bot_context, metadata: body.metadata, priority: body.priority };
@@ -460,9 +460,9 @@ pub async fn resolve(
     state: web::Data<AppState>,
     caller: Authenticated,
     id: web::Path<Uuid>,
-    body: Option<web::Json<ResolveBody>>,
+    body: OptionalJson<ResolveBody>,
 ) -> Result<HttpResponse, AppError> {
-    let notes = client::optional_text("notes", body.map(web::Json::into_inner).unwrap_or_default().notes, 4_000)?;
+    let notes = client::optional_text("notes", body.0.unwrap_or_default().notes, 4_000)?;
     match ask(&state, caller.0, id.into_inner(), SessionRequest::Close { resolved: true, notes }).await? {
         ServerEvent::SessionClosed { session_id, reason } => {
             Ok(HttpResponse::Ok().json(ClosedBody { session_id, reason }))
@@ -500,9 +500,9 @@ pub async fn transfer(
     state: web::Data<AppState>,
     caller: Authenticated,
     id: web::Path<Uuid>,
-    body: Option<web::Json<TransferBody>>,
+    body: OptionalJson<TransferBody>,
 ) -> Result<HttpResponse, AppError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body = body.0.unwrap_or_default();
     let reason = client::optional_text("reason", body.reason, 500)?;
     let request = if caller.0.role == Role::Customer {
         SessionRequest::RequestAgent { reason }

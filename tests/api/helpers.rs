@@ -453,3 +453,57 @@ impl WsClient {
         self.closed.clone().expect("the server closed the socket")
     }
 }
+
+// ---- REST calls as someone ----
+
+/// A response's status and JSON body (`Null` when there is none).
+pub type Answer = (reqwest::StatusCode, serde_json::Value);
+
+impl TestApp {
+    async fn answer(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, body)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> Answer {
+        TestApp::answer(self.http.get(self.url(path)).bearer_auth(token).send().await.expect("sent")).await
+    }
+
+    pub async fn post_as(&self, path: &str, token: &str, body: serde_json::Value) -> Answer {
+        TestApp::answer(self.http.post(self.url(path)).bearer_auth(token).json(&body).send().await.expect("sent")).await
+    }
+
+    pub async fn patch_as(&self, path: &str, token: &str, body: serde_json::Value) -> Answer {
+        TestApp::answer(self.http.patch(self.url(path)).bearer_auth(token).json(&body).send().await.expect("sent"))
+            .await
+    }
+
+    pub async fn delete_as(&self, path: &str, token: &str) -> Answer {
+        TestApp::answer(self.http.delete(self.url(path)).bearer_auth(token).send().await.expect("sent")).await
+    }
+
+    pub async fn upload_as(&self, token: &str, session_id: &str, file_name: &str, bytes: Vec<u8>) -> Answer {
+        let form = reqwest::multipart::Form::new()
+            .text("sessionId", session_id.to_owned())
+            .part("file", reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned()));
+        TestApp::answer(
+            self.http.post(self.url("/api/uploads")).bearer_auth(token).multipart(form).send().await.expect("sent"),
+        )
+        .await
+    }
+
+    /// A count from the database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db.client().await.query_one(sql, &[]).await.expect("count").get(0)
+    }
+}

@@ -12,5 +12,6 @@ mod lifecycle;
 mod message_writer;
 mod migrations;
 mod queue;
+mod rest;
 mod resume;
 mod shutdown;

@@ -50,6 +50,8 @@ describe('a customer and an agent complete a support chat', () => {
     browser = await launchBrowser();
     customerContext = await browser.newContext({ viewport: DESKTOP });
     agentContext = await browser.newContext({ viewport: DESKTOP });
+    customerContext.setDefaultTimeout(10000);
+    agentContext.setDefaultTimeout(10000);
     customer = await customerContext.newPage();
     agent = await agentContext.newPage();
     watched.push(watch(customer, 'customer'), watch(agent, 'agent'));
@@ -261,6 +263,7 @@ describe('a customer and an agent complete a support chat', () => {
     await agent.locator('[data-testid=agent-status-toggle][data-status=online]').waitFor();
 
     const context = await browser.newContext({ viewport: DESKTOP });
+    context.setDefaultTimeout(10000);
     const bob = await context.newPage();
     const record = watch(bob, 'second customer');
     await bob.goto(`${BASE_URL}/`);
