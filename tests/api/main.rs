@@ -4,6 +4,8 @@
 
 mod helpers;
 
+mod admin;
+mod auth;
 mod bad_input;
 mod chat_flow;
 mod configuration;

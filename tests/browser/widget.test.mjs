@@ -125,6 +125,9 @@ describe('the chat widget', () => {
       });
     });
 
+    // While "refused", the server is down for plain HTTP too.
+    await page.route('**/health', (route) => (mode === 'refuse' ? route.abort('connectionrefused') : route.continue()));
+
     await page.goto(`${BASE_URL}/`);
     await page.getByTestId('sb-launcher').click();
     await page.getByTestId('sb-name').fill('Flaky Network');
