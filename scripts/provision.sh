@@ -135,3 +135,48 @@ stop_redis() {
     local dir=$1
     if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
 }
+
+# psql from the PostgreSQL install.
+psql_bin() {
+    if command -v psql >/dev/null 2>&1; then command -v psql; else printf '%s/psql\n' "$(postgres_bin)"; fi
+}
+
+# with_database URL NAME: the URL with its database name replaced.
+with_database() {
+    printf '%s/%s\n' "${1%/*}" "$2"
+}
+
+# start_switchboard BINARY DATABASE_URL LOG_DIR [VAR=VALUE...]: runs the
+# server on a free port and sets SWITCHBOARD_PID and SWITCHBOARD_URL.
+start_switchboard() {
+    local binary=$1 database_url=$2 logs=$3
+    shift 3
+    mkdir -p "$logs"
+    env DATABASE_URL="$database_url" BIND=127.0.0.1:0 STATIC_DIR="$PWD/static" \
+        JWT_SECRET="${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}" \
+        RUST_LOG="${RUST_LOG:-warn}" "$@" "$binary" serve >"$logs/server.out" 2>"$logs/server.log" &
+    SWITCHBOARD_PID=$!
+    local line=""
+    for _ in $(seq 1 300); do
+        line=$(grep -m1 '^switchboard listening on ' "$logs/server.out" 2>/dev/null || true)
+        [ -n "$line" ] && break
+        kill -0 "$SWITCHBOARD_PID" 2>/dev/null || die "the server exited; see $logs/server.log"
+        sleep 0.1
+    done
+    [ -n "$line" ] || die "the server did not start; see $logs/server.log"
+    SWITCHBOARD_URL=${line#switchboard listening on }
+}
+
+stop_switchboard() {
+    if [ -n "${SWITCHBOARD_PID:-}" ]; then
+        kill -TERM "$SWITCHBOARD_PID" 2>/dev/null || true
+        wait "$SWITCHBOARD_PID" 2>/dev/null || true
+        SWITCHBOARD_PID=""
+    fi
+}
+
+# add_staff BINARY DATABASE_URL USERNAME ROLE PASSWORD
+add_staff() {
+    printf '%s\n' "$5" | DATABASE_URL="$2" RUST_LOG=off "$1" user add "$3" --role "$4" --password-stdin \
+        --display-name "$3" --max-chats 5 >/dev/null
+}

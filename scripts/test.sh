@@ -37,3 +37,10 @@ fi
 
 say "cargo test"
 cargo test --all-targets "$@"
+
+# The suites below run against the server binary the tests just built.
+if [ $# -eq 0 ]; then
+    export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
+    say "schemathesis against the OpenAPI document"
+    scripts/api-fuzz.sh
+fi

@@ -159,7 +159,7 @@ pub async fn list(
 #[utoipa::path(
     tag = "sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 200, body = SessionView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[get("/api/sessions/{id}")]
@@ -210,7 +210,7 @@ pub async fn update(
 #[utoipa::path(
     tag = "sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[delete("/api/sessions/{id}")]
@@ -392,7 +392,7 @@ pub async fn post_message(
 #[utoipa::path(
     tag = "messages",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[delete("/api/sessions/{id}/messages")]
@@ -419,7 +419,7 @@ pub struct ResumeBody {
 #[utoipa::path(
     tag = "sessions",
     params(("id" = Uuid, Path, description = "Session id")),
-    responses((status = 200, body = ResumeBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = ResumeBody), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/sessions/{id}/resume")]

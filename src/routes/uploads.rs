@@ -127,7 +127,7 @@ pub async fn upload(
 #[utoipa::path(
     tag = "attachments",
     params(("id" = Uuid, Path, description = "Attachment id"), ("token" = Option<String>, Query, description = "The bearer token, where a header cannot be set")),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[get("/api/attachments/{id}")]
