@@ -181,3 +181,42 @@ where
         AppError::database_unavailable(error)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sources(dir: &std::path::Path, into: &mut String) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, into);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                into.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_used_somewhere() {
+        let mut code = String::new();
+        sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut code);
+        // Leave out the list that declares the codes.
+        let declared_from = code.find("error_codes! {").expect("the declaration");
+        let declared_to = declared_from + code[declared_from..].find("\n}").expect("its end");
+        code.replace_range(declared_from..declared_to, "");
+        for error_code in ErrorCode::ALL {
+            let usage = format!("ErrorCode::{error_code:?}");
+            assert!(code.contains(&usage), "{} is never used: remove it or use it", error_code.as_str());
+        }
+    }
+
+    #[test]
+    fn a_clients_mistake_is_never_a_server_error() {
+        for error_code in ErrorCode::ALL {
+            let server_side = matches!(error_code, ErrorCode::Internal | ErrorCode::DatabaseUnavailable);
+            assert_eq!(error_code.status().is_server_error(), server_side, "{}", error_code.as_str());
+        }
+    }
+}
