@@ -26,6 +26,9 @@ if [ -z "${TEST_REDIS_URL:-}" ]; then
     export TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 fi
 
+command -v openssl >/dev/null 2>&1 || apt_install openssl
+command -v curl >/dev/null 2>&1 || apt_install curl
+
 if cargo fmt --version >/dev/null 2>&1; then
     say "cargo fmt --check"
     cargo fmt --check

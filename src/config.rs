@@ -20,7 +20,7 @@ pub struct Settings {
     pub database_pool_size: u32,
     pub database_connect_timeout: Duration,
     pub redis_url: Option<String>,
-    pub jwt_secret: String,
+    pub jwt: JwtKeys,
     pub static_dir: String,
     pub workers: Option<usize>,
     pub shutdown_timeout: Duration,
@@ -66,13 +66,28 @@ impl Settings {
     /// Reads settings through `lookup`, so tests can pass their own values.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env { lookup: &lookup };
-        let jwt_secret = env.required("JWT_SECRET")?;
-        if jwt_secret.len() < MIN_JWT_SECRET_LEN {
-            return Err(ConfigError {
-                var: "JWT_SECRET",
-                problem: format!("must be at least {MIN_JWT_SECRET_LEN} characters long"),
-            });
-        }
+        let jwt = match env.optional("JWT_ALGORITHM").as_deref().unwrap_or("HS256") {
+            "HS256" => {
+                let secret = env.required("JWT_SECRET")?;
+                if secret.len() < MIN_JWT_SECRET_LEN {
+                    return Err(ConfigError {
+                        var: "JWT_SECRET",
+                        problem: format!("must be at least {MIN_JWT_SECRET_LEN} characters long"),
+                    });
+                }
+                JwtKeys::Hs256 { secret }
+            }
+            "RS256" => JwtKeys::Rs256 {
+                private_pem: env.file("JWT_PRIVATE_KEY_FILE")?,
+                public_pem: env.file("JWT_PUBLIC_KEY_FILE")?,
+            },
+            other => {
+                return Err(ConfigError {
+                    var: "JWT_ALGORITHM",
+                    problem: format!("must be HS256 or RS256, got `{other}`"),
+                })
+            }
+        };
         Ok(Settings {
             bind: env.socket_addr("BIND", "0.0.0.0:8080")?,
             database_url: env.url("DATABASE_URL", &["postgres://", "postgresql://"])?,
@@ -83,7 +98,7 @@ impl Settings {
                 50..=600_000,
             )?),
             redis_url: env.optional_url("REDIS_URL", &["redis://", "rediss://", "unix://"])?,
-            jwt_secret,
+            jwt,
             static_dir: env.optional("STATIC_DIR").unwrap_or_else(|| "static".to_owned()),
             workers: env.optional_parse_in("WORKERS", 1..=256)?,
             shutdown_timeout: Duration::from_secs(env.parse_in("SHUTDOWN_TIMEOUT_SECS", 10, 0..=3600)?),
@@ -107,6 +122,15 @@ impl Settings {
     }
 }
 
+/// How tokens are signed: a shared secret (HS256, the default) or an RSA key
+/// pair in PEM files (RS256), so a host website can verify tokens without
+/// being able to mint them.
+#[derive(Clone)]
+pub enum JwtKeys {
+    Hs256 { secret: String },
+    Rs256 { private_pem: Vec<u8>, public_pem: Vec<u8> },
+}
+
 struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -118,6 +142,11 @@ impl Env<'_> {
 
     fn required(&self, var: &'static str) -> Result<String, ConfigError> {
         self.optional(var).ok_or_else(|| ConfigError { var, problem: "is not set".to_owned() })
+    }
+
+    fn file(&self, var: &'static str) -> Result<Vec<u8>, ConfigError> {
+        let path = self.required(var)?;
+        std::fs::read(&path).map_err(|error| ConfigError { var, problem: format!("cannot read `{path}`: {error}") })
     }
 
     fn url(&self, var: &'static str, schemes: &[&str]) -> Result<String, ConfigError> {

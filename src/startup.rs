@@ -60,6 +60,8 @@ pub enum StartupError {
     Faq(String),
     #[error("metrics: {0}")]
     Metrics(String),
+    #[error("{0}")]
+    Keys(String),
 }
 
 pub struct Application {
@@ -127,7 +129,7 @@ impl Application {
             writer: writer.clone(),
             registry: registry.clone(),
             queue,
-            tokens: Arc::new(Tokens::new(&settings.jwt_secret)),
+            tokens: Arc::new(Tokens::from_keys(&settings.jwt).map_err(StartupError::Keys)?),
             bot_name,
             upload_limit: settings.upload_limit_bytes,
             login_limits: crate::routes::auth::LoginLimits::new(settings.login_attempts_per_minute),

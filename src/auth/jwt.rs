@@ -1,4 +1,5 @@
-//! Signed access tokens (HS256, RFC 8725): the algorithm is pinned, and
+//! Signed access tokens (RFC 8725): HS256 by default or RS256 with key files;
+//! the algorithm is pinned, and
 //! `exp`, `nbf`, `iss` and `aud` are always checked. The audience names the
 //! role, so a customer token can never pass for an agent's.
 
@@ -33,6 +34,7 @@ pub struct Claims {
 }
 
 pub struct Tokens {
+    algorithm: Algorithm,
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
@@ -40,8 +42,26 @@ pub struct Tokens {
 impl Tokens {
     pub fn new(secret: &str) -> Self {
         Tokens {
+            algorithm: Algorithm::HS256,
             encoding: EncodingKey::from_secret(secret.as_bytes()),
             decoding: DecodingKey::from_secret(secret.as_bytes()),
+        }
+    }
+
+    /// RS256 with a PEM private key (to sign) and public key (to verify).
+    pub fn rs256(private_pem: &[u8], public_pem: &[u8]) -> Result<Self, String> {
+        Ok(Tokens {
+            algorithm: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(private_pem)
+                .map_err(|error| format!("JWT_PRIVATE_KEY_FILE: {error}"))?,
+            decoding: DecodingKey::from_rsa_pem(public_pem).map_err(|error| format!("JWT_PUBLIC_KEY_FILE: {error}"))?,
+        })
+    }
+
+    pub fn from_keys(keys: &crate::config::JwtKeys) -> Result<Self, String> {
+        match keys {
+            crate::config::JwtKeys::Hs256 { secret } => Ok(Tokens::new(secret)),
+            crate::config::JwtKeys::Rs256 { private_pem, public_pem } => Tokens::rs256(private_pem, public_pem),
         }
     }
 
@@ -65,14 +85,15 @@ impl Tokens {
             nbf: now.timestamp(),
             exp: expires_at.timestamp(),
         };
-        let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let token = encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|error| AppError::internal(std::io::Error::other(error.to_string())))?;
         Ok((token, expires_at))
     }
 
     /// The claims of a valid token for one of `roles`.
     pub fn verify(&self, token: &str, roles: &[Role]) -> Result<Claims, AppError> {
-        let mut validation = Validation::new(Algorithm::HS256);
+        // The one algorithm this server signs with; a token naming any other is refused.
+        let mut validation = Validation::new(self.algorithm);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&roles.iter().map(|role| audience(*role)).collect::<Vec<_>>());
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);

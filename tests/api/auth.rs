@@ -260,3 +260,48 @@ async fn sockets_and_cors_honour_allowed_origins() {
         .expect("sent");
     assert_eq!(preflight.headers()["access-control-allow-origin"], "https://shop.example");
 }
+
+#[tokio::test]
+async fn with_rs256_tokens_are_signed_by_the_key_file_and_hs256_look_alikes_are_refused() {
+    let keys = std::env::temp_dir().join(format!("switchboard-keys-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&keys).expect("key folder");
+    let (private, public) = (keys.join("private.pem"), keys.join("public.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&private)
+        .status()
+        .expect("openssl is installed");
+    assert!(made.success());
+    let exported = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .arg("-out")
+        .arg(&public)
+        .status()
+        .expect("openssl");
+    assert!(exported.success());
+    let app = spawn_app_with(
+        AppOptions::default()
+            .env("JWT_ALGORITHM", "RS256")
+            .env("JWT_PRIVATE_KEY_FILE", private.to_string_lossy())
+            .env("JWT_PUBLIC_KEY_FILE", public.to_string_lossy()),
+    )
+    .await;
+    let ann = app.visitor("Ann").await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(ann.token.split('.').next().expect("header"))
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(header["alg"], "RS256");
+    let mut socket = app.customer_socket(&ann).await;
+    socket.ok("customer:start_chat", "session:created", json!({})).await;
+
+    // The public key is public: a token "signed" with it as an HS256 secret must not pass.
+    let public_pem = std::fs::read_to_string(&public).expect("public key");
+    let confused = signed(claims(ann.user_id, "customer", "switchboard:customer", 600), &public_pem);
+    let (status, _) = app.get_as(&format!("/api/users/{}/sessions", ann.user_id), &confused).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let _ = std::fs::remove_dir_all(keys);
+}

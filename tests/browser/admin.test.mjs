@@ -64,9 +64,9 @@ describe('the admin console', () => {
     await page.reload();
     await page.getByTestId('admin-app').waitFor();
     await until(async () => ['live', 'error'].includes(await page.getByTestId('admin-live').getAttribute('data-state')), 'the first poll');
-    await screenshot(page, 'admin-desktop');
+    await screenshot(page, 'admin-desktop', { fullPage: true });
     await page.setViewportSize(PHONE);
-    await screenshot(page, 'admin-phone');
+    await screenshot(page, 'admin-phone', { fullPage: true });
     await page.setViewportSize(DESKTOP);
     assert.deepEqual(record.dialogs, []);
     assert.deepEqual(record.errors, []);
@@ -138,9 +138,11 @@ describe('the admin console', () => {
     assert.equal(await admin.getByTestId('admin-load-row').count(), 3);
     assert.equal(await admin.getByTestId('admin-agent-row').count(), 4);
     assert.equal(await admin.getByTestId('admin-stats-error').isVisible(), false);
-    await screenshot(admin, 'admin-desktop-with-figures');
+    await screenshot(admin, 'admin-desktop-with-figures', { fullPage: true });
     await admin.setViewportSize(PHONE);
-    await screenshot(admin, 'admin-phone-with-figures');
+    await until(() => admin.locator('[data-testid=admin-queue-chart] svg').evaluate((svg, width) => svg.viewBox.baseVal.width < width, PHONE.width),
+      'the charts redrawn for the phone width');
+    await screenshot(admin, 'admin-phone-with-figures', { fullPage: true });
     await admin.setViewportSize(DESKTOP);
 
     // Create an agent.

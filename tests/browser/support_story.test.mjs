@@ -20,6 +20,7 @@ describe('a customer and an agent complete a support chat', () => {
   let agent;
   const watched = [];
   let sessionId;
+  const agentSockets = [];
   const customerSent = [];
   const agentSent = [];
 
@@ -55,6 +56,11 @@ describe('a customer and an agent complete a support chat', () => {
     customer = await customerContext.newPage();
     agent = await agentContext.newPage();
     watched.push(watch(customer, 'customer'), watch(agent, 'agent'));
+    // The agent desk's sockets pass through untouched; a test can cut one to see the desk recover.
+    await agent.routeWebSocket(/\/ws\/agent/, (ws) => {
+      ws.connectToServer();
+      agentSockets.push(ws);
+    });
   });
 
   after(async () => {
@@ -154,6 +160,31 @@ describe('a customer and an agent complete a support chat', () => {
     // The widget is open and visible, so the agent's messages show as read too.
     await until(async () => (await agentMessages(agent, sessionId)).filter((m) => m.sender === 'agent').at(-1).status === 'read',
       "the read tick on the agent's latest message");
+  });
+
+  it('reconnects the agent desk by itself, re-joins, and shows nothing twice', async () => {
+    const before = await agentMessages(agent, sessionId);
+    const sockets = agentSockets.length;
+    await agentSockets.at(-1).close({ code: 1012, reason: 'the server is restarting' });
+    await customerSays('Are you still there?');
+    await until(() => agentSockets.length > sockets, 'a new agent socket');
+    await agent.locator('[data-testid=agent-connection][data-state=open]').waitFor();
+    await until(async () => (await agentMessages(agent, sessionId)).some((m) => m.text === 'Are you still there?'),
+      'the message sent while the agent was away');
+    const after = await agentMessages(agent, sessionId);
+    assertContiguous(after, assert, 'agent desk after reconnecting');
+    assert.deepEqual(after.slice(0, before.length).map((m) => m.id), before.map((m) => m.id));
+    assert.equal(await agent.getByTestId('agent-chat-tab').count(), 1, 'the chat is listed once');
+    assert.equal(await agent.getByTestId('agent-status-toggle').getAttribute('data-status'), 'away', 'still away after re-joining');
+
+    // A canned reply goes in the composer to be edited, then sent.
+    await agentChat().getByTestId('agent-canned').click();
+    await agentChat().getByTestId('agent-canned-menu').waitFor();
+    await agentChat().getByTestId('agent-canned-item').filter({ hasText: 'One moment' }).click();
+    const canned = await agentChat().getByTestId('agent-input').inputValue();
+    assert.equal(canned, 'Let me look into that for you. It will only take a moment.');
+    await agentSays(canned);
+    await until(async () => (await widgetMessages(customer)).some((m) => m.text === canned), 'the canned reply in the widget');
   });
 
   it('renders script and image payloads as plain text on both sides and runs nothing', async () => {
@@ -296,6 +327,28 @@ describe('a customer and an agent complete a support chat', () => {
     await until(async () => (await tab.getByTestId('agent-unread').isHidden()), 'the unread count to clear');
     assert.doesNotMatch(await agent.title(), /^\(/);
     assert.ok((await agentMessages(agent, bobSession)).some((m) => m.text === 'Hello?'));
+
+    // The agent returns the chat to the queue at high priority; it is not handed straight back.
+    const bobChat = agent.locator(`[data-testid=agent-chat][data-session-id="${bobSession}"]`);
+    await bobChat.getByTestId('agent-transfer').click();
+    await agent.getByTestId('agent-transfer-dialog').waitFor();
+    await agent.getByTestId('agent-transfer-priority').selectOption('high');
+    await agent.getByTestId('agent-transfer-reason').fill('Needs the billing team');
+    await agent.getByTestId('agent-transfer-confirm').click();
+    await bobChat.waitFor({ state: 'detached' });
+    await bob.getByTestId('sb-queue').waitFor();
+    await until(async () => (await widgetMessages(bob)).some((m) => m.sender === 'system' && /being transferred/.test(m.text)),
+      'the transfer message in the widget');
+    const queued = agent.locator(`[data-testid=agent-queue-item][data-session-id="${bobSession}"]`);
+    await queued.waitFor();
+    assert.equal(await queued.getByTestId('agent-queue-priority').textContent(), 'high');
+
+    // Picking it up again brings the whole history back.
+    await queued.getByTestId('agent-pickup').click();
+    await bobChat.waitFor();
+    await until(async () => (await agentMessages(agent, bobSession)).length === (await widgetMessages(bob)).length, 'the history after the pickup');
+    assertContiguous(await agentMessages(agent, bobSession), assert, "Bob's chat on the agent desk");
+    await bob.locator('[data-testid=sb-queue]').waitFor({ state: 'hidden' });
 
     await bob.getByTestId('sb-end-chat').click();
     await bob.getByTestId('sb-end-confirm-yes').click();
