@@ -337,3 +337,52 @@ async fn client_mistakes_over_http_get_json_errors_never_500() {
         assert!(response.headers().contains_key(header), "{header} missing");
     }
 }
+
+#[tokio::test]
+async fn chat_without_a_session_header_starts_one_and_agents_hand_chats_back_over_rest() {
+    let app = spawn_app().await;
+    let ann = app.visitor("Ann").await;
+    let (status, answer) = app.post_as("/api/chat/message", &ann.token, json!({ "message": "I need a refund" })).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let id = answer["sessionId"].as_str().expect("a new session").to_owned();
+    assert_eq!(answer["agent"]["type"], "bot");
+    assert!(answer["response"].as_str().unwrap_or_default().contains("30 days"));
+    assert_eq!(app.count("SELECT count(*) FROM chat_messages").await, 3, "greeting, question, answer");
+
+    let (_, queued) = app.post_as(&format!("/api/sessions/{id}/transfer"), &ann.token, json!({})).await;
+    assert_eq!(queued["status"], "waiting");
+    let alice = app.agent("alice", 1).await;
+    let mut agent = app.agent_socket(&alice).await;
+    agent.ok("agent:join", "agent:joined", json!({})).await;
+    agent.push("session:assigned").await;
+    let (status, answer) = app
+        .http
+        .post(format!("{}/api/chat/message", app.address))
+        .bearer_auth(&ann.token)
+        .header("X-Session-ID", &id)
+        .json(&json!({ "message": "hello?" }))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .expect("sent");
+    assert_eq!(status, StatusCode::OK);
+    let answer: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(
+        (answer["agent"]["type"].as_str(), answer["response"].as_str()),
+        (Some("agent"), None),
+        "a person has it now"
+    );
+
+    let (status, back) = app
+        .post_as(
+            &format!("/api/sessions/{id}/transfer"),
+            &alice.token,
+            json!({ "priority": "high", "reason": "needs billing" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    assert_eq!((back["status"].as_str(), back["queuePosition"].as_i64()), (Some("waiting"), Some(1)));
+    assert_eq!(agent.push("session:released").await["reason"], "transferred");
+    let (_, session) = app.get_as(&format!("/api/sessions/{id}"), &ann.token).await;
+    assert_eq!((session["status"].as_str(), session["priority"].as_str()), (Some("waiting"), Some("high")));
+}
