@@ -18,19 +18,16 @@ if [ ! -x "$venv/bin/st" ]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.30,<5'
 fi
 
-database="switchboard_fuzz_$$"
 work=$(mktemp -d -t switchboard-fuzz.XXXXXX)
-psql=$(psql_bin)
 cleanup() {
     stop_switchboard
-    "$psql" "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+    drop_test_database
     rm -rf "$work"
 }
 trap cleanup EXIT
-"$psql" "$TEST_DATABASE_URL" -qc "CREATE DATABASE $database" >/dev/null
-database_url=$(with_database "$TEST_DATABASE_URL" "$database")
-add_staff "$SWITCHBOARD_BIN" "$database_url" fuzz-admin admin 'fuzz-admin-password'
-start_switchboard "$SWITCHBOARD_BIN" "$database_url" "$work" \
+create_test_database switchboard_fuzz
+add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" fuzz-admin admin 'fuzz-admin-password'
+start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work" \
     RATE_LIMIT_LOGINS_PER_MINUTE=100000 RATE_LIMIT_MESSAGES_PER_MINUTE=100000
 
 token_of() { sed -n 's/.*"token":"\([^"]*\)".*/\1/p'; }

@@ -153,7 +153,7 @@ start_switchboard() {
     shift 3
     mkdir -p "$logs"
     env DATABASE_URL="$database_url" BIND=127.0.0.1:0 STATIC_DIR="$PWD/static" \
-        JWT_SECRET="${JWT_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}" \
+        JWT_SECRET="${JWT_SECRET:-$(random_hex 32)}" \
         RUST_LOG="${RUST_LOG:-warn}" "$@" "$binary" serve >"$logs/server.out" 2>"$logs/server.log" &
     SWITCHBOARD_PID=$!
     local line=""
@@ -175,8 +175,26 @@ stop_switchboard() {
     fi
 }
 
-# add_staff BINARY DATABASE_URL USERNAME ROLE PASSWORD
+# add_staff BINARY DATABASE_URL USERNAME ROLE PASSWORD [DISPLAY_NAME]
 add_staff() {
     printf '%s\n' "$5" | DATABASE_URL="$2" RUST_LOG=off "$1" user add "$3" --role "$4" --password-stdin \
-        --display-name "$3" --max-chats 5 >/dev/null
+        --display-name "${6:-$3}" --max-chats 5 >/dev/null || die "could not create $4 $3"
+}
+
+random_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# create_test_database PREFIX: a fresh database beside TEST_DATABASE_URL's;
+# sets TEST_DB_NAME and TEST_DB_URL. drop_test_database removes it.
+create_test_database() {
+    TEST_DB_NAME="${1}_$$_$RANDOM"
+    "$(psql_bin)" "$TEST_DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 -c "CREATE DATABASE $TEST_DB_NAME" >/dev/null \
+        || die "could not create database $TEST_DB_NAME"
+    TEST_DB_URL=$(with_database "$TEST_DATABASE_URL" "$TEST_DB_NAME")
+}
+
+drop_test_database() {
+    if [ -n "${TEST_DB_NAME:-}" ]; then
+        "$(psql_bin)" "$TEST_DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS $TEST_DB_NAME WITH (FORCE)" >/dev/null 2>&1 || true
+        TEST_DB_NAME=""
+    fi
 }

@@ -46,4 +46,6 @@ if [ $# -eq 0 ]; then
     export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
     say "schemathesis against the OpenAPI document"
     scripts/api-fuzz.sh
+    say "browser tests in headless Chromium"
+    scripts/browser-tests.sh
 fi

@@ -3,6 +3,7 @@
 // anything.
 
 import assert from 'node:assert/strict';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 
@@ -23,6 +24,22 @@ const HOSTILE_HTML = `<!doctype html>
         data-bot-context="pricing page"></script>
 </body></html>`;
 
+/** An HS256 customer token such as a shop that signs its users in would mint (README: "Tokens from your own website"). */
+function hostToken(secret, sub, name) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({
+    sub, role: 'customer', name, iss: 'switchboard', aud: 'switchboard:customer', iat: now, nbf: now - 5, exp: now + 600,
+  })}`;
+  return `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`;
+}
+
+const SIGNED_IN_HTML = (token) => `<!doctype html>
+<html><head><title>Acme account</title></head>
+<body><h1>Welcome back</h1>
+<script src="${BASE_URL}/widget.js" defer data-title="Acme Help" data-token="${token}"></script>
+</body></html>`;
+
 describe('the chat widget', () => {
   let browser;
   let hostServer;
@@ -34,7 +51,8 @@ describe('the chat widget', () => {
     // Another origin (another port) serving a customer's own site that embeds the widget.
     hostServer = createServer((request, response) => {
       response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-      response.end(HOSTILE_HTML);
+      const url = new URL(request.url, 'http://host');
+      response.end(url.pathname === '/signed-in' ? SIGNED_IN_HTML(url.searchParams.get('token')) : HOSTILE_HTML);
     });
     await new Promise((resolve) => hostServer.listen(0, '127.0.0.1', resolve));
     hostPage = `http://127.0.0.1:${hostServer.address().port}/`;
@@ -92,6 +110,38 @@ describe('the chat widget', () => {
     // greeting, or a calm error in the widget. Either way nothing breaks.
     await until(async () => (await page.locator('[data-testid=sb-message][data-sender=bot]').count()) > 0
       || (await page.getByTestId('sb-start-error').isVisible()), 'a greeting or a clear error');
+    await page.context().close();
+  });
+
+  it('uses a token minted by the host site for its signed-in user, when the server accepts such tokens', async (t) => {
+    const secret = process.env.SWITCHBOARD_JWT_SECRET;
+    if (!secret) {
+      t.skip('SWITCHBOARD_JWT_SECRET is not set');
+      return;
+    }
+    const token = hostToken(secret, randomUUID(), 'Hannah Host');
+    const page = await newPage();
+    await page.goto(`${BASE_URL}/health`);
+    const accepted = await page.evaluate((url) => new Promise((resolve) => {
+      const socket = new WebSocket(url);
+      socket.onopen = () => { socket.close(); resolve(true); };
+      socket.onclose = () => resolve(false);
+    }), `${BASE_URL.replace(/^http/, 'ws')}/ws/customer?token=${token}`);
+    if (!accepted) {
+      t.skip('this server does not create customers from host-minted tokens');
+      await page.context().close();
+      return;
+    }
+    const visitorCalls = [];
+    page.on('request', (request) => { if (request.url().includes('/api/auth/visitor')) visitorCalls.push(request.url()); });
+    await page.goto(`${hostPage}signed-in?token=${encodeURIComponent(token)}`);
+    await page.getByTestId('sb-launcher').click();
+    assert.equal(await page.getByTestId('sb-name').isVisible(), false, 'no name to ask for');
+    await page.getByTestId('sb-start').click();
+    const greeting = page.locator('[data-testid=sb-message][data-sender=bot]').first();
+    await greeting.waitFor();
+    assert.match(await greeting.getByTestId('sb-message-text').textContent(), /Hi Hannah Host!/);
+    assert.deepEqual(visitorCalls, [], 'no anonymous visitor was created');
     await page.context().close();
   });
 

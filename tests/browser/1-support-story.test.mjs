@@ -177,6 +177,16 @@ describe('a customer and an agent complete a support chat', () => {
     assert.equal(await agent.getByTestId('agent-chat-tab').count(), 1, 'the chat is listed once');
     assert.equal(await agent.getByTestId('agent-status-toggle').getAttribute('data-status'), 'away', 'still away after re-joining');
 
+    // A reload of the desk keeps the sign-in (sessionStorage) and brings the chat back whole.
+    await agent.reload();
+    await agent.locator('[data-testid=agent-connection][data-state=open]').waitFor();
+    await agentChat().waitFor();
+    await until(async () => (await agentMessages(agent, sessionId)).length === after.length, 'the history after reloading the desk');
+    assert.deepEqual((await agentMessages(agent, sessionId)).map((m) => m.id), after.map((m) => m.id));
+    assert.equal(await agent.getByTestId('agent-chat-tab').count(), 1, 'the chat is listed once after the reload');
+    await agent.locator('[data-testid=agent-status-toggle][data-status=away]').waitFor();
+    assert.equal(await agent.getByTestId('toast').count(), 0, 'a restored chat is not announced as new');
+
     // A canned reply goes in the composer to be edited, then sent.
     await agentChat().getByTestId('agent-canned').click();
     await agentChat().getByTestId('agent-canned-menu').waitFor();
@@ -249,6 +259,49 @@ describe('a customer and an agent complete a support chat', () => {
       assert.equal(finalWidget.filter((m) => m.sender === 'agent' && m.text === text).length, 1, `"${text}" once in the widget`);
       assert.equal(finalAgent.filter((m) => m.sender === 'agent' && m.text === text).length, 1, `"${text}" once on the agent desk`);
     }
+  });
+
+  it('sends a photo from the widget with a preview, shown on both sides, or says plainly that uploads are unavailable', async () => {
+    // A small PNG drawn by the browser itself.
+    const png = await customer.evaluate(() => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 320;
+      canvas.height = 200;
+      const g = canvas.getContext('2d');
+      const gradient = g.createLinearGradient(0, 0, 320, 200);
+      gradient.addColorStop(0, '#f59e0b');
+      gradient.addColorStop(1, '#b45309');
+      g.fillStyle = gradient;
+      g.fillRect(0, 0, 320, 200);
+      g.fillStyle = '#fff7ed';
+      g.fillRect(70, 50, 180, 110);
+      g.strokeStyle = '#7c2d12';
+      g.lineWidth = 6;
+      g.beginPath();
+      g.moveTo(70, 50); g.lineTo(160, 110); g.lineTo(250, 50);
+      g.stroke();
+      return canvas.toDataURL('image/png').split(',')[1];
+    });
+    await customer.getByTestId('sb-file').setInputFiles({ name: 'parcel.png', mimeType: 'image/png', buffer: Buffer.from(png, 'base64') });
+    await customer.getByTestId('sb-attachment-preview').waitFor();
+    assert.equal(await customer.getByTestId('sb-attachment-name').textContent(), 'parcel.png');
+    const text = 'Here is a photo of the box.';
+    await customer.getByTestId('sb-input').fill(text);
+    await customer.getByTestId('sb-send').click();
+    customerSent.push(text);
+    await until(async () => (await widgetMessages(customer)).some((m) => m.text === text && m.seq), 'the message with the photo');
+    const uploaded = await customer.locator('[data-testid=sb-messages] [data-testid=sb-attachment] img').count();
+    if (uploaded) {
+      const loaded = (page, selector) => page.locator(selector).first().evaluate((img) => img.complete && img.naturalWidth === 320);
+      await until(() => loaded(customer, '[data-testid=sb-messages] [data-testid=sb-attachment] img'), 'the photo to load in the widget');
+      await until(() => loaded(agent, `[data-testid=agent-chat][data-session-id="${sessionId}"] [data-testid=agent-attachment] img`), 'the photo on the agent desk');
+      assert.equal(await customer.locator('[data-testid=sb-messages] [data-testid=sb-attachment] img').first().getAttribute('alt'), 'parcel.png');
+    } else {
+      assert.match(await customer.getByTestId('sb-composer-error').textContent(), /Attachments are not available right now/);
+      await until(async () => (await agentMessages(agent, sessionId)).some((m) => m.text === text), 'the message without the photo on the agent desk');
+    }
+    await agentSays('Thanks, I can see the damage. A replacement is on its way today.');
+    await until(async () => (await widgetMessages(customer)).some((m) => /replacement is on its way/.test(m.text)), 'the reply to the photo');
   });
 
   it('takes screenshots of the shop with the widget mid-chat and of the agent desk', async () => {
@@ -350,6 +403,7 @@ describe('a customer and an agent complete a support chat', () => {
     assertContiguous(await agentMessages(agent, bobSession), assert, "Bob's chat on the agent desk");
     await bob.locator('[data-testid=sb-queue]').waitFor({ state: 'hidden' });
 
+    await bob.getByTestId('sb-menu-button').click();
     await bob.getByTestId('sb-end-chat').click();
     await bob.getByTestId('sb-end-confirm-yes').click();
     await bob.getByTestId('sb-ended').waitFor();

@@ -1,0 +1,1033 @@
+// The agent desk: sign-in, presence, the live queue, chats side by side as
+// tabs, typing and read receipts, transfer, close, canned responses and
+// notifications. Speaks docs/PROTOCOL.md over /ws/agent.
+
+import {
+  Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
+  richText, secondsSince, toast, unlockAudio, wireLogin,
+} from '/assets/common.js';
+
+const auth = new Auth('switchboard:agent');
+const MAX_CONTENT = 4000;
+const MAX_UPLOAD = 10 * 1024 * 1024;
+const UPLOAD_TYPES = /^(image\/(png|jpe?g|gif|webp)|application\/pdf|text\/plain)$/;
+const TITLE = 'Agent desk · Switchboard';
+
+const CANNED = [
+  { label: 'Greeting', text: 'Hi {name}, thanks for waiting! I\'m {agent} and I\'ll be helping you today.' },
+  { label: 'One moment', text: 'Let me look into that for you. It will only take a moment.' },
+  { label: 'Order number', text: 'Could you share your order number? You\'ll find it in your confirmation email.' },
+  { label: 'Refund timing', text: 'Your refund is on its way. It usually reaches your card within 5 business days.' },
+  { label: 'Passed on', text: 'I\'ve passed this to the right team, and they will email you within one business day.' },
+  { label: 'Anything else?', text: 'Is there anything else I can help you with today?' },
+  { label: 'Goodbye', text: 'Thanks for chatting with us, {name}. Have a great day!' },
+];
+
+const REASONS = {
+  customer_asked: 'Asked for a person',
+  customer_requested: 'Asked for a person',
+  bot_could_not_help: 'The bot could not help',
+  agent_left: 'Agent left',
+  transferred: 'Transferred',
+};
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  login: null,
+  me: null,
+  status: 'online',
+  queue: [],
+  seenQueue: new Set(),
+  queueLoaded: false,
+  newWhileHidden: 0,
+  chats: new Map(),
+  order: [],
+  activeId: null,
+  sound: localStorage.getItem('switchboard:agent:sound') !== 'off',
+  uploadsUnavailable: false,
+};
+
+let socket = null;
+
+// ------------------------------------------------------------------ sign-in
+
+function showLogin(notice) {
+  $('app').hidden = true;
+  $('login').hidden = false;
+  const box = $('login-notice');
+  box.textContent = notice || '';
+  box.hidden = !notice;
+  document.title = TITLE;
+  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
+}
+
+function signOut(notice) {
+  if (socket) socket.close();
+  socket = null;
+  auth.clear();
+  for (const chat of state.chats.values()) chat.els.pane.remove();
+  state.chats.clear();
+  state.order = [];
+  state.activeId = null;
+  state.queue = [];
+  state.seenQueue.clear();
+  state.queueLoaded = false;
+  clear($('queue'));
+  clear($('chats'));
+  showLogin(notice);
+}
+
+wireLogin({
+  form: $('login-form'),
+  accept: (login) => (login.role === 'agent' ? null : 'This is an admin account. Admins use the admin console at /admin.'),
+  onSignedIn: (login) => {
+    unlockAudio();
+    auth.set(login);
+    startApp(login);
+  },
+});
+
+// ------------------------------------------------------------------ the app shell
+
+function startApp(login) {
+  state.login = login;
+  $('login').hidden = true;
+  $('app').hidden = false;
+  $('me-name').textContent = login.name;
+  const meBox = $('me');
+  meBox.querySelector('.avatar')?.remove();
+  meBox.prepend(avatar(login.name));
+  renderSound();
+  socket = new Socket(
+    () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/agent?token=${encodeURIComponent(auth.get()?.token || '')}`,
+    { onFrame, onOpen: join, onState: connectionState },
+  );
+  socket.connect();
+}
+
+function renderSound() {
+  const button = $('sound-toggle');
+  clear(button).append(icon(state.sound ? 'bell' : 'bellOff', 18));
+  button.setAttribute('aria-pressed', String(state.sound));
+  button.title = state.sound ? 'Sound on' : 'Sound off';
+}
+
+$('sound-toggle').addEventListener('click', () => {
+  state.sound = !state.sound;
+  localStorage.setItem('switchboard:agent:sound', state.sound ? 'on' : 'off');
+  unlockAudio();
+  renderSound();
+  if (state.sound) beep();
+});
+$('sign-out').append(icon('logout', 18));
+$('sign-out').addEventListener('click', () => signOut('You have signed out.'));
+document.addEventListener('pointerdown', unlockAudio, { once: true });
+document.addEventListener('keydown', unlockAudio, { once: true });
+
+function connectionState(kind, info = {}) {
+  const box = $('connection');
+  box.dataset.state = kind;
+  const label = box.querySelector('.label');
+  if (kind === 'open') label.textContent = 'Connected';
+  else if (kind === 'connecting') label.textContent = 'Connecting…';
+  else label.textContent = 'Reconnecting…';
+  $('status-toggle').disabled = kind !== 'open';
+  if (kind === 'closed') {
+    if (!auth.get()) {
+      signOut('Your session has expired. Please sign in again.');
+      return;
+    }
+    if (info.failedOpens > 0) {
+      // Refused before opening. While the server is down that is expected; a
+      // healthy server refusing twice in a row no longer accepts this sign-in
+      // (account disabled, token revoked, secret changed).
+      api('/health').then((health) => {
+        state.refusals = health.status === 200 ? (state.refusals || 0) + 1 : 0;
+        if (state.refusals >= 2 && socket && !socket.open) {
+          state.refusals = 0;
+          signOut('The server no longer accepts this sign-in. Please sign in again.');
+        }
+      });
+    }
+  } else if (kind === 'open') {
+    state.refusals = 0;
+  }
+}
+
+async function join() {
+  try {
+    await socket.request('agent:join', {});
+  } catch (error) {
+    if (error.code === 'forbidden' || error.code === 'unauthorized') signOut(error.message);
+    else toast(`Could not join: ${error.message || error.code}`, 'error');
+    return;
+  }
+  const wanted = sessionStorage.getItem('switchboard:agent:status');
+  if (wanted && wanted !== state.status) setStatus(wanted);
+}
+
+// ------------------------------------------------------------------ presence
+
+function renderStatus(status) {
+  state.status = status;
+  const toggle = $('status-toggle');
+  toggle.dataset.status = status;
+  toggle.setAttribute('aria-checked', String(status === 'online'));
+  toggle.querySelector('.status-label').textContent = status === 'online' ? 'Online' : status === 'away' ? 'Away' : 'Offline';
+  toggle.title = status === 'online' ? 'You get new chats automatically. Click to go away.' : 'You get no new chats automatically. Click to go online.';
+}
+
+async function setStatus(status) {
+  sessionStorage.setItem('switchboard:agent:status', status);
+  try {
+    const reply = await socket.request('agent:set_status', { status });
+    renderStatus(reply.data.status);
+  } catch (error) {
+    toast(`Status not changed: ${error.message || error.code}`, 'error');
+  }
+}
+
+$('status-toggle').addEventListener('click', () => setStatus(state.status === 'online' ? 'away' : 'online'));
+
+function renderCapacity() {
+  const open = [...state.chats.values()].filter((chat) => !chat.closed).length;
+  const max = state.me?.maxConcurrent ?? '–';
+  $('capacity').textContent = `${open} / ${max} chats`;
+  $('capacity').dataset.full = String(state.me && open >= state.me.maxConcurrent);
+}
+
+// ------------------------------------------------------------------ frames
+
+function onFrame({ event, data = {} }) {
+  switch (event) {
+    case 'agent:joined':
+      state.me = data.agent;
+      // These come back as session:assigned right after joining: restored, not new.
+      state.restoring = new Set(data.agent.activeSessions || []);
+      renderStatus(data.agent.status);
+      renderCapacity();
+      break;
+    case 'agent:status': renderStatus(data.status); break;
+    case 'queue:update': renderQueue(data.sessions || []); break;
+    case 'session:assigned': assigned(data); break;
+    case 'session:released': released(data.sessionId, data.reason); break;
+    case 'session:closed': closed(data.sessionId, data.reason); break;
+    case 'message:received': {
+      const chat = state.chats.get(data.sessionId);
+      if (chat) addMessage(chat, data, true);
+      break;
+    }
+    case 'message:sent': acknowledge(data); break;
+    case 'session:updated': {
+      const chat = data.session && state.chats.get(data.session.sessionId);
+      if (chat) {
+        chat.session = { ...chat.session, ...data.session };
+        renderChatHeader(chat);
+        if (state.activeId === chat.id) renderDetails(chat);
+      }
+      break;
+    }
+    case 'status:changed': {
+      const chat = state.chats.get(data.sessionId);
+      if (chat) {
+        chat.session.status = data.status;
+        renderChatHeader(chat);
+      }
+      break;
+    }
+    case 'user_typing':
+    case 'typing_stopped': {
+      const chat = state.chats.get(data.sessionId);
+      if (chat && data.role === 'customer') setTyping(chat, event === 'user_typing', data.name);
+      break;
+    }
+    case 'messages_read': {
+      const chat = state.chats.get(data.sessionId);
+      if (chat && data.role === 'customer' && data.upToSeq > chat.customerRead) {
+        chat.customerRead = data.upToSeq;
+        refreshReceipts(chat);
+      }
+      break;
+    }
+    case 'error':
+      toast(data.message || data.code || 'Something went wrong.', 'error');
+      break;
+    default:
+      break;
+  }
+}
+
+// ------------------------------------------------------------------ queue
+
+function reasonText(reason) {
+  if (!reason) return null;
+  return REASONS[reason] || reason;
+}
+
+function renderQueue(items) {
+  const fresh = items.filter((item) => !state.seenQueue.has(item.sessionId));
+  if (state.queueLoaded && fresh.length) {
+    notify(`${fresh[0].customerName || 'A customer'} is waiting in the queue`, true);
+  }
+  for (const item of items) state.seenQueue.add(item.sessionId);
+  state.queueLoaded = true;
+  state.queue = items;
+
+  const list = clear($('queue'));
+  for (const item of items) {
+    const pickupButton = h('button', {
+      class: 'btn btn-primary btn-sm', type: 'button', testid: 'agent-pickup',
+      onclick: () => pickup(item.sessionId, pickupButton),
+    }, 'Pick up');
+    const reason = reasonText(item.reason);
+    list.append(h('li', { class: `queue-item prio-${item.priority}`, testid: 'agent-queue-item', dataset: { sessionId: item.sessionId } },
+      h('div', { class: 'queue-row' },
+        avatar(item.customerName),
+        h('div', { class: 'queue-who' },
+          h('span', { class: 'queue-name', testid: 'agent-queue-name', text: item.customerName || 'Visitor' }),
+          h('span', { class: 'queue-wait' }, icon('clock', 13), h('span', { dataset: { since: item.waitingSince }, text: formatDuration(secondsSince(item.waitingSince)) }))),
+        h('span', { class: `prio prio-${item.priority}`, testid: 'agent-queue-priority', text: item.priority })),
+      item.preview ? h('p', { class: 'queue-preview', testid: 'agent-queue-preview', text: item.preview }) : h('p', { class: 'queue-preview muted', text: 'No message yet' }),
+      h('div', { class: 'queue-row queue-foot' },
+        h('span', { class: 'queue-reason', text: reason ? `#${item.position} · ${reason}` : `#${item.position} in line` }),
+        pickupButton)));
+  }
+  $('queue-count').textContent = String(items.length);
+  $('queue-empty').hidden = items.length > 0;
+  updateTitle();
+}
+
+async function pickup(sessionId, button) {
+  button.disabled = true;
+  button.textContent = 'Picking up…';
+  state.pickingUp = sessionId;
+  try {
+    await socket.request('agent:pickup_session', { sessionId });
+    activate(sessionId);
+  } catch (error) {
+    state.pickingUp = null;
+    const text = {
+      already_assigned: 'Another agent has already picked this chat up.',
+      not_waiting: 'This chat is no longer waiting.',
+      session_closed: 'The customer has left.',
+    }[error.code] || `Could not pick up: ${error.message || error.code}`;
+    toast(text, 'error');
+    button.disabled = false;
+    button.textContent = 'Pick up';
+  }
+}
+
+setInterval(() => {
+  for (const node of document.querySelectorAll('[data-since]')) {
+    node.textContent = formatDuration(secondsSince(node.dataset.since));
+  }
+}, 1000);
+
+// ------------------------------------------------------------------ chats
+
+function assigned({ sessionId, session, messages = [] }) {
+  const restored = Boolean(state.restoring?.delete(sessionId));
+  let chat = state.chats.get(sessionId);
+  const isNew = !chat || chat.closed || chat.released;
+  if (chat && (chat.closed || chat.released)) {
+    removeChat(chat);
+    chat = null;
+  }
+  if (!chat) {
+    chat = createChat(sessionId, session);
+    state.chats.set(sessionId, chat);
+    state.order.unshift(sessionId);
+    $('chats').prepend(chat.els.tab);
+    $('chat-area').append(chat.els.pane);
+  }
+  chat.session = session;
+  for (const message of messages) addMessage(chat, message, false);
+  renderChatHeader(chat);
+  flushOutbox(chat);
+  renderCapacity();
+  renderChatCount();
+  if (isNew && state.pickingUp !== sessionId) {
+    if (!restored) notify(`New chat with ${session.customerName || 'a customer'}`, true);
+    if (!state.activeId) activate(sessionId);
+  }
+  if (state.pickingUp === sessionId) state.pickingUp = null;
+  if (state.activeId === sessionId) renderDetails(chat);
+}
+
+function createChat(sessionId, session) {
+  const chat = {
+    id: sessionId,
+    session,
+    seqs: new Map(),
+    ids: new Set(),
+    maxSeq: 0,
+    unread: 0,
+    customerRead: 0,
+    markedRead: 0,
+    outbox: [],
+    closed: false,
+    released: false,
+    typingSentAt: 0,
+    typingTimer: null,
+    typingHide: null,
+    pendingFile: null,
+    els: {},
+  };
+  const els = chat.els;
+
+  // the tab in "My chats"
+  els.tabName = h('span', { class: 'tab-name', text: session.customerName || 'Visitor' });
+  els.tabPreview = h('span', { class: 'tab-preview', testid: 'agent-chat-preview' });
+  els.tabTime = h('span', { class: 'tab-time' });
+  els.badge = h('span', { class: 'unread', testid: 'agent-unread', hidden: true });
+  els.tab = h('li', { class: 'chat-tab', testid: 'agent-chat-tab', dataset: { sessionId }, role: 'button', tabindex: '0', onclick: () => activate(sessionId), onkeydown: (event) => { if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); activate(sessionId); } } },
+    avatar(session.customerName),
+    h('div', { class: 'tab-main' }, h('div', { class: 'tab-row' }, els.tabName, els.tabTime), h('div', { class: 'tab-row' }, els.tabPreview, els.badge)));
+
+  // the pane
+  els.title = h('h2', { class: 'chat-title', testid: 'agent-chat-title', text: session.customerName || 'Visitor' });
+  els.subtitle = h('p', { class: 'chat-sub', testid: 'agent-chat-status' });
+  els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Return to queue', 'aria-label': 'Return to queue', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Return to queue' }));
+  els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
+  els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
+  els.head = h('header', { class: 'chat-head' },
+    els.back, avatar(session.customerName, 'avatar-lg'),
+    h('div', { class: 'chat-heading' }, els.title, els.subtitle),
+    h('div', { class: 'chat-actions' }, els.transfer, els.close));
+
+  els.endedText = h('span');
+  els.ended = h('div', { class: 'chat-ended', testid: 'agent-chat-ended', hidden: true },
+    icon('done', 18), els.endedText,
+    h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-dismiss', onclick: () => dismiss(chat) }, 'Dismiss'));
+
+  els.list = h('ol', { class: 'messages', testid: 'agent-messages', 'aria-live': 'polite', 'aria-label': 'Conversation' });
+  els.typingText = h('span');
+  els.typing = h('div', { class: 'typing', testid: 'agent-typing', hidden: true }, h('span', { class: 'dots', 'aria-hidden': 'true' }, h('i'), h('i'), h('i')), els.typingText);
+  els.scroll = h('div', { class: 'chat-scroll' }, els.list, els.typing);
+
+  // composer
+  els.input = h('textarea', {
+    class: 'composer-input', testid: 'agent-input', rows: '2', maxlength: String(MAX_CONTENT),
+    placeholder: 'Write a reply…  (Enter to send, Shift+Enter for a new line)', 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
+    oninput: () => onInput(chat),
+    onkeydown: (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        send(chat);
+      } else if (event.key === 'Escape') {
+        els.canned.hidden = true;
+      }
+    },
+  });
+  els.canned = h('div', { class: 'canned-menu', testid: 'agent-canned-menu', role: 'menu', hidden: true },
+    CANNED.map((item) => h('button', {
+      type: 'button', class: 'canned-item', role: 'menuitem', testid: 'agent-canned-item',
+      onclick: () => insertCanned(chat, item.text),
+    }, h('strong', { text: item.label }), h('span', { text: fillCanned(chat, item.text) }))));
+  els.cannedButton = h('button', {
+    type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-canned', 'aria-haspopup': 'menu',
+    onclick: () => {
+      for (const item of els.canned.querySelectorAll('.canned-item span')) {
+        const index = [...els.canned.children].indexOf(item.parentNode);
+        item.textContent = fillCanned(chat, CANNED[index].text);
+      }
+      els.canned.hidden = !els.canned.hidden;
+    },
+    title: 'Canned replies', 'aria-label': 'Canned replies',
+  }, icon('zap', 16), h('span', { text: 'Canned replies' }));
+  els.file = h('input', {
+    type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
+    onchange: () => { if (els.file.files[0]) pickFile(chat, els.file.files[0]); els.file.value = ''; },
+  });
+  els.attach = h('button', { type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-attach', title: 'Attach a file', 'aria-label': 'Attach a file', onclick: () => els.file.click() }, icon('clip', 16), h('span', { text: 'Attach' }));
+  els.preview = h('div', { class: 'attachment-preview', hidden: true });
+  els.send = h('button', { type: 'button', class: 'btn btn-primary send-btn', testid: 'agent-send', onclick: () => send(chat), 'aria-label': 'Send' }, h('span', { text: 'Send' }), icon('send', 16));
+  els.composer = h('div', { class: 'composer', testid: 'agent-composer' },
+    els.canned, els.preview, els.input,
+    h('div', { class: 'composer-bar' }, els.cannedButton, els.attach, els.file, h('span', { class: 'spacer' }), els.send));
+
+  els.pane = h('section', { class: 'chat-pane', testid: 'agent-chat', dataset: { sessionId }, hidden: true, 'aria-label': `Chat with ${session.customerName || 'customer'}` },
+    els.head, els.ended, els.scroll, els.composer);
+  return chat;
+}
+
+function fillCanned(chat, text) {
+  const first = String(chat.session.customerName || 'there').split(/\s+/)[0];
+  const agentFirst = String(state.login?.name || 'your agent').split(/\s+/)[0];
+  return text.replaceAll('{name}', first).replaceAll('{agent}', agentFirst);
+}
+
+function insertCanned(chat, text) {
+  const input = chat.els.input;
+  const value = fillCanned(chat, text);
+  input.value = input.value.trim() ? `${input.value.replace(/\s+$/, '')} ${value}` : value;
+  chat.els.canned.hidden = true;
+  input.focus();
+  onInput(chat);
+}
+
+function renderChatHeader(chat) {
+  const s = chat.session;
+  const parts = [];
+  if (chat.closed) parts.push('Closed');
+  else if (chat.released) parts.push('No longer yours');
+  else parts.push(`Started ${formatTime(s.createdAt)}`);
+  parts.push(`${s.priority || 'normal'} priority`);
+  if (s.title) parts.push(s.title);
+  if (s.category) parts.push(s.category);
+  if (s.botContext) parts.push(s.botContext);
+  chat.els.subtitle.textContent = parts.join(' · ');
+  const live = !chat.closed && !chat.released;
+  chat.els.transfer.disabled = !live;
+  chat.els.close.disabled = !live;
+  chat.els.input.disabled = !live;
+  chat.els.send.disabled = !live;
+  chat.els.attach.disabled = !live || state.uploadsUnavailable;
+  chat.els.cannedButton.disabled = !live;
+  chat.els.composer.hidden = !live;
+  chat.els.tab.classList.toggle('is-closed', !live);
+}
+
+function renderChatCount() {
+  const count = state.chats.size;
+  $('chats-count').textContent = String(count);
+  $('chats-empty').hidden = count > 0;
+}
+
+function activate(sessionId) {
+  const chat = state.chats.get(sessionId);
+  if (!chat) return;
+  state.activeId = sessionId;
+  for (const other of state.chats.values()) {
+    other.els.pane.hidden = other !== chat;
+    other.els.tab.classList.toggle('is-active', other === chat);
+    other.els.tab.setAttribute('aria-current', other === chat ? 'true' : 'false');
+  }
+  $('chat-empty').hidden = true;
+  $('workspace').dataset.view = 'chat';
+  chat.unread = 0;
+  renderUnread(chat);
+  renderDetails(chat);
+  scrollToEnd(chat, true);
+  markRead(chat);
+  if (!chat.els.input.disabled && window.matchMedia('(min-width: 761px)').matches) chat.els.input.focus();
+}
+
+function removeChat(chat) {
+  chat.els.tab.remove();
+  chat.els.pane.remove();
+  state.chats.delete(chat.id);
+  state.order = state.order.filter((id) => id !== chat.id);
+  if (state.activeId === chat.id) {
+    state.activeId = null;
+    const next = state.order.find((id) => state.chats.has(id));
+    if (next) activate(next);
+    else {
+      $('chat-empty').hidden = false;
+      $('workspace').dataset.view = 'list';
+      renderDetails(null);
+    }
+  }
+  renderCapacity();
+  renderChatCount();
+  updateTitle();
+}
+
+function dismiss(chat) {
+  removeChat(chat);
+}
+
+function released(sessionId, reason) {
+  const chat = state.chats.get(sessionId);
+  if (!chat || chat.closed) return;
+  if (reason === 'closed') return; // session:closed tells the rest
+  chat.released = true;
+  if (reason === 'transferred') {
+    removeChat(chat);
+    return;
+  }
+  renderChatHeader(chat);
+  chat.els.endedText.textContent = 'This chat went back to the queue while you were away.';
+  chat.els.ended.hidden = false;
+  renderCapacity();
+}
+
+function closed(sessionId, reason) {
+  const chat = state.chats.get(sessionId);
+  if (!chat || chat.closed) return;
+  chat.closed = true;
+  setTyping(chat, false);
+  chat.els.endedText.textContent = {
+    resolved: 'You closed this chat as resolved.',
+    closed_by_agent: 'You closed this chat.',
+    customer_ended: 'The customer ended the chat.',
+    abandoned: 'The customer left, so the chat was closed.',
+  }[reason] || 'This chat has ended.';
+  chat.els.ended.hidden = false;
+  for (const item of chat.outbox) markFailed(item, 'Not delivered: the chat has ended.');
+  chat.outbox = [];
+  renderChatHeader(chat);
+  renderCapacity();
+  if (state.activeId === sessionId) renderDetails(chat);
+}
+
+// ------------------------------------------------------------------ messages
+
+function senderName(message) {
+  if (message.sender === 'customer') return message.senderName || 'Customer';
+  if (message.sender === 'bot') return message.senderName || 'Assistant';
+  if (message.sender === 'agent') return message.senderName || 'Agent';
+  return '';
+}
+
+function messageElement(chat, message) {
+  const system = message.sender === 'system' || message.messageType === 'system';
+  const sender = system ? 'system' : message.sender;
+  const mine = sender === 'agent';
+  const li = h('li', { class: `msg from-${sender}${mine ? ' mine' : ''}`, testid: 'agent-message', dataset: { sender } });
+  if (system) {
+    li.append(h('span', { class: 'system-text', testid: 'agent-message-text', text: message.content || '' }),
+      h('time', { class: 'system-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
+    return li;
+  }
+  const bubble = h('div', { class: 'bubble', testid: 'agent-message-text' });
+  bubble.append(richText(message.content || ''));
+  const tag = sender === 'bot' ? h('span', { class: 'tag tag-bot', text: 'Bot' }) : null;
+  const meta = h('div', { class: 'msg-meta' },
+    h('span', { class: 'msg-name', text: senderName(message) }), tag,
+    h('time', { class: 'msg-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
+  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments));
+  if (mine) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
+  if (!mine) {
+    const face = sender === 'bot' ? h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true' }, icon('bot', 15)) : avatar(message.senderName);
+    li.append(face);
+  }
+  li.append(main);
+  return li;
+}
+
+function attachmentList(list) {
+  if (!Array.isArray(list) || !list.length) return null;
+  const box = h('div', { class: 'attachments' });
+  for (const item of list) {
+    let href;
+    try {
+      const url = new URL(item.url || `/api/attachments/${item.attachmentId}`, location.origin);
+      if (url.origin !== location.origin) continue;
+      url.searchParams.set('token', auth.get()?.token || '');
+      href = url.href;
+    } catch { continue; }
+    if (/^image\//.test(item.contentType || '')) {
+      box.append(h('a', { class: 'attachment-image', href, target: '_blank', rel: 'noopener noreferrer', testid: 'agent-attachment' },
+        h('img', { src: href, alt: item.fileName || 'Attached image', loading: 'lazy' })));
+    } else {
+      box.append(h('a', { class: 'attachment-file', href, target: '_blank', rel: 'noopener noreferrer', testid: 'agent-attachment' },
+        icon('file', 16), h('span', { class: 'file-name', text: item.fileName || 'file' }), h('span', { class: 'file-size', text: formatSize(item.sizeBytes) })));
+    }
+  }
+  return box;
+}
+
+function place(chat, li, seq) {
+  for (const other of chat.els.list.children) {
+    const otherSeq = Number(other.dataset.seq);
+    if (!otherSeq || otherSeq > seq) {
+      chat.els.list.insertBefore(li, other);
+      return;
+    }
+  }
+  chat.els.list.append(li);
+}
+
+function regroup(chat) {
+  let previous = null;
+  for (const li of chat.els.list.children) {
+    const key = `${li.dataset.sender}|${li.querySelector('.msg-name')?.textContent || ''}`;
+    li.classList.toggle('continued', li.dataset.sender !== 'system' && key === previous);
+    const next = li.nextElementSibling;
+    const nextKey = next ? `${next.dataset.sender}|${next.querySelector('.msg-name')?.textContent || ''}` : null;
+    li.classList.toggle('run-end', nextKey !== key);
+    previous = key;
+  }
+}
+
+function addMessage(chat, message, live) {
+  if (!message || typeof message.seq !== 'number' || !message.messageId) return;
+  if (chat.ids.has(message.messageId) || chat.seqs.has(message.seq)) return;
+  const li = messageElement(chat, message);
+  li.dataset.seq = String(message.seq);
+  li.dataset.messageId = message.messageId;
+  chat.ids.add(message.messageId);
+  chat.seqs.set(message.seq, li);
+  chat.maxSeq = Math.max(chat.maxSeq, message.seq);
+  place(chat, li, message.seq);
+  if (message.sender === 'agent') setReceipt(li, message.seq <= chat.customerRead ? 'read' : 'sent');
+  regroup(chat);
+  if (message.sender === 'customer') setTyping(chat, false);
+  if (message.messageType !== 'system' && message.sender !== 'system') {
+    chat.els.tabPreview.textContent = `${message.sender === 'agent' ? 'You: ' : ''}${message.content || ''}`.slice(0, 90);
+    chat.els.tabTime.textContent = formatTime(message.createdAt);
+  }
+  if (state.activeId === chat.id) renderDetailsSoon(chat);
+  if (live) {
+    const visible = state.activeId === chat.id && document.visibilityState === 'visible';
+    if (message.sender === 'customer' && !visible) {
+      chat.unread += 1;
+      renderUnread(chat);
+      notify(`${message.senderName || 'Customer'}: ${message.content || ''}`, false);
+    }
+    scrollToEnd(chat, false);
+    markRead(chat);
+  }
+}
+
+function renderUnread(chat) {
+  chat.els.badge.hidden = chat.unread === 0;
+  chat.els.badge.textContent = chat.unread > 99 ? '99+' : String(chat.unread);
+  chat.els.tab.classList.toggle('has-unread', chat.unread > 0);
+  updateTitle();
+}
+
+function setReceipt(li, status) {
+  const box = li.querySelector('.receipt');
+  if (!box) return;
+  li.dataset.status = status;
+  clear(box);
+  const label = { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not delivered' }[status];
+  box.title = label;
+  if (status === 'sending') box.append(icon('clock', 13), h('span', { text: label }));
+  else if (status === 'sent') box.append(icon('check', 14), h('span', { text: label }));
+  else if (status === 'read') box.append(icon('checks', 14), h('span', { text: label }));
+  else box.append(icon('alert', 13), h('span', { text: label }));
+}
+
+function refreshReceipts(chat) {
+  for (const [seq, li] of chat.seqs) {
+    if (li.classList.contains('mine') && seq <= chat.customerRead) setReceipt(li, 'read');
+  }
+}
+
+function scrollToEnd(chat, force) {
+  const box = chat.els.scroll;
+  const near = box.scrollHeight - box.scrollTop - box.clientHeight < 200;
+  if (force || near) requestAnimationFrame(() => { box.scrollTop = box.scrollHeight; });
+}
+
+function setTyping(chat, on, name) {
+  clearTimeout(chat.typingHide);
+  if (on) {
+    chat.els.typingText.textContent = `${name || chat.session.customerName || 'The customer'} is typing…`;
+    chat.els.typing.hidden = false;
+    chat.els.tab.classList.add('is-typing');
+    chat.typingHide = setTimeout(() => setTyping(chat, false), 12000);
+    scrollToEnd(chat, false);
+  } else {
+    chat.els.typing.hidden = true;
+    chat.els.tab.classList.remove('is-typing');
+  }
+}
+
+function markRead(chat) {
+  if (state.activeId !== chat.id || document.visibilityState !== 'visible' || chat.released) return;
+  if (!socket || !socket.open || chat.maxSeq <= chat.markedRead) return;
+  const upTo = chat.maxSeq;
+  chat.markedRead = upTo;
+  socket.request('agent:mark_read', { sessionId: chat.id, upToSeq: upTo }).catch(() => {
+    if (chat.markedRead === upTo) chat.markedRead = 0;
+  });
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState !== 'visible') return;
+  state.newWhileHidden = 0;
+  const chat = state.chats.get(state.activeId);
+  if (chat) {
+    chat.unread = 0;
+    renderUnread(chat);
+    markRead(chat);
+  }
+  updateTitle();
+});
+
+// ------------------------------------------------------------------ sending
+
+function onInput(chat) {
+  const value = chat.els.input.value;
+  if (!socket?.open || chat.closed || chat.released) return;
+  if (!value.trim()) {
+    stopTyping(chat);
+    return;
+  }
+  const now = Date.now();
+  if (now - chat.typingSentAt > 4000) {
+    chat.typingSentAt = now;
+    socket.request('agent:typing', { sessionId: chat.id }).catch(() => {});
+  }
+  clearTimeout(chat.typingTimer);
+  chat.typingTimer = setTimeout(() => stopTyping(chat), 3500);
+}
+
+function stopTyping(chat) {
+  clearTimeout(chat.typingTimer);
+  if (!chat.typingSentAt) return;
+  chat.typingSentAt = 0;
+  if (socket?.open) socket.request('agent:stop_typing', { sessionId: chat.id }).catch(() => {});
+}
+
+function send(chat) {
+  const text = chat.els.input.value.replace(/\s+$/, '');
+  const file = chat.pendingFile;
+  if ((!text.trim() && !file) || chat.closed || chat.released) return;
+  if (text.length > MAX_CONTENT) {
+    toast(`A message can have at most ${MAX_CONTENT} characters.`, 'error');
+    return;
+  }
+  chat.els.canned.hidden = true;
+  chat.typingSentAt = 0;
+  clearTimeout(chat.typingTimer);
+  if (file) uploadAndSend(chat, file, text);
+  else queueMessage(chat, text);
+  chat.els.input.value = '';
+  chat.els.input.focus();
+}
+
+function queueMessage(chat, content, attachments, shown) {
+  const item = { clientMsgId: newId('a-'), content, attachments: attachments || null, state: 'queued' };
+  item.el = messageElement(chat, { sender: 'agent', senderName: state.login?.name, content, createdAt: new Date().toISOString(), attachments: shown });
+  item.el.dataset.clientMsgId = item.clientMsgId;
+  setReceipt(item.el, 'sending');
+  chat.els.list.append(item.el);
+  regroup(chat);
+  chat.outbox.push(item);
+  scrollToEnd(chat, true);
+  flushOutbox(chat);
+}
+
+function flushOutbox(chat) {
+  if (!socket?.open) return;
+  for (const item of chat.outbox) {
+    if (item.state !== 'queued') continue;
+    item.state = 'sending';
+    const data = { sessionId: chat.id, content: item.content, clientMsgId: item.clientMsgId };
+    if (item.attachments) data.attachments = item.attachments;
+    socket.request('agent:send_message', data).catch((error) => {
+      if (!chat.outbox.includes(item)) return;
+      if (error.code === 'disconnected') { item.state = 'queued'; return; }
+      if (error.code === 'rate_limited') {
+        const wait = Math.max(1, Number(error.retryAfter) || 5);
+        item.state = 'queued';
+        toast(`Too many messages in this chat for now; sending again in ${Math.ceil(wait)} s.`, 'error');
+        setTimeout(() => flushOutbox(chat), wait * 1000);
+        return;
+      }
+      if (['timeout', 'database_unavailable', 'internal'].includes(error.code)) {
+        item.state = 'queued';
+        setTimeout(() => flushOutbox(chat), 1500);
+        return;
+      }
+      chat.outbox.splice(chat.outbox.indexOf(item), 1);
+      markFailed(item, error.message || error.code);
+    });
+  }
+}
+
+function acknowledge(data) {
+  const chat = state.chats.get(data.sessionId);
+  if (!chat) return;
+  const index = chat.outbox.findIndex((item) => item.clientMsgId === data.clientMsgId);
+  if (index < 0) return;
+  const [item] = chat.outbox.splice(index, 1);
+  if (chat.ids.has(data.messageId) || chat.seqs.has(data.seq)) {
+    item.el.remove();
+    regroup(chat);
+    return;
+  }
+  chat.ids.add(data.messageId);
+  chat.seqs.set(data.seq, item.el);
+  chat.maxSeq = Math.max(chat.maxSeq, data.seq);
+  item.el.dataset.seq = String(data.seq);
+  item.el.dataset.messageId = data.messageId;
+  place(chat, item.el, data.seq);
+  setReceipt(item.el, data.seq <= chat.customerRead ? 'read' : 'sent');
+  regroup(chat);
+  chat.els.tabPreview.textContent = `You: ${item.content}`.slice(0, 90);
+  chat.els.tabTime.textContent = formatTime(data.createdAt);
+}
+
+function markFailed(item, reason) {
+  setReceipt(item.el, 'failed');
+  item.el.querySelector('.receipt')?.append(h('span', { text: ` · ${reason}` }));
+}
+
+// ------------------------------------------------------------------ attachments
+
+function pickFile(chat, file) {
+  if (!UPLOAD_TYPES.test(file.type || '')) {
+    toast('Only images (PNG, JPEG, GIF, WebP), PDF and plain-text files can be attached.', 'error');
+    return;
+  }
+  if (file.size > MAX_UPLOAD) {
+    toast(`That file is ${formatSize(file.size)}; the limit is 10 MB.`, 'error');
+    return;
+  }
+  chat.pendingFile = file;
+  const preview = clear(chat.els.preview);
+  preview.append(icon('file', 16), h('span', { class: 'file-name', text: file.name }), h('span', { class: 'file-size', text: formatSize(file.size) }),
+    h('button', { type: 'button', class: 'icon-btn', 'aria-label': 'Remove attachment', onclick: () => clearFile(chat) }, icon('close', 14)));
+  preview.hidden = false;
+}
+
+function clearFile(chat) {
+  chat.pendingFile = null;
+  clear(chat.els.preview).hidden = true;
+}
+
+async function uploadAndSend(chat, file, text) {
+  const form = new FormData();
+  form.append('sessionId', chat.id);
+  form.append('file', file, file.name);
+  chat.els.send.disabled = true;
+  let response;
+  try {
+    response = await fetch('/api/uploads', { method: 'POST', headers: { Authorization: `Bearer ${auth.get()?.token}` }, body: form });
+  } catch {
+    response = null;
+  }
+  chat.els.send.disabled = false;
+  if (response && (response.status === 201 || response.ok)) {
+    const uploaded = await response.json();
+    clearFile(chat);
+    queueMessage(chat, text.trim() ? text : uploaded.fileName || file.name, [uploaded.attachmentId], [uploaded]);
+    return;
+  }
+  if (response && (response.status === 404 || response.status === 405)) {
+    state.uploadsUnavailable = true;
+    clearFile(chat);
+    for (const other of state.chats.values()) renderChatHeader(other);
+    toast('Attachments are not available on this server yet.', 'error');
+    if (text.trim()) queueMessage(chat, text);
+    return;
+  }
+  let message = 'network error';
+  if (response) message = (await response.json().catch(() => ({}))).message || `HTTP ${response.status}`;
+  chat.els.input.value = text;
+  toast(`The file could not be uploaded: ${message}`, 'error');
+}
+
+// ------------------------------------------------------------------ transfer + close
+
+let dialogChat = null;
+
+function openTransfer(chat) {
+  dialogChat = chat;
+  const form = $('transfer-form');
+  form.reset();
+  $('transfer-dialog').showModal();
+}
+
+$('transfer-dialog').addEventListener('close', async () => {
+  const chat = dialogChat;
+  if ($('transfer-dialog').returnValue !== 'confirm' || !chat) return;
+  const form = $('transfer-form');
+  const data = { sessionId: chat.id };
+  if (form.priority.value) data.priority = form.priority.value;
+  if (form.reason.value.trim()) data.reason = form.reason.value.trim();
+  try {
+    await socket.request('agent:transfer', data);
+    toast(`${chat.session.customerName || 'The chat'} is back in the queue.`);
+    removeChat(chat);
+  } catch (error) {
+    toast(`Could not transfer: ${error.message || error.code}`, 'error');
+  }
+});
+
+function openClose(chat) {
+  dialogChat = chat;
+  $('close-form').reset();
+  $('close-dialog').showModal();
+}
+
+$('close-dialog').addEventListener('close', async () => {
+  const chat = dialogChat;
+  if ($('close-dialog').returnValue !== 'confirm' || !chat) return;
+  const form = $('close-form');
+  const data = { sessionId: chat.id, resolved: form.resolved.value === 'yes' };
+  if (form.notes.value.trim()) data.notes = form.notes.value.trim();
+  try {
+    await socket.request('agent:close_session', data);
+  } catch (error) {
+    if (error.code === 'session_closed') closed(chat.id, 'closed');
+    else toast(`Could not close: ${error.message || error.code}`, 'error');
+  }
+});
+
+// ------------------------------------------------------------------ details column
+
+function detailRow(label, value, testid) {
+  if (value === null || value === undefined || value === '') return null;
+  return h('div', { class: 'detail-row' }, h('dt', { text: label }), h('dd', { testid }, value));
+}
+
+let detailsFrame = 0;
+function renderDetailsSoon(chat) {
+  cancelAnimationFrame(detailsFrame);
+  detailsFrame = requestAnimationFrame(() => { if (state.activeId === chat.id) renderDetails(chat); });
+}
+
+function renderDetails(chat) {
+  const box = clear($('details'));
+  if (!chat) return;
+  const s = chat.session;
+  const meta = s.metadata && typeof s.metadata === 'object' ? s.metadata : {};
+  let page = null;
+  if (typeof meta.page === 'string') {
+    try {
+      const url = new URL(meta.page);
+      page = /^https?:$/.test(url.protocol)
+        ? h('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer', text: meta.pageTitle || url.href })
+        : meta.page;
+    } catch { page = meta.page; }
+  }
+  box.append(
+    h('div', { class: 'details-card' },
+      avatar(s.customerName, 'avatar-xl'),
+      h('h3', { text: s.customerName || 'Visitor' }),
+      h('p', { class: 'muted', text: chat.closed ? 'Chat closed' : 'Chatting with you' })),
+    h('dl', { class: 'details-list' },
+      detailRow('Priority', h('span', { class: `prio prio-${s.priority}`, text: s.priority })),
+      detailRow('Started', formatTime(s.createdAt)),
+      detailRow('Title', s.title),
+      detailRow('Category', s.category),
+      detailRow('Page', page),
+      detailRow('Context', s.botContext),
+      detailRow('Language', typeof meta.language === 'string' ? meta.language : null),
+      detailRow('Referrer', typeof meta.referrer === 'string' ? meta.referrer : null),
+      detailRow('Messages', String(chat.seqs.size)),
+      detailRow('Session', h('code', { text: chat.id.slice(0, 8) }))),
+  );
+}
+
+// ------------------------------------------------------------------ notifications
+
+function notify(text, important) {
+  const hidden = document.visibilityState !== 'visible';
+  if (hidden && important) state.newWhileHidden += 1;
+  if (state.sound) beep();
+  updateTitle();
+  // A toast only when the lists are out of sight (a phone showing one chat).
+  const listsVisible = getComputedStyle(document.querySelector('.sidebar')).display !== 'none';
+  if (important && !hidden && !listsVisible) toast(text);
+}
+
+function updateTitle() {
+  let unread = state.newWhileHidden;
+  for (const chat of state.chats.values()) unread += chat.unread;
+  document.title = unread ? `(${unread}) ${TITLE}` : TITLE;
+}
+
+// ------------------------------------------------------------------ start
+
+const saved = auth.get();
+if (saved && saved.role === 'agent') startApp(saved);
+else showLogin();
