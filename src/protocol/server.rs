@@ -25,6 +25,9 @@ pub struct MessageView {
     pub sender: SenderType,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender_name: Option<String>,
+    /// The sender's own id for the message, so their client can match its copy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
     pub content: String,
     pub message_type: String,
     pub created_at: DateTime<Utc>,
@@ -64,6 +67,7 @@ impl MessageView {
             seq: message.seq,
             sender: message.sender_type,
             sender_name,
+            client_msg_id: message.client_msg_id.clone(),
             content: message.content.clone(),
             message_type: message.message_type.clone(),
             created_at: message.created_at,

@@ -55,11 +55,11 @@ fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
     }
 }
 
-async fn caller(req: &HttpRequest, state: &AppState, role: Role) -> Result<Caller, AppError> {
+async fn caller(req: &HttpRequest, state: &AppState, roles: &[Role]) -> Result<Caller, AppError> {
     check_origin(req, state)?;
     let token = bearer_token(req)
         .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "the token query parameter is missing"))?;
-    authenticate(state, &token, &[role]).await
+    authenticate(state, &token, roles).await
 }
 
 fn upgrade<R: SocketRole>(
@@ -89,11 +89,11 @@ pub async fn customer(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let caller = caller(&req, &state, Role::Customer).await?;
+    let caller = caller(&req, &state, &[Role::Customer]).await?;
     upgrade::<Customer>(&req, payload, &state, caller)
 }
 
-/// The agent dashboard's WebSocket (docs/PROTOCOL.md); the token is an agent's.
+/// The agent dashboard's WebSocket (docs/PROTOCOL.md); the token is an agent's or an admin's.
 #[utoipa::path(
     tag = "websocket",
     params(("token" = String, Query, description = "An agent token")),
@@ -105,6 +105,6 @@ pub async fn agent(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
-    let caller = caller(&req, &state, Role::Agent).await?;
+    let caller = caller(&req, &state, &[Role::Agent, Role::Admin]).await?;
     upgrade::<Agent>(&req, payload, &state, caller)
 }
