@@ -36,10 +36,13 @@ cat >&2 <<MSG
 
   Switchboard
   Widget demo      http://localhost:$http_port/
-  Health           http://localhost:$http_port/health
-  Server info      http://localhost:$http_port/api/info
-  Create an agent  echo 'a-password' | target/release/switchboard user add alice --role agent --password-stdin
-                   (with DATABASE_URL=$DATABASE_URL)
+  Agent desk       http://localhost:$http_port/agent
+  Admin page       http://localhost:$http_port/admin
+  API reference    http://localhost:$http_port/docs/
+  Health, metrics  http://localhost:$http_port/health  http://localhost:$http_port/metrics
+  Create an agent  echo 'a-password' | DATABASE_URL=$DATABASE_URL \
+                     target/release/switchboard user add alice --role agent --password-stdin
+                   (--role admin for an admin)
 
 MSG
 target/release/switchboard serve
