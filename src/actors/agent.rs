@@ -102,19 +102,27 @@ impl AgentActor {
         }
     }
 
-    fn save_presence(&self, ctx: &mut Context<Self>) {
+    /// Stores the presence others see, then runs `then`. `wait`, not
+    /// `spawn`: two changes in a row must reach the database in the order
+    /// they were made.
+    fn save_presence_then<F>(&self, ctx: &mut Context<Self>, then: F)
+    where
+        F: FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    {
         let pool = self.services.pool.clone();
         let (id, presence) = (self.id, self.effective_presence());
-        ctx.spawn(
-            async move {
-                if let Err(error) =
-                    db::run(&pool, async |conn| queries::users::set_presence(conn, id, presence).await).await
-                {
-                    log::warn!("agent {id}: presence not saved: {error}");
-                }
+        let write = async move {
+            if let Err(error) =
+                db::run(&pool, async |conn| queries::users::set_presence(conn, id, presence).await).await
+            {
+                log::warn!("agent {id}: presence not saved: {error}");
             }
-            .into_actor(self),
-        );
+        };
+        ctx.wait(write.into_actor(self).map(move |(), act, ctx| then(act, ctx)));
+    }
+
+    fn save_presence(&self, ctx: &mut Context<Self>) {
+        self.save_presence_then(ctx, |_, _| {});
     }
 
     fn start_grace(&mut self, ctx: &mut Context<Self>) {
@@ -221,11 +229,13 @@ impl Handler<AgentSetStatus> for AgentActor {
             return reply.fail(&AppError::new(ErrorCode::AgentNotJoined, "send agent:join first"));
         }
         self.presence = status;
-        self.save_presence(ctx);
+        // The answer goes out once the new status is stored.
         let event = ServerEvent::AgentStatus { agent_id: self.id, status };
-        self.push(&event, Some(socket.id));
-        reply.send(&event);
-        self.report(ctx);
+        self.save_presence_then(ctx, move |act, ctx| {
+            act.push(&event, Some(socket.id));
+            reply.send(&event);
+            act.report(ctx);
+        });
     }
 }
 

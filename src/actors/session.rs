@@ -42,6 +42,9 @@ struct Loaded {
     agent_name: Option<String>,
 }
 
+/// What to do once a close is stored and announced.
+type AfterClose = Box<dyn FnOnce(&mut SessionActor, &mut Context<SessionActor>)>;
+
 /// A message on its way in, as the caller sent it.
 pub struct Outgoing {
     pub content: Content,
@@ -714,6 +717,7 @@ impl SessionActor {
         resolved: bool,
         notes: Option<String>,
         request: Option<(Option<SocketId>, Reply)>,
+        after: Option<AfterClose>,
     ) {
         let pool = self.services.pool.clone();
         let id = self.id;
@@ -758,7 +762,10 @@ impl SessionActor {
                 if let Some((_, reply)) = request {
                     reply.send(&closed);
                 }
-                act.schedule_idle(ctx);
+                match after {
+                    Some(after) => after(act, ctx),
+                    None => act.schedule_idle(ctx),
+                }
             });
         }));
     }
@@ -884,8 +891,14 @@ impl SessionActor {
             Err(error) => return reply.fail(&error),
         };
         if open {
-            self.close(ctx, "deleted", false, None, None);
+            // Hidden only once the close (and its note) is stored.
+            self.close(ctx, "deleted", false, None, None, Some(Box::new(move |act, ctx| act.hide(ctx, reply))));
+        } else {
+            self.hide(ctx, reply);
         }
+    }
+
+    fn hide(&mut self, ctx: &mut Context<Self>, reply: Reply) {
         let pool = self.services.pool.clone();
         let id = self.id;
         let hide = async move { db::run(&pool, async |conn| queries::sessions::soft_delete(conn, id).await).await };
@@ -1066,13 +1079,13 @@ impl Handler<SessionCommand> for SessionActor {
                 }
             }
             SessionRequest::End => match self.check_open(&origin.caller) {
-                Ok(_) => self.close(ctx, "customer_ended", false, None, Some((origin.socket_id(), reply))),
+                Ok(_) => self.close(ctx, "customer_ended", false, None, Some((origin.socket_id(), reply)), None),
                 Err(error) => reply.fail(&error),
             },
             SessionRequest::Close { resolved, notes } => match self.check_open(&origin.caller) {
                 Ok(_) => {
                     let reason = if resolved { "resolved" } else { "closed_by_agent" };
-                    self.close(ctx, reason, resolved, notes, Some((origin.socket_id(), reply)))
+                    self.close(ctx, reason, resolved, notes, Some((origin.socket_id(), reply)), None)
                 }
                 Err(error) => reply.fail(&error),
             },
@@ -1206,7 +1219,7 @@ impl Handler<CloseIfAbandoned> for SessionActor {
         let open = self.status().is_some_and(|status| status != SessionStatus::Closed);
         if open && !self.has_customer() {
             log::info!("session {} closed: the customer has been away too long", self.id);
-            self.close(ctx, "abandoned", false, None, None);
+            self.close(ctx, "abandoned", false, None, None, None);
         } else {
             self.schedule_idle(ctx);
         }

@@ -386,3 +386,39 @@ async fn chat_without_a_session_header_starts_one_and_agents_hand_chats_back_ove
     let (_, session) = app.get_as(&format!("/api/sessions/{id}"), &ann.token).await;
     assert_eq!((session["status"].as_str(), session["priority"].as_str()), (Some("waiting"), Some("high")));
 }
+
+#[tokio::test]
+async fn deleting_an_open_session_closes_it_first_and_keeps_the_record() {
+    let app = spawn_app().await;
+    let ann = app.visitor("Ann").await;
+    let mut socket = app.customer_socket(&ann).await;
+    let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
+    let id = created["sessionId"].as_str().expect("id").to_owned();
+    socket.push("message:received").await;
+
+    let (status, _) = app.delete_as(&format!("/api/sessions/{id}"), &ann.token).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(socket.push("session:closed").await["reason"], "deleted");
+    let row = app
+        .db
+        .client()
+        .await
+        .query_one(
+            "SELECT status, ended_reason, deleted_at IS NOT NULL FROM chat_sessions WHERE id = $1::text::uuid",
+            &[&id],
+        )
+        .await
+        .expect("still stored");
+    assert_eq!(row.get::<_, String>(0), "closed");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("deleted"));
+    assert!(row.get::<_, bool>(2));
+    assert_eq!(
+        app.count("SELECT count(*) FROM chat_messages WHERE sender_type = 'system'").await,
+        1,
+        "the closing note was stored"
+    );
+    let code = socket
+        .refused("customer:send_message", json!({ "sessionId": id, "content": "hello?", "clientMsgId": "x" }))
+        .await;
+    assert_eq!(code, "session_not_found");
+}
