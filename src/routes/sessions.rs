@@ -99,11 +99,22 @@ pub async fn create(
     let customer = caller.require(&[Role::Customer])?.clone();
     let body = body.0.unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None });
     let bot_context = client::optional_text("botContext", body.bot_context, 200)?;
+    let session =
+        start_chat(&state, customer, StartChat { bot_context, metadata: body.metadata, priority: body.priority })
+            .await?;
+    Ok(HttpResponse::Created().json(session))
+}
+
+/// Starts a chat for a customer, as `customer:start_chat` does; the greeting is stored.
+async fn start_chat(
+    state: &AppState,
+    customer: crate::actors::messages::Caller,
+    request: StartChat,
+) -> Result<SessionView, AppError> {
     let (reply, answer) = Reply::http();
-    let request = StartChat { bot_context, metadata: body.metadata, priority: body.priority };
     state.registry.do_send(NewChat { origin: Origin::http(customer), reply, request });
     match answer.await.map_err(|_| AppError::new(ErrorCode::Internal, "the session did not answer"))?? {
-        ServerEvent::SessionCreated { session, .. } => Ok(HttpResponse::Created().json(session)),
+        ServerEvent::SessionCreated { session, .. } => Ok(session),
         other => Err(unexpected(other)),
     }
 }
@@ -642,13 +653,8 @@ pub async fn chat(
             .and_then(|text| text.trim().parse::<Uuid>().ok())
             .ok_or_else(|| AppError::validation("X-Session-ID must be a session id"))?,
         None => {
-            let (reply, answer) = Reply::http();
             let request = StartChat { bot_context: None, metadata: None, priority: None };
-            state.registry.do_send(NewChat { origin: Origin::http(customer.clone()), reply, request });
-            match answer.await.map_err(|_| AppError::new(ErrorCode::Internal, "the session did not answer"))?? {
-                ServerEvent::SessionCreated { session_id, .. } => session_id,
-                other => return Err(unexpected(other)),
-            }
+            start_chat(&state, customer.clone(), request).await?.session_id
         }
     };
     let request = SessionRequest::Ask { content, client_msg_id: format!("http-{}", Uuid::new_v4()) };
