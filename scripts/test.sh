@@ -39,7 +39,7 @@ if cargo clippy --version >/dev/null 2>&1; then
 fi
 
 say "cargo test"
-cargo test --all-targets "$@"
+cargo test "$@"
 
 # The suites below run against the server binary the tests just built.
 if [ $# -eq 0 ]; then

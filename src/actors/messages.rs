@@ -158,6 +158,11 @@ pub struct CloseAllSockets;
 #[rtype(result = "()")]
 pub struct RegisterSocket(pub SocketHandle);
 
+/// Closes every socket of one user, whose account was disabled.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseSocketsOf(pub Uuid);
+
 // ---- anything → a session, routed by the registry ----
 
 /// A message for the session actor of `session_id`. With `wake`, the

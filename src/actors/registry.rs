@@ -229,3 +229,13 @@ impl Handler<CloseAllSockets> for SessionRegistry {
         }
     }
 }
+
+impl Handler<CloseSocketsOf> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, CloseSocketsOf(user_id): CloseSocketsOf, _: &mut Self::Context) {
+        for socket in self.sockets.values().filter(|socket| socket.caller.user_id == user_id) {
+            socket.outbox.tell(crate::bus::Outbound::Close("this account was disabled".to_owned()));
+        }
+    }
+}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::actors::messages::QueueSnapshot;
+use crate::actors::messages::{CloseSocketsOf, QueueSnapshot};
 use crate::auth::extractors::Admin;
 use crate::auth::passwords;
 use crate::db::models::NewUser;
@@ -383,6 +383,10 @@ pub async fn update_agent(
     .await?;
     if changed == 0 {
         return Err(AppError::not_found("agent"));
+    }
+    if body.disabled == Some(true) {
+        // Their open desks close now; their chats return to the queue after the grace period.
+        state.registry.do_send(CloseSocketsOf(id));
     }
     let row = db::run(&state.pool, async |conn| queries::stats::staff(conn, Some(id)).await).await?;
     let view = row.into_iter().next().map(StaffView::from).ok_or_else(|| AppError::not_found("agent"))?;

@@ -122,6 +122,14 @@ async fn admins_create_resize_and_disable_agents() {
 
     let login = app.post_json("/auth/login", &json!({ "username": "carol", "password": "carol-password" })).await;
     assert_eq!(login.status(), StatusCode::OK);
+    let carol_token: serde_json::Value = login.json().await.expect("json");
+    let carol_person = crate::helpers::Person {
+        user_id: carol.parse().expect("uuid"),
+        name: "Carol".into(),
+        token: carol_token["token"].as_str().expect("token").to_owned(),
+    };
+    let mut desk = app.agent_socket(&carol_person).await;
+    desk.ok("agent:join", "agent:joined", json!({})).await;
 
     let (status, listed) = app.get_as("/api/admin/agents", &admin.token).await;
     assert_eq!(status, StatusCode::OK);
@@ -138,6 +146,8 @@ async fn admins_create_resize_and_disable_agents() {
     assert_eq!((changed["maxConcurrent"].as_i64(), changed["disabled"].as_bool()), (Some(7), Some(true)));
     let login = app.post_json("/auth/login", &json!({ "username": "carol", "password": "carol-password" })).await;
     assert_eq!(login.status(), StatusCode::UNAUTHORIZED, "a disabled agent cannot sign in");
+    let closed = desk.closed_by_server().await.expect("a close frame");
+    assert_eq!(closed.reason, "this account was disabled");
     let (status, _) = app
         .patch_as(&format!("/api/admin/agents/{}", uuid::Uuid::new_v4()), &admin.token, json!({ "disabled": true }))
         .await;

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Measures speed and memory: starts a release build of the server on a
+# throwaway PostgreSQL and runs the load generator (tests/bench/load.rs)
+# against it. Prints a Markdown report and keeps it in target/bench-report.md.
+#   CUSTOMERS=500 MESSAGES=20 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/provision.sh
+
+work=$(mktemp -d -t switchboard-bench.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+    stop_switchboard
+    if [ -d "$work/postgres" ]; then stop_postgres "$work/postgres"; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+    pg_port=$(free_port)
+    # As configured for a server: durable commits, unlike the test cluster.
+    start_postgres "$work/postgres" "$pg_port" "-c max_connections=200"
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
+fi
+
+say "building the server and the load generator (release)"
+cargo build --release --quiet --bin switchboard
+cargo bench --no-run --quiet --bench load 2>/dev/null
+
+create_test_database switchboard_bench
+start_switchboard "$PWD/target/release/switchboard" "$TEST_DB_URL" "$work" RATE_LIMIT_MESSAGES_PER_MINUTE=1000000
+say "server at $SWITCHBOARD_URL (pid $SWITCHBOARD_PID); $(nproc) cores"
+
+report=target/bench-report.md
+{
+    echo "Load: ${CUSTOMERS:-200} customers x ${MESSAGES:-20} messages, $(date -u +%Y-%m-%d), $(nproc) cores"
+    echo
+    BASE_URL=$SWITCHBOARD_URL SERVER_PID=$SWITCHBOARD_PID cargo bench --quiet --bench load
+} | tee "$report"
+drop_test_database

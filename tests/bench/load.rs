@@ -1,0 +1,151 @@
+//! A load generator: many customers chat with the bot at once over real
+//! WebSockets, and the report says how fast messages were acknowledged and
+//! how much memory the server used. Run it through `scripts/bench.sh`, which
+//! starts the server; it is not a test and asserts nothing.
+//!
+//! Settings (environment): BASE_URL, SERVER_PID, CUSTOMERS (200), MESSAGES (20).
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+/// Resident memory of a process, in MiB, from /proc.
+fn resident_mib(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+fn percentile(sorted: &[Duration], share: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * share).round() as usize;
+    sorted[index]
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Reads frames until the reply with `reference` arrives.
+async fn reply(socket: &mut Socket, reference: &str) -> Result<Value, String> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).map_err(|error| error.to_string())?;
+                if frame["ref"] == reference {
+                    return Ok(frame);
+                }
+            }
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(error.to_string()),
+            None => return Err("closed".to_owned()),
+        }
+    }
+}
+
+/// One customer: sign in, start a chat, send `messages` messages one after
+/// another; returns the acknowledgement latency of each.
+async fn customer(base: String, n: usize, messages: usize) -> Result<Vec<Duration>, String> {
+    let http = reqwest::Client::new();
+    let visitor: Value = http
+        .post(format!("{base}/api/auth/visitor"))
+        .json(&json!({ "name": format!("Load {n}") }))
+        .send()
+        .await
+        .map_err(|error| error.to_string())?
+        .json()
+        .await
+        .map_err(|error| error.to_string())?;
+    let token = visitor["token"].as_str().ok_or("no token")?;
+    let url = format!("{}/ws/customer?token={token}", base.replacen("http://", "ws://", 1));
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|error| error.to_string())?;
+    socket
+        .send(Message::text(json!({ "event": "customer:start_chat", "ref": "start", "data": {} }).to_string()))
+        .await
+        .map_err(|error| error.to_string())?;
+    let created = reply(&mut socket, "start").await?;
+    let session_id = created["data"]["sessionId"].as_str().ok_or("no session")?.to_owned();
+    let mut latencies = Vec::with_capacity(messages);
+    for m in 0..messages {
+        let reference = format!("m{m}");
+        let frame = json!({
+            "event": "customer:send_message",
+            "ref": reference,
+            "data": { "sessionId": session_id, "content": format!("where is my order number {m}?"), "clientMsgId": reference },
+        });
+        let sent = Instant::now();
+        socket.send(Message::text(frame.to_string())).await.map_err(|error| error.to_string())?;
+        let answer = reply(&mut socket, &reference).await?;
+        if answer["event"] != "message:sent" {
+            return Err(format!("refused: {answer}"));
+        }
+        latencies.push(sent.elapsed());
+    }
+    let _ = socket.close(None).await;
+    Ok(latencies)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let Ok(base) = std::env::var("BASE_URL") else {
+        println!("load: BASE_URL is not set; run scripts/bench.sh");
+        return;
+    };
+    let pid = std::env::var("SERVER_PID").unwrap_or_default();
+    let customers = setting("CUSTOMERS", 200);
+    let messages = setting("MESSAGES", 20);
+    let idle_mib = resident_mib(&pid);
+
+    let started = Instant::now();
+    let runs: Vec<_> = (0..customers).map(|n| tokio::spawn(customer(base.clone(), n, messages))).collect();
+    // The highest resident memory seen while the load runs, as f64 bits.
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let peak_sampler = {
+        let (pid, peak) = (pid.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Some(mib) = resident_mib(&pid) {
+                    let seen = f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed));
+                    peak.store(seen.max(mib).to_bits(), std::sync::atomic::Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut latencies = Vec::with_capacity(customers * messages);
+    let mut failures = Vec::new();
+    for run in runs {
+        match run.await {
+            Ok(Ok(mut run)) => latencies.append(&mut run),
+            Ok(Err(error)) => failures.push(error),
+            Err(error) => failures.push(error.to_string()),
+        }
+    }
+    let elapsed = started.elapsed();
+    peak_sampler.abort();
+    let peak_mib = Some(f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed))).filter(|mib| *mib > 0.0);
+    latencies.sort();
+    let stored = latencies.len();
+    let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+    let mib = |m: Option<f64>| m.map(|m| format!("{m:.1}")).unwrap_or_else(|| "n/a".to_owned());
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| customers (one WebSocket each) | {customers} |");
+    println!("| messages acknowledged | {stored} of {} |", customers * messages);
+    println!("| failed customers | {} |", failures.len());
+    println!("| wall time | {:.2} s |", elapsed.as_secs_f64());
+    println!("| customer messages per second | {:.0} |", stored as f64 / elapsed.as_secs_f64());
+    println!("| stored messages per second (each answered by the bot) | {:.0} |", 2.0 * stored as f64 / elapsed.as_secs_f64());
+    println!("| acknowledgement latency p50 / p90 / p99 / max (ms) | {} / {} / {} / {} |", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.9)), ms(percentile(&latencies, 0.99)), ms(latencies.last().copied().unwrap_or_default()));
+    println!("| server resident memory before / peak during the load (MiB) | {} / {} |", mib(idle_mib), mib(peak_mib));
+    for failure in failures.iter().take(5) {
+        eprintln!("failure: {failure}");
+    }
+}
