@@ -5,7 +5,7 @@ use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
 use crate::db::models::{ChatMessage, NewChatMessage};
-use crate::db::schema::{chat_messages, chat_sessions};
+use crate::db::schema::chat_messages;
 use crate::db::PgConn;
 use crate::domain::SenderType;
 use crate::error::{AppError, ErrorCode};
@@ -86,11 +86,13 @@ pub async fn insert_batch(
         plans.push(plan);
     }
 
-    // Sessions are locked in id order so two concurrent writers never deadlock.
+    let counts: Vec<(Uuid, i64)> =
+        per_session.iter().map(|(session_id, indexes)| (*session_id, indexes.len() as i64)).collect();
+    let last_seqs = reserve_seqs(conn, &counts).await?;
     let mut seqs: HashMap<usize, i64> = HashMap::new();
     for (session_id, indexes) in &per_session {
         let count = indexes.len() as i64;
-        match reserve_seqs(conn, *session_id, count).await? {
+        match last_seqs.get(session_id).copied() {
             Some(last) => {
                 for (offset, index) in indexes.iter().enumerate() {
                     seqs.insert(*index, last - count + 1 + offset as i64);
@@ -185,21 +187,42 @@ async fn find_resent<'b>(
     Ok(found)
 }
 
-/// Hands out `count` sequence numbers for a session and returns the last one,
-/// or `None` when the session does not exist.
-async fn reserve_seqs(conn: &mut PgConn, session_id: Uuid, count: i64) -> QueryResult<Option<i64>> {
-    let now = chrono::Utc::now();
-    diesel::update(chat_sessions::table.find(session_id).filter(chat_sessions::deleted_at.is_null()))
-        .set((
-            chat_sessions::last_seq.eq(chat_sessions::last_seq + count),
-            chat_sessions::message_count.eq(chat_sessions::message_count + count as i32),
-            chat_sessions::last_activity.eq(now),
-            chat_sessions::updated_at.eq(now),
-        ))
-        .returning(chat_sessions::last_seq)
-        .get_result(conn)
-        .await
-        .optional()
+#[derive(QueryableByName)]
+struct Reserved {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_seq: i64,
+}
+
+/// Hands out sequence numbers for every session of a batch in one
+/// statement, `count` for each, and returns each session's last one;
+/// sessions that do not exist are left out. The rows are locked in id
+/// order, so two concurrent writers never deadlock.
+async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<HashMap<Uuid, i64>> {
+    if counts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = counts.iter().map(|(id, _)| *id).collect();
+    let numbers: Vec<i64> = counts.iter().map(|(_, count)| *count).collect();
+    let reserved: Vec<Reserved> = diesel::sql_query(
+        "WITH locked AS (
+             SELECT id FROM chat_sessions WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE
+         )
+         UPDATE chat_sessions s
+         SET last_seq = s.last_seq + wanted.count,
+             message_count = s.message_count + wanted.count::integer,
+             last_activity = now(),
+             updated_at = now()
+         FROM unnest($1, $2) AS wanted(id, count), locked
+         WHERE s.id = wanted.id AND locked.id = s.id
+         RETURNING s.id, s.last_seq",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&numbers)
+    .load(conn)
+    .await?;
+    Ok(reserved.into_iter().map(|row| (row.id, row.last_seq)).collect())
 }
 
 /// The messages of a session after `after_seq`, oldest first.
