@@ -142,8 +142,17 @@ async fn main() {
     println!("| failed customers | {} |", failures.len());
     println!("| wall time | {:.2} s |", elapsed.as_secs_f64());
     println!("| customer messages per second | {:.0} |", stored as f64 / elapsed.as_secs_f64());
-    println!("| stored messages per second (each answered by the bot) | {:.0} |", 2.0 * stored as f64 / elapsed.as_secs_f64());
-    println!("| acknowledgement latency p50 / p90 / p99 / max (ms) | {} / {} / {} / {} |", ms(percentile(&latencies, 0.5)), ms(percentile(&latencies, 0.9)), ms(percentile(&latencies, 0.99)), ms(latencies.last().copied().unwrap_or_default()));
+    println!(
+        "| stored messages per second (each answered by the bot) | {:.0} |",
+        2.0 * stored as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "| acknowledgement latency p50 / p90 / p99 / max (ms) | {} / {} / {} / {} |",
+        ms(percentile(&latencies, 0.5)),
+        ms(percentile(&latencies, 0.9)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
     println!("| server resident memory before / peak during the load (MiB) | {} / {} |", mib(idle_mib), mib(peak_mib));
     for failure in failures.iter().take(5) {
         eprintln!("failure: {failure}");
