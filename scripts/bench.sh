@@ -16,12 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${TEST_DATABASE_URL:-}" ]; then
-    pg_port=$(free_port)
-    # As configured for a server: durable commits, unlike the test cluster.
-    start_postgres "$work/postgres" "$pg_port" "-c max_connections=200"
-    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-fi
+# As configured for a server: durable commits, unlike the test cluster.
+throwaway_postgres "$work/postgres" "-c max_connections=200"
 
 say "building the server and the load generator (release)"
 cargo build --release --quiet --bin switchboard

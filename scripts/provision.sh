@@ -99,6 +99,17 @@ start_postgres() {
         || die "PostgreSQL did not start; see $data/server.log"
 }
 
+# throwaway_postgres DIR [SERVER_OPTIONS]: unless TEST_DATABASE_URL names a
+# server already, starts a cluster in DIR on a free port and exports its
+# superuser URL as TEST_DATABASE_URL. stop_postgres DIR removes it.
+throwaway_postgres() {
+    [ -z "${TEST_DATABASE_URL:-}" ] || return 0
+    local port
+    port=$(free_port)
+    start_postgres "$1" "$port" "${2:-}"
+    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
 stop_postgres() {
     local data=$1 bin
     bin=$(postgres_bin)

@@ -14,12 +14,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -z "${TEST_DATABASE_URL:-}" ]; then
-    pg_port=$(free_port)
-    # Durability is pointless for a throwaway cluster, and fsync costs time.
-    start_postgres "$WORK/postgres" "$pg_port" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
-    export TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/postgres"
-fi
+# Durability is pointless for a throwaway cluster, and fsync costs time.
+throwaway_postgres "$WORK/postgres" "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
 if [ -z "${TEST_REDIS_URL:-}" ]; then
     redis_port=$(free_port)
     start_redis "$WORK/redis" "$redis_port"

@@ -105,14 +105,6 @@ impl Reply {
     pub fn fail(mut self, error: &AppError) {
         self.deliver(Err(error.clone()));
     }
-
-    /// Answers with `event` on success and with the error otherwise.
-    pub fn answer(self, outcome: Result<ServerEvent, AppError>) {
-        match outcome {
-            Ok(event) => self.send(&event),
-            Err(error) => self.fail(&error),
-        }
-    }
 }
 
 impl Drop for Reply {

@@ -703,10 +703,6 @@ impl SessionActor {
                 }
                 act.attach(socket, ctx);
             }
-            if let Some((_, reply)) = pickup.take() {
-                // The socket that picked the session up has closed meanwhile.
-                drop(reply);
-            }
         }));
     }
 

@@ -41,9 +41,4 @@ impl Outbox {
     pub fn tell(&self, outbound: Outbound) {
         self.local.do_send(outbound);
     }
-
-    /// False once the socket has gone.
-    pub fn is_open(&self) -> bool {
-        self.local.connected()
-    }
 }

@@ -225,24 +225,6 @@ async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<
     Ok(reserved.into_iter().map(|row| (row.id, row.last_seq)).collect())
 }
 
-/// The messages of a session after `after_seq`, oldest first.
-pub async fn after_seq(
-    conn: &mut PgConn,
-    session_id: Uuid,
-    after_seq: i64,
-    limit: i64,
-) -> QueryResult<Vec<ChatMessage>> {
-    chat_messages::table
-        .filter(chat_messages::session_id.eq(session_id))
-        .filter(chat_messages::seq.gt(after_seq))
-        .filter(chat_messages::deleted_at.is_null())
-        .order(chat_messages::seq.asc())
-        .limit(limit)
-        .select(ChatMessage::as_select())
-        .load(conn)
-        .await
-}
-
 /// A stored message with what it takes to show it: its sender's name and its files.
 #[derive(Debug, Clone)]
 pub struct Shown {
