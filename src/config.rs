@@ -110,7 +110,7 @@ impl Settings {
             session_idle: Duration::from_secs(env.parse_in("SESSION_IDLE_SECS", 300, 1..=86_400)?),
             outbound_backlog_limit: env.parse_in(
                 "OUTBOUND_BACKLOG_BYTES",
-                16 * 1024 * 1024,
+                4 * 1024 * 1024,
                 1024..=1024 * 1024 * 1024,
             )?,
             bot_faq_file: env.optional("BOT_FAQ_FILE"),

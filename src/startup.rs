@@ -69,6 +69,7 @@ pub struct Application {
     server: Server,
     writer: Addr<MessageWriter>,
     registry: Addr<SessionRegistry>,
+    gauges: Arc<Gauges>,
 }
 
 impl Application {
@@ -93,6 +94,7 @@ impl Application {
             }
             None => None,
         };
+        let gauges = Gauges::new();
         let metrics = Metrics::new().map_err(|error| StartupError::Metrics(error.to_string()))?;
         let writer = MessageWriter::new(pool.clone(), settings.writer_batch_size, settings.writer_flush_interval)
             .with_metrics(metrics.clone())
@@ -135,7 +137,7 @@ impl Application {
             login_limits: crate::routes::auth::LoginLimits::new(settings.login_attempts_per_minute),
             allowed_origins: settings.allowed_origins.clone(),
             static_dir: settings.static_dir.clone(),
-            gauges: Gauges::new(),
+            gauges: gauges.clone(),
             metrics,
             backlog_limit: settings.outbound_backlog_limit,
         });
@@ -172,7 +174,7 @@ impl Application {
             .listen(listener)
             .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?
             .run();
-        Ok(Application { address, server, writer, registry })
+        Ok(Application { address, server, writer, registry, gauges })
     }
 
     /// The address the server listens on, with the port it really got.
@@ -185,7 +187,7 @@ impl Application {
     /// every received message is stored.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        actix_web::rt::spawn(stop_on_signal(handle, self.registry.clone()));
+        actix_web::rt::spawn(stop_on_signal(handle, self.registry.clone(), self.gauges.clone()));
         self.server.await?;
         self.writer.send(Drain).await.map_err(std::io::Error::other)?;
         log::info!("stopped cleanly");
@@ -220,12 +222,25 @@ fn security_headers() -> middleware::DefaultHeaders {
         .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=()"))
 }
 
-async fn stop_on_signal(handle: ServerHandle, registry: Addr<SessionRegistry>) {
+/// How long sockets get to take their close frame at shutdown.
+const SOCKET_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn stop_on_signal(handle: ServerHandle, registry: Addr<SessionRegistry>, gauges: Arc<Gauges>) {
     let signal = wait_for_signal().await;
     log::info!("{signal} received: shutting down");
     // Sockets get a close frame first, so clients know to reconnect elsewhere.
     let _ = registry.send(CloseAllSockets).await;
-    handle.stop(true).await;
+    let deadline = tokio::time::Instant::now() + SOCKET_CLOSE_GRACE;
+    while gauges.open_wires() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // A client that has not read its close frame by now is not reading at
+    // all; a graceful stop would wait the whole shutdown timeout for it.
+    let stuck = gauges.open_wires();
+    if stuck > 0 {
+        log::warn!("{stuck} socket(s) did not take their close frame; closing every connection now");
+    }
+    handle.stop(stuck == 0).await;
 }
 
 #[cfg(unix)]

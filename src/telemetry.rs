@@ -16,6 +16,9 @@ pub struct Gauges {
     pub started_at: Instant,
     customer_connections: AtomicI64,
     agent_connections: AtomicI64,
+    /// WebSocket connections the HTTP layer still holds, whether or not
+    /// their socket actor is still running.
+    wires: AtomicI64,
 }
 
 impl Gauges {
@@ -24,6 +27,7 @@ impl Gauges {
             started_at: Instant::now(),
             customer_connections: AtomicI64::new(0),
             agent_connections: AtomicI64::new(0),
+            wires: AtomicI64::new(0),
         })
     }
 
@@ -41,6 +45,19 @@ impl Gauges {
 
     pub fn connection_closed(&self, role: &str) {
         self.connections(role).fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn wire_opened(&self) {
+        self.wires.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn wire_closed(&self) {
+        self.wires.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// WebSocket connections still open at the TCP level.
+    pub fn open_wires(&self) -> i64 {
+        self.wires.load(Ordering::Relaxed)
     }
 
     /// Open WebSocket connections, customers' and agents'.

@@ -3,16 +3,16 @@
 
 use std::collections::HashSet;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use actix_http::ws::{CloseCode, CloseReason, Frame, ProtocolError};
 use uuid::Uuid;
 
 use crate::actors::messages::{Caller, RegisterSocket, Reply, SocketClosed, SocketHandle};
 use crate::actors::registry::SessionRegistry;
+use crate::bus::wire::OutboundQueue;
 use crate::bus::{Outbound, Outbox};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::client::Inbound;
@@ -22,6 +22,8 @@ use crate::telemetry::Gauges;
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 /// A client silent this long is gone.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a socket checks that its client takes what it is sent.
+pub const READ_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// The largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -33,10 +35,6 @@ pub trait SocketRole: Unpin + 'static {
     fn dispatch(registry: &Addr<SessionRegistry>, socket: SocketHandle, reply: Reply, request: Self::Request);
 }
 
-/// Bytes the HTTP layer has taken from the socket's output, shared with the
-/// stream that counts them; what the actor wrote minus this is the backlog.
-pub type Written = Arc<AtomicU64>;
-
 pub struct Socket<R: SocketRole> {
     id: Uuid,
     caller: Caller,
@@ -45,9 +43,10 @@ pub struct Socket<R: SocketRole> {
     handle: Option<SocketHandle>,
     last_heard: Instant,
     sessions: HashSet<Uuid>,
-    produced: u64,
-    written: Written,
+    wire: OutboundQueue,
     backlog_limit: u64,
+    /// What the client had taken at the last read check.
+    taken_at_last_check: u64,
     role: PhantomData<R>,
 }
 
@@ -56,7 +55,7 @@ impl<R: SocketRole> Socket<R> {
         caller: Caller,
         registry: Addr<SessionRegistry>,
         gauges: Arc<Gauges>,
-        written: Written,
+        wire: OutboundQueue,
         backlog_limit: u64,
     ) -> Self {
         Socket {
@@ -67,14 +66,14 @@ impl<R: SocketRole> Socket<R> {
             handle: None,
             last_heard: Instant::now(),
             sessions: HashSet::new(),
-            produced: 0,
-            written,
+            wire,
             backlog_limit,
+            taken_at_last_check: 0,
             role: PhantomData,
         }
     }
 
-    fn handle(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> SocketHandle {
+    fn handle(&mut self, ctx: &mut Context<Self>) -> SocketHandle {
         self.handle
             .get_or_insert_with(|| SocketHandle {
                 id: self.id,
@@ -84,17 +83,38 @@ impl<R: SocketRole> Socket<R> {
             .clone()
     }
 
-    fn reply_error(&mut self, ctx: &mut ws::WebsocketContext<Self>, reference: Option<String>, error: AppError) {
+    fn reply_error(&mut self, ctx: &mut Context<Self>, reference: Option<String>, error: AppError) {
         let outbox = self.handle(ctx).outbox;
         Reply::new(reference, outbox).fail(&error);
     }
 
-    fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: CloseCode, description: &str) {
-        ctx.close(Some(CloseReason { code, description: Some(description.to_owned()) }));
+    fn close(&mut self, ctx: &mut Context<Self>, code: CloseCode, description: &str) {
+        self.wire.close(Some(CloseReason { code, description: Some(description.to_owned()) }), false);
         ctx.stop();
     }
 
-    fn on_text(&mut self, ctx: &mut ws::WebsocketContext<Self>, text: &str) {
+    /// A client with more than `backlog_limit` bytes unread is not keeping
+    /// up: it gets a close frame in place of what it has not read, and its
+    /// actor stops, so it holds nothing more than that frame.
+    fn disconnect_slow_reader(&mut self, ctx: &mut Context<Self>, backlog: u64) {
+        log::warn!("{} socket {} disconnected: {backlog} bytes unread", R::NAME, self.id);
+        let description = "too slow: the client is not reading its messages".to_owned();
+        self.wire.close(Some(CloseReason { code: CloseCode::Policy, description: Some(description) }), true);
+        ctx.stop();
+    }
+
+    /// Over the limit and nothing taken since the last check: the client
+    /// has stopped reading. (One large frame read slowly is not a stop.)
+    fn check_reading(&mut self, ctx: &mut Context<Self>) {
+        let taken = self.wire.taken();
+        let backlog = self.wire.backlog() as u64;
+        if backlog > self.backlog_limit && taken == self.taken_at_last_check {
+            self.disconnect_slow_reader(ctx, backlog);
+        }
+        self.taken_at_last_check = taken;
+    }
+
+    fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
         let inbound = R::parse(text);
         match inbound.request {
             Ok(request) => {
@@ -108,20 +128,26 @@ impl<R: SocketRole> Socket<R> {
 }
 
 impl<R: SocketRole> Actor for Socket<R> {
-    type Context = ws::WebsocketContext<Self>;
+    type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.gauges.connection_opened(R::NAME);
         let handle = self.handle(ctx);
         self.registry.do_send(RegisterSocket(handle));
+        // This actor runs whether or not the client reads, so the heartbeat
+        // and the backlog check always do.
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
+            if !act.wire.is_connected() {
+                return ctx.stop();
+            }
             if act.last_heard.elapsed() > CLIENT_TIMEOUT {
                 log::info!("{} socket {} timed out", R::NAME, act.id);
                 act.close(ctx, CloseCode::Policy, "no heartbeat");
             } else {
-                ctx.ping(b"");
+                act.wire.ping(b"");
             }
         });
+        ctx.run_interval(READ_CHECK_INTERVAL, |act, ctx| act.check_reading(ctx));
     }
 
     fn stopped(&mut self, _: &mut Self::Context) {
@@ -134,29 +160,31 @@ impl<R: SocketRole> Actor for Socket<R> {
     }
 }
 
-impl<R: SocketRole> StreamHandler<Result<ws::Message, ws::ProtocolError>> for Socket<R> {
-    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+impl<R: SocketRole> StreamHandler<Result<Frame, ProtocolError>> for Socket<R> {
+    fn handle(&mut self, item: Result<Frame, ProtocolError>, ctx: &mut Self::Context) {
         match item {
-            Ok(ws::Message::Text(text)) => {
+            Ok(Frame::Text(bytes)) => {
                 self.last_heard = Instant::now();
-                self.on_text(ctx, &text);
+                match std::str::from_utf8(&bytes) {
+                    Ok(text) => self.on_text(ctx, text),
+                    Err(_) => self.close(ctx, CloseCode::Invalid, "text frames must be UTF-8"),
+                }
             }
-            Ok(ws::Message::Ping(payload)) => {
+            Ok(Frame::Ping(payload)) => {
                 self.last_heard = Instant::now();
-                ctx.pong(&payload);
+                self.wire.pong(&payload);
             }
-            Ok(ws::Message::Pong(_)) => self.last_heard = Instant::now(),
-            Ok(ws::Message::Binary(_)) | Ok(ws::Message::Continuation(_)) => {
+            Ok(Frame::Pong(_)) => self.last_heard = Instant::now(),
+            Ok(Frame::Binary(_)) | Ok(Frame::Continuation(_)) => {
                 self.last_heard = Instant::now();
                 let error = AppError::new(ErrorCode::InvalidFrame, "send each request as one JSON text frame");
                 self.reply_error(ctx, None, error);
             }
-            Ok(ws::Message::Close(reason)) => {
-                ctx.close(reason);
+            Ok(Frame::Close(reason)) => {
+                self.wire.close(reason, false);
                 ctx.stop();
             }
-            Ok(ws::Message::Nop) => {}
-            Err(ws::ProtocolError::Overflow) => {
+            Err(ProtocolError::Overflow) => {
                 log::info!("{} socket {} sent a frame over {MAX_FRAME_BYTES} bytes", R::NAME, self.id);
                 self.close(ctx, CloseCode::Size, "frames are limited to 64 KiB");
             }
@@ -174,13 +202,11 @@ impl<R: SocketRole> Handler<Outbound> for Socket<R> {
     fn handle(&mut self, outbound: Outbound, ctx: &mut Self::Context) {
         match outbound {
             Outbound::Frame(frame) => {
-                let backlog = self.produced.saturating_sub(self.written.load(Ordering::Relaxed));
+                let backlog = self.wire.backlog() as u64;
                 if backlog > self.backlog_limit {
-                    log::warn!("{} socket {} disconnected: {backlog} bytes unread", R::NAME, self.id);
-                    return self.close(ctx, CloseCode::Policy, "too slow: the client is not reading its messages");
+                    return self.disconnect_slow_reader(ctx, backlog);
                 }
-                self.produced += frame.len() as u64;
-                ctx.text(&*frame);
+                self.wire.text(&frame);
             }
             Outbound::Attached(session_id) => {
                 self.sessions.insert(session_id);

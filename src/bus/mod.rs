@@ -4,6 +4,8 @@
 //! is a socket actor on this node; a Redis-backed outbox for sockets on other
 //! nodes plugs in here without the actors changing.
 
+pub mod wire;
+
 use actix::{Message, Recipient};
 use uuid::Uuid;
 

@@ -1,44 +1,20 @@
 //! WebSocket upgrades: `/ws/customer` and `/ws/agent`, authenticated by the
 //! `token` query parameter before the upgrade.
 
-use std::pin::Pin;
-use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
-
-use actix_web::web::{self, Bytes};
+use actix::{Actor, AsyncContext};
+use actix_web::web;
 use actix_web::{get, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
-use futures_util::Stream;
 
 use crate::actors::agent_socket::Agent;
 use crate::actors::customer_socket::Customer;
 use crate::actors::messages::Caller;
-use crate::actors::socket::{Socket, SocketRole, Written, MAX_FRAME_BYTES};
+use crate::actors::socket::{Socket, SocketRole, MAX_FRAME_BYTES};
 use crate::auth::extractors::{authenticate, bearer_token};
+use crate::bus::wire;
 use crate::domain::Role;
 use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::startup::AppState;
-
-/// Counts the bytes the HTTP layer takes, which is how far the client has read.
-struct CountedStream<S> {
-    inner: Pin<Box<S>>,
-    written: Written,
-}
-
-impl<S> Stream for CountedStream<S>
-where
-    S: Stream<Item = Result<Bytes, actix_web::Error>>,
-{
-    type Item = Result<Bytes, actix_web::Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        if let Poll::Ready(Some(Ok(bytes))) = &polled {
-            self.written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
 
 /// Browsers send an Origin; it must be this server's own or one of ALLOWED_ORIGINS.
 fn check_origin(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
@@ -69,12 +45,14 @@ fn upgrade<R: SocketRole>(
     caller: Caller,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut response = ws::handshake(req)?;
-    let written: Written = Default::default();
-    let socket =
-        Socket::<R>::new(caller, state.registry.clone(), state.gauges.clone(), written.clone(), state.backlog_limit);
-    let codec = actix_http::ws::Codec::new().max_size(MAX_FRAME_BYTES);
-    let stream = ws::WebsocketContext::with_codec(socket, payload, codec);
-    Ok(response.streaming(CountedStream { inner: Box::pin(stream), written }))
+    let (queue, body) = wire::outbound(state.gauges.clone());
+    let inbound = wire::Inbound::new(payload, MAX_FRAME_BYTES);
+    let (registry, gauges, backlog_limit) = (state.registry.clone(), state.gauges.clone(), state.backlog_limit);
+    Socket::<R>::create(move |ctx| {
+        ctx.add_stream(inbound);
+        Socket::new(caller, registry, gauges, queue, backlog_limit)
+    });
+    Ok(response.streaming(body))
 }
 
 /// The customer widget's WebSocket (docs/PROTOCOL.md); the token is a customer's.

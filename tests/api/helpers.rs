@@ -296,6 +296,38 @@ impl TestApp {
         WsClient::connect(&self.ws_url("/ws/agent", &person.token)).await.expect("agent socket opens")
     }
 
+    /// A socket with a tiny receive window, for a client that will stop
+    /// reading: what the server sends it piles up on the server's side.
+    pub async fn small_window_socket(&self, path: &str, person: &Person) -> WsClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("buffer size");
+        let address: std::net::SocketAddr = self.address.trim_start_matches("http://").parse().expect("address");
+        let stream = socket.connect(address).await.expect("connect");
+        let (socket, _) = tokio_tungstenite::client_async(
+            self.ws_url(path, &person.token),
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await
+        .expect("upgrade");
+        WsClient::from_socket(socket)
+    }
+
+    /// The server process's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the server is running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the process status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Open sockets, as `/health` counts them.
+    pub async fn open_sockets(&self) -> i64 {
+        self.get_health().await.1["connections"].as_i64().expect("connections")
+    }
+
     /// Stops the server with SIGTERM and starts a new one on the same database.
     pub async fn restart(self) -> TestApp {
         let TestApp { mut child, db, .. } = self;

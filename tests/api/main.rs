@@ -17,3 +17,4 @@ mod queue;
 mod rest;
 mod resume;
 mod shutdown;
+mod slow_clients;
