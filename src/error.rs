@@ -53,6 +53,8 @@ error_codes! {
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;
+    StorageTimeout => "storage_timeout", SERVICE_UNAVAILABLE;
+    Overloaded => "overloaded", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 
@@ -215,7 +217,13 @@ mod tests {
     #[test]
     fn a_clients_mistake_is_never_a_server_error() {
         for error_code in ErrorCode::ALL {
-            let server_side = matches!(error_code, ErrorCode::Internal | ErrorCode::DatabaseUnavailable);
+            let server_side = matches!(
+                error_code,
+                ErrorCode::Internal
+                    | ErrorCode::DatabaseUnavailable
+                    | ErrorCode::StorageTimeout
+                    | ErrorCode::Overloaded
+            );
             assert_eq!(error_code.status().is_server_error(), server_side, "{}", error_code.as_str());
         }
     }

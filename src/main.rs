@@ -138,7 +138,7 @@ async fn add_user(
     let password_hash = passwords::hash(&password).map_err(|error| error.to_string())?;
     let url = database_url()?;
     db::migrate(&url, MigrationDirection::Up).await.map_err(|error| error.to_string())?;
-    let pool = db::pool(&url, 1, std::time::Duration::from_secs(10));
+    let pool = db::pool(&url, 1, std::time::Duration::from_secs(10), std::time::Duration::from_secs(30));
     let mut conn = pool.get().await.map_err(|error| format!("cannot connect to the database: {error}"))?;
     let new_user = NewUser {
         username,

@@ -10,7 +10,7 @@ use bb8_redis::RedisConnectionManager;
 use utoipa_actix_web::AppExt;
 
 use crate::actors::messages::CloseAllSockets;
-use crate::actors::persistence::{Drain, MessageWriter};
+use crate::actors::persistence::{Drain, MessageWriter, WriterSettings};
 use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::{Limits, Services, Timing};
@@ -80,7 +80,12 @@ impl Application {
         if !applied.is_empty() {
             log::info!("applied {} migration(s): {}", applied.len(), applied.join(", "));
         }
-        let pool = db::pool(&settings.database_url, settings.database_pool_size, settings.database_connect_timeout);
+        let pool = db::pool(
+            &settings.database_url,
+            settings.database_pool_size,
+            settings.database_connect_timeout,
+            settings.database_statement_timeout,
+        );
         let redis = match &settings.redis_url {
             Some(url) => {
                 let manager = RedisConnectionManager::new(url.as_str())
@@ -96,9 +101,14 @@ impl Application {
         };
         let gauges = Gauges::new();
         let metrics = Metrics::new().map_err(|error| StartupError::Metrics(error.to_string()))?;
-        let writer = MessageWriter::new(pool.clone(), settings.writer_batch_size, settings.writer_flush_interval)
-            .with_metrics(metrics.clone())
-            .start();
+        let writer_settings = WriterSettings {
+            lanes: settings.writer_lanes,
+            queue_limit: settings.writer_queue_limit,
+            // A message refused for a locked row is refused within the statement timeout.
+            deadline: settings.database_statement_timeout,
+            ..WriterSettings::new(settings.writer_batch_size, settings.writer_flush_interval)
+        };
+        let writer = MessageWriter::new(pool.clone(), writer_settings).with_metrics(metrics.clone()).start();
         let faq = match &settings.bot_faq_file {
             Some(path) => FaqFile::load(path).map_err(StartupError::Faq)?,
             None => FaqFile::builtin().map_err(|error| StartupError::Faq(error.to_string()))?,

@@ -1,6 +1,6 @@
 //! Logging and the live gauges that /health and, later, /metrics report.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -76,6 +76,15 @@ pub struct Metrics {
     pub queue_wait_seconds: prometheus::Histogram,
     pub writer_batch_size: prometheus::Histogram,
     pub writer_commit_seconds: prometheus::Histogram,
+    /// Age of the oldest message the writer has not answered yet.
+    pub writer_lag_seconds: prometheus::Gauge,
+    /// Sessions whose messages wait because another transaction holds their row.
+    pub writer_locked_sessions: prometheus::IntGauge,
+    /// Messages the writer answered with an error, by why.
+    pub writer_failures: prometheus::IntCounterVec,
+    created: Instant,
+    /// When the writer last failed a message, in ms since `created`; 0 for never.
+    writer_last_failure_ms: AtomicU64,
 }
 
 impl Metrics {
@@ -105,7 +114,22 @@ impl Metrics {
         registry.register(Box::new(queue_length.clone()))?;
         registry.register(Box::new(queue_wait_seconds.clone()))?;
         registry.register(Box::new(writer_batch_size.clone()))?;
+        let writer_lag_seconds = prometheus::Gauge::new(
+            "switchboard_writer_lag_seconds",
+            "How long the oldest message not yet stored has waited",
+        )?;
+        let writer_locked_sessions = prometheus::IntGauge::new(
+            "switchboard_writer_locked_sessions",
+            "Sessions whose messages wait because another transaction holds their row",
+        )?;
+        let writer_failures = IntCounterVec::new(
+            Opts::new("switchboard_writer_failures_total", "Messages the writer could not store, by reason"),
+            &["reason"],
+        )?;
         registry.register(Box::new(writer_commit_seconds.clone()))?;
+        registry.register(Box::new(writer_lag_seconds.clone()))?;
+        registry.register(Box::new(writer_failures.clone()))?;
+        registry.register(Box::new(writer_locked_sessions.clone()))?;
         Ok(Arc::new(Metrics {
             registry,
             connections,
@@ -114,7 +138,29 @@ impl Metrics {
             queue_wait_seconds,
             writer_batch_size,
             writer_commit_seconds,
+            writer_lag_seconds,
+            writer_failures,
+            writer_locked_sessions,
+            created: Instant::now(),
+            writer_last_failure_ms: AtomicU64::new(0),
         }))
+    }
+
+    /// Counts `count` messages the writer failed to store.
+    pub fn writer_failed(&self, reason: &str, count: usize) {
+        self.writer_failures.with_label_values(&[reason]).inc_by(count as u64);
+        let now = self.created.elapsed().as_millis().max(1) as u64;
+        self.writer_last_failure_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// The writer is degraded while messages wait long or for a locked row, or failed lately.
+    pub fn writer_degraded(&self) -> bool {
+        const LAG: f64 = 1.0;
+        const RECENT_MS: u64 = 10_000;
+        let last_failure = self.writer_last_failure_ms.load(Ordering::Relaxed);
+        let failed_lately =
+            last_failure > 0 && (self.created.elapsed().as_millis() as u64).saturating_sub(last_failure) < RECENT_MS;
+        self.writer_lag_seconds.get() > LAG || self.writer_locked_sessions.get() > 0 || failed_lately
     }
 
     /// The text exposition format.

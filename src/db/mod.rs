@@ -21,8 +21,30 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// A pool that connects lazily: the server starts, and reports itself degraded,
 /// even while the database is briefly away.
-pub fn pool(database_url: &str, max_size: u32, connect_timeout: Duration) -> Pool {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(database_url);
+///
+/// Every connection gives up on a statement after `statement_timeout`, and
+/// on a row lock after half that: one locked row or one slow query answers
+/// with an error in bounded time instead of holding a connection and its
+/// caller indefinitely.
+pub fn pool(database_url: &str, max_size: u32, connect_timeout: Duration, statement_timeout: Duration) -> Pool {
+    use diesel_async::pooled_connection::ManagerConfig;
+    use diesel_async::SimpleAsyncConnection;
+    use futures_util::FutureExt;
+    let statement_ms = statement_timeout.as_millis().max(1);
+    let lock_ms = (statement_ms / 2).max(1);
+    let mut config = ManagerConfig::default();
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        async move {
+            let mut conn = <AsyncPgConnection as diesel_async::AsyncConnection>::establish(&url).await?;
+            conn.batch_execute(&format!("SET statement_timeout = {statement_ms}; SET lock_timeout = {lock_ms}"))
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(database_url, config);
     bb8::Pool::builder().max_size(max_size).connection_timeout(connect_timeout).build_unchecked(manager)
 }
 

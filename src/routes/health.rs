@@ -54,11 +54,21 @@ struct Dependencies {
     redis: DependencyHealth,
 }
 
+/// The message writer: `degraded` while messages wait over a second to be
+/// stored or some failed in the last ten seconds.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct WriterHealth {
+    status: &'static str,
+    lag_seconds: f64,
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Health {
     status: &'static str,
     dependencies: Dependencies,
+    writer: WriterHealth,
     uptime_seconds: u64,
     version: &'static str,
     connections: i64,
@@ -98,10 +108,15 @@ async fn check_redis(state: &AppState) -> DependencyHealth {
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let (database, redis) = futures_util::join!(check_database(&state), check_redis(&state));
     let database_up = database.status == DependencyStatus::Up;
-    let all_up = database_up && redis.status != DependencyStatus::Down;
+    let writer_degraded = state.metrics.writer_degraded();
+    let all_up = database_up && redis.status != DependencyStatus::Down && !writer_degraded;
     let body = Health {
         status: if all_up { "healthy" } else { "degraded" },
         dependencies: Dependencies { database, redis },
+        writer: WriterHealth {
+            status: if writer_degraded { "degraded" } else { "up" },
+            lag_seconds: state.metrics.writer_lag_seconds.get(),
+        },
         uptime_seconds: state.gauges.started_at.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
         connections: state.gauges.open_connections(),

@@ -40,6 +40,7 @@ async fn the_stats_add_up_to_what_happened() {
             json!({ "sessionId": served.session_id, "content": "Hi", "clientMsgId": "1" }),
         )
         .await;
+    let stored = app.settled_count("SELECT count(*) FROM chat_messages").await;
 
     let (status, stats) = app.get_as("/api/admin/stats", &admin.token).await;
     assert_eq!(status, StatusCode::OK, "{stats}");
@@ -69,7 +70,6 @@ async fn the_stats_add_up_to_what_happened() {
     let alice_load =
         stats["agents"]["list"].as_array().expect("list").iter().find(|a| a["name"] == "Alice").expect("alice").clone();
     assert_eq!((alice_load["activeSessions"].as_i64(), alice_load["maxConcurrent"].as_i64()), (Some(1), Some(1)));
-    let stored = app.count("SELECT count(*) FROM chat_messages").await;
     assert_eq!(stats["messages"]["total"], stored);
     assert_eq!(stats["messages"]["lastHour"], stored);
     assert!(stats["firstResponseSeconds"]["p50"].as_f64().is_some(), "{stats}");

@@ -30,7 +30,7 @@ async fn customer_a_cannot_reach_customer_b_over_rest_or_websocket() {
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     let (_, file) = app.upload_as(&ann.token, &id, "a.png", png.clone()).await;
     let file_id = file["attachmentId"].as_str().expect("file").to_owned();
-    let stored = app.count("SELECT count(*) FROM chat_messages").await;
+    let stored = app.settled_count("SELECT count(*) FROM chat_messages").await;
 
     let forbidden = [
         app.get_as(&format!("/api/sessions/{id}"), &bea.token).await,

@@ -538,4 +538,19 @@ impl TestApp {
     pub async fn count(&self, sql: &str) -> i64 {
         self.db.client().await.query_one(sql, &[]).await.expect("count").get(0)
     }
+
+    /// A count once the server has stopped changing it: messages the server
+    /// posts by itself (a greeting, a closing note) are stored after the
+    /// request that caused them was answered.
+    pub async fn settled_count(&self, sql: &str) -> i64 {
+        let mut last = self.count(sql).await;
+        loop {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let now = self.count(sql).await;
+            if now == last {
+                return now;
+            }
+            last = now;
+        }
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use futures_util::future::join_all;
-use switchboard::actors::persistence::{MessageWriter, PersistMessage};
+use switchboard::actors::persistence::{MessageWriter, PersistMessage, WriterSettings};
 use switchboard::db::models::{NewChatMessage, NewChatSession, NewUser};
 use switchboard::db::queries::{self, messages::Persisted};
 use switchboard::domain::{Priority, Role, SenderType};
@@ -23,7 +23,7 @@ struct Chat {
 
 async fn chat() -> Chat {
     let db = TestDb::migrated().await;
-    let pool = switchboard::db::pool(&db.url, 4, Duration::from_secs(1));
+    let pool = switchboard::db::pool(&db.url, 4, Duration::from_secs(1), Duration::from_secs(5));
     let mut conn = pool.get().await.expect("connection");
     let customer = queries::users::insert(
         &mut conn,
@@ -51,7 +51,7 @@ async fn chat() -> Chat {
     .await
     .expect("insert session");
     drop(conn);
-    let writer = MessageWriter::new(pool, 64, Duration::from_millis(2)).start();
+    let writer = MessageWriter::new(pool, WriterSettings::new(64, Duration::from_millis(2))).start();
     Chat { db, writer, session_id: session.id, customer_id: customer.id }
 }
 

@@ -66,8 +66,12 @@ async fn run_migrate(db: &TestDb, args: &[&str]) -> String {
 async fn every_migration_goes_up_down_and_up_again_to_the_same_schema() {
     let db = TestDb::create().await;
 
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .expect("the migrations folder")
+        .filter(|entry| entry.as_ref().is_ok_and(|entry| entry.path().is_dir()))
+        .count();
     let applied = run_migrate(&db, &[]).await;
-    assert!(applied.starts_with("applied 6 migration(s)"), "{applied}");
+    assert!(applied.starts_with(&format!("applied {migrations} migration(s)")), "{applied}");
     let first = schema_snapshot(&db).await;
     for table in [
         "users",
@@ -86,7 +90,7 @@ async fn every_migration_goes_up_down_and_up_again_to_the_same_schema() {
     }
 
     let reverted = run_migrate(&db, &["--revert-all"]).await;
-    assert!(reverted.starts_with("reverted 6 migration(s)"), "{reverted}");
+    assert!(reverted.starts_with(&format!("reverted {migrations} migration(s)")), "{reverted}");
     assert_eq!(schema_snapshot(&db).await, Vec::<String>::new(), "down.sql left something behind");
 
     run_migrate(&db, &[]).await;

@@ -36,6 +36,16 @@ struct MessageRow<'a> {
     processing: Option<&'a serde_json::Value>,
 }
 
+/// What became of one message of a batch: an answer for its sender, or
+/// nothing yet because another transaction holds its session's row.
+#[derive(Debug)]
+// Nearly every outcome is `Done`: boxing it would cost an allocation per message.
+#[allow(clippy::large_enum_variant)]
+pub enum Outcome {
+    Done(Result<Persisted, AppError>),
+    Locked,
+}
+
 /// Rows per INSERT statement, well under PostgreSQL's 65,535 bind parameters.
 const ROWS_PER_INSERT: usize = 1_000;
 
@@ -46,6 +56,7 @@ enum Plan {
     /// The same message earlier in this batch.
     SameAs(usize),
     Rejected(AppError),
+    Locked,
 }
 
 /// Stores a batch of messages and answers for each one, in order.
@@ -55,10 +66,7 @@ enum Plan {
 /// and a rolled-back batch hands out none. A message whose `client_msg_id`
 /// was already stored (or appears earlier in the batch) is answered with the
 /// first copy and not stored again.
-pub async fn insert_batch(
-    conn: &mut PgConn,
-    batch: &[NewChatMessage],
-) -> QueryResult<Vec<Result<Persisted, AppError>>> {
+pub async fn insert_batch(conn: &mut PgConn, batch: &[NewChatMessage]) -> QueryResult<Vec<Outcome>> {
     let mut stored = find_resent(conn, batch).await?;
     let mut first_in_batch: HashMap<(Uuid, Option<Uuid>, &str), usize> = HashMap::new();
     let mut per_session: BTreeMap<Uuid, Vec<usize>> = BTreeMap::new();
@@ -89,6 +97,9 @@ pub async fn insert_batch(
     let counts: Vec<(Uuid, i64)> =
         per_session.iter().map(|(session_id, indexes)| (*session_id, indexes.len() as i64)).collect();
     let last_seqs = reserve_seqs(conn, &counts).await?;
+    let unreserved: Vec<Uuid> =
+        per_session.keys().filter(|session_id| !last_seqs.contains_key(session_id)).copied().collect();
+    let locked = existing(conn, &unreserved).await?;
     let mut seqs: HashMap<usize, i64> = HashMap::new();
     for (session_id, indexes) in &per_session {
         let count = indexes.len() as i64;
@@ -96,6 +107,11 @@ pub async fn insert_batch(
             Some(last) => {
                 for (offset, index) in indexes.iter().enumerate() {
                     seqs.insert(*index, last - count + 1 + offset as i64);
+                }
+            }
+            None if locked.contains(session_id) => {
+                for index in indexes {
+                    plans[*index] = Plan::Locked;
                 }
             }
             None => {
@@ -137,9 +153,13 @@ pub async fn insert_batch(
         inserted.extend(returned.into_iter().map(|message| ((message.session_id, message.seq), message)));
     }
 
-    let mut answers: Vec<Result<Persisted, AppError>> = Vec::with_capacity(batch.len());
+    let mut answers: Vec<Outcome> = Vec::with_capacity(batch.len());
     for (index, plan) in plans.into_iter().enumerate() {
         let answer = match plan {
+            Plan::Locked => {
+                answers.push(Outcome::Locked);
+                continue;
+            }
             Plan::Stored(message) => Ok(Persisted { message: *message, resent: true }),
             Plan::Insert(_) => {
                 let key = (batch[index].session_id, seqs.get(&index).copied().unwrap_or_default());
@@ -149,28 +169,51 @@ pub async fn insert_batch(
                     .map(|message| Persisted { message, resent: false })
                     .ok_or_else(|| AppError::internal(diesel::result::Error::NotFound))
             }
-            Plan::SameAs(first) => answers[first].clone().map(|persisted| Persisted { resent: true, ..persisted }),
+            Plan::SameAs(first) => match &answers[first] {
+                Outcome::Done(answer) => answer.clone().map(|persisted| Persisted { resent: true, ..persisted }),
+                // The first copy waits for its session's row; this one waits with it.
+                Outcome::Locked => {
+                    answers.push(Outcome::Locked);
+                    continue;
+                }
+            },
             Plan::Rejected(error) => Err(error),
         };
-        answers.push(answer);
+        answers.push(Outcome::Done(answer));
     }
     Ok(answers)
 }
 
-/// Earlier copies of messages in the batch that carry a `client_msg_id`.
+/// Earlier copies of messages in the batch that carry a `client_msg_id`,
+/// looked up by the whole key of `chat_messages_client_msg_key`, so each is
+/// one probe of that index however many messages the session has.
 async fn find_resent<'b>(
     conn: &mut PgConn,
     batch: &'b [NewChatMessage],
 ) -> QueryResult<HashMap<(Uuid, Option<Uuid>, &'b str), ChatMessage>> {
-    let keyed: Vec<_> = batch.iter().filter_map(NewChatMessage::resend_key).collect();
+    use diesel::sql_types::{Array, Bool, Text, Uuid as SqlUuid};
+    // A message without a sender (bot, system) has no client id to resend.
+    let keyed: Vec<_> =
+        batch.iter().filter_map(NewChatMessage::resend_key).filter(|(_, sender, _)| sender.is_some()).collect();
     if keyed.is_empty() {
         return Ok(HashMap::new());
     }
     let session_ids: Vec<Uuid> = keyed.iter().map(|(session, _, _)| *session).collect();
+    let sender_ids: Vec<Uuid> = keyed.iter().filter_map(|(_, sender, _)| *sender).collect();
     let client_ids: Vec<&str> = keyed.iter().map(|(_, _, id)| *id).collect();
     let candidates: Vec<ChatMessage> = chat_messages::table
-        .filter(chat_messages::session_id.eq_any(&session_ids))
-        .filter(chat_messages::client_msg_id.eq_any(&client_ids))
+        .filter(
+            diesel::dsl::sql::<Bool>(
+                "(chat_messages.session_id, chat_messages.sender_id, chat_messages.client_msg_id) IN \
+                 (SELECT * FROM unnest(",
+            )
+            .bind::<Array<SqlUuid>, _>(&session_ids)
+            .sql(", ")
+            .bind::<Array<SqlUuid>, _>(&sender_ids)
+            .sql(", ")
+            .bind::<Array<Text>, _>(&client_ids)
+            .sql("))"),
+        )
         .select(ChatMessage::as_select())
         .load(conn)
         .await?;
@@ -196,9 +239,12 @@ struct Reserved {
 }
 
 /// Hands out sequence numbers for every session of a batch in one
-/// statement, `count` for each, and returns each session's last one;
-/// sessions that do not exist are left out. The rows are locked in id
-/// order, so two concurrent writers never deadlock.
+/// statement, `count` for each, and returns each session's last one.
+/// Sessions that do not exist, and sessions whose row another transaction
+/// holds, are left out: a locked row is skipped, never waited for. The rows
+/// are locked in id order, so two concurrent writers never deadlock.
+/// `last_activity` is indexed, so it moves at most once a minute: the other
+/// updates change no indexed column and stay on their page (HOT).
 async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<HashMap<Uuid, i64>> {
     if counts.is_empty() {
         return Ok(HashMap::new());
@@ -207,12 +253,14 @@ async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<
     let numbers: Vec<i64> = counts.iter().map(|(_, count)| *count).collect();
     let reserved: Vec<Reserved> = diesel::sql_query(
         "WITH locked AS (
-             SELECT id FROM chat_sessions WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE
+             SELECT id FROM chat_sessions WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id
+             FOR UPDATE SKIP LOCKED
          )
          UPDATE chat_sessions s
          SET last_seq = s.last_seq + wanted.count,
              message_count = s.message_count + wanted.count::integer,
-             last_activity = now(),
+             last_activity = CASE WHEN s.last_activity < now() - interval '1 minute'
+                                  THEN now() ELSE s.last_activity END,
              updated_at = now()
          FROM unnest($1, $2) AS wanted(id, count), locked
          WHERE s.id = wanted.id AND locked.id = s.id
@@ -223,6 +271,21 @@ async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<
     .load(conn)
     .await?;
     Ok(reserved.into_iter().map(|row| (row.id, row.last_seq)).collect())
+}
+
+/// Which of `ids` name sessions that exist (read without locking).
+async fn existing(conn: &mut PgConn, ids: &[Uuid]) -> QueryResult<std::collections::HashSet<Uuid>> {
+    use crate::db::schema::chat_sessions;
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<Uuid> = chat_sessions::table
+        .filter(chat_sessions::id.eq_any(ids))
+        .filter(chat_sessions::deleted_at.is_null())
+        .select(chat_sessions::id)
+        .load(conn)
+        .await?;
+    Ok(found.into_iter().collect())
 }
 
 /// A stored message with what it takes to show it: its sender's name and its files.
