@@ -133,6 +133,9 @@ pub struct SessionActor {
     /// Messages per minute from the session's people, over sockets and HTTP alike.
     limiter: MinuteWindow,
     idle_timer: Option<SpawnHandle>,
+    /// The agent handing this session on: from their transfer request on,
+    /// nothing of theirs reaches the session and nothing of it reaches them.
+    transferring_from: Option<Uuid>,
 }
 
 impl SessionActor {
@@ -158,6 +161,7 @@ impl SessionActor {
             last_customer_text: None,
             limiter: MinuteWindow::new(allowed),
             idle_timer: None,
+            transferring_from: None,
         }
     }
 
@@ -185,7 +189,10 @@ impl SessionActor {
         let loaded = self.loaded()?;
         let allowed = match caller.role {
             Role::Customer => loaded.session.customer_id == caller.user_id,
-            Role::Agent => loaded.session.assigned_agent_id == Some(caller.user_id),
+            Role::Agent => {
+                loaded.session.assigned_agent_id == Some(caller.user_id)
+                    && self.transferring_from != Some(caller.user_id)
+            }
             Role::Admin => true,
         };
         if allowed {
@@ -947,8 +954,10 @@ impl SessionActor {
                 .await
                 .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
         };
+        self.transferring_from = Some(from_agent);
         ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(TransferOutcome::Queued { position }) => {
+                act.transferring_from = None;
                 act.detach_agents();
                 if let Some(loaded) = act.loaded_mut() {
                     loaded.session.status = SessionStatus::Waiting;
@@ -969,7 +978,12 @@ impl SessionActor {
                 act.post_system(ctx, format!("You're being transferred to another member of our team. You're number {position} in the queue."));
             }
             Ok(TransferOutcome::Reassigned { agent_id }) => {
+                act.transferring_from = None;
                 act.detach_agents();
+                // The new agent's name arrives with AgentAssigned; the old one is out from now.
+                if let Some(loaded) = act.loaded_mut() {
+                    loaded.session.assigned_agent_id = Some(agent_id);
+                }
                 reply.send(&ServerEvent::SessionTransferred {
                     session_id: act.id,
                     status: SessionStatus::Assigned,
@@ -977,7 +991,10 @@ impl SessionActor {
                 });
                 // The new agent's AgentAssigned follows from their agent actor.
             }
-            Err(error) => reply.fail(&error),
+            Err(error) => {
+                act.transferring_from = None;
+                reply.fail(&error)
+            }
         }));
     }
 }

@@ -475,6 +475,17 @@ impl WsClient {
         found
     }
 
+    /// Forgets every frame received and not yet taken.
+    pub fn forget_received(&mut self) {
+        self.buffered.clear();
+    }
+
+    /// Every frame received and not yet taken that mentions `session_id`,
+    /// pushes and replies alike (after `pushes_within` has collected them).
+    pub fn frames_about(&self, session_id: &str) -> Vec<serde_json::Value> {
+        self.buffered.iter().filter(|frame| frame.to_string().contains(session_id)).cloned().collect()
+    }
+
     pub async fn close(mut self) {
         let _ = self.socket.close(None).await;
     }

@@ -211,3 +211,65 @@ async fn a_transfer_back_to_the_queue_goes_to_another_agent() {
         .await;
     assert_eq!(code, "forbidden");
 }
+
+#[tokio::test]
+async fn an_agent_who_transfers_a_chat_receives_nothing_of_it_afterwards_even_with_requests_pipelined() {
+    let app = spawn_app().await;
+    let alice = app.agent("alice", 1).await;
+    let bob = app.agent("bob", 1).await;
+    let mut first = app.agent_socket(&alice).await;
+    first.ok("agent:join", "agent:joined", json!({})).await;
+    let mut waiting = queued_customer(&app, "Ann", "normal").await;
+    let session_id = waiting.session_id.clone();
+    first.push("session:assigned").await;
+    let mut second = app.agent_socket(&bob).await;
+    second.ok("agent:join", "agent:joined", json!({})).await;
+
+    // The transfer and, without waiting for its answer, a typing indicator and a message.
+    let transfer =
+        first.send("agent:transfer", json!({ "sessionId": session_id, "toAgentId": bob.user_id.to_string() })).await;
+    let typing = first.send("agent:typing", json!({ "sessionId": session_id })).await;
+    let late = first
+        .send(
+            "agent:send_message",
+            json!({ "sessionId": session_id, "content": "one more thing", "clientMsgId": "late" }),
+        )
+        .await;
+    let transferred = first.reply(&transfer).await;
+    assert_eq!(transferred["event"], "session:transferred", "{transferred}");
+    // What came before the transfer's answer is no concern here.
+    first.forget_received();
+    for reference in [typing, late] {
+        let reply = first.reply(&reference).await;
+        assert_eq!(reply["event"], "error", "a request after the transfer is refused: {reply}");
+        assert_eq!(reply["data"]["code"], "forbidden", "{reply}");
+    }
+    second.push("session:assigned").await;
+
+    // The customer says something private; only the new agent sees it.
+    waiting
+        .socket
+        .ok(
+            "customer:send_message",
+            "message:sent",
+            json!({ "sessionId": session_id, "content": "my card number is 4111 1111 1111 1111", "clientMsgId": "card" }),
+        )
+        .await;
+    let seen = second.push("message:received").await;
+    assert!(seen["content"].as_str().is_some_and(|text| text.contains("card number")), "{seen}");
+    second
+        .ok(
+            "agent:send_message",
+            "message:sent",
+            json!({ "sessionId": session_id, "content": "Thanks, I have it", "clientMsgId": "b1" }),
+        )
+        .await;
+    let _ = first.pushes_within("message:received", std::time::Duration::from_millis(1000)).await;
+    let leaked = first.frames_about(&session_id);
+    let allowed = ["session:released", "typing:stopped"];
+    let leaked: Vec<_> =
+        leaked.iter().filter(|frame| !allowed.contains(&frame["event"].as_str().unwrap_or(""))).collect();
+    assert!(leaked.is_empty(), "the old agent still received: {leaked:?}");
+    let stored = app.count("SELECT count(*) FROM chat_messages WHERE client_msg_id = 'late'").await;
+    assert_eq!(stored, 0, "the old agent's late message was not stored");
+}
