@@ -19,9 +19,18 @@ use crate::protocol::server::{AgentView, ServerEvent};
 
 enum Profile {
     Loading,
-    Ready { name: String, max_concurrent: i32 },
+    Ready {
+        name: String,
+        max_concurrent: i32,
+    },
+    /// The account cannot take chats (a customer, or disabled).
     Refused(AppError),
+    /// The database could not be read: tried again at the next join.
+    Unavailable(AppError),
 }
+
+/// How soon a presence write that failed is tried again.
+const PRESENCE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct AgentActor {
     id: Uuid,
@@ -34,6 +43,7 @@ pub struct AgentActor {
     sockets: HashMap<SocketId, SocketHandle>,
     sessions: BTreeSet<Uuid>,
     grace_timer: Option<SpawnHandle>,
+    presence_retry: Option<SpawnHandle>,
 }
 
 impl AgentActor {
@@ -48,6 +58,7 @@ impl AgentActor {
             sockets: HashMap::new(),
             sessions: BTreeSet::new(),
             grace_timer: None,
+            presence_retry: None,
         }
     }
 
@@ -111,14 +122,21 @@ impl AgentActor {
     {
         let pool = self.services.pool.clone();
         let (id, presence) = (self.id, self.effective_presence());
-        let write = async move {
-            if let Err(error) =
-                db::run(&pool, async |conn| queries::users::set_presence(conn, id, presence).await).await
-            {
-                log::warn!("agent {id}: presence not saved: {error}");
+        let write =
+            async move { db::run(&pool, async |conn| queries::users::set_presence(conn, id, presence).await).await };
+        ctx.wait(write.into_actor(self).map(move |outcome, act, ctx| {
+            if let Err(error) = outcome {
+                // Others would see a stale presence until the next change: keep trying.
+                log::warn!("agent {id}: presence not saved, trying again: {error}");
+                if act.presence_retry.is_none() {
+                    act.presence_retry = Some(ctx.run_later(PRESENCE_RETRY, |act, ctx| {
+                        act.presence_retry = None;
+                        act.save_presence(ctx);
+                    }));
+                }
             }
-        };
-        ctx.wait(write.into_actor(self).map(move |(), act, ctx| then(act, ctx)));
+            then(act, ctx)
+        }));
     }
 
     fn save_presence(&self, ctx: &mut Context<Self>) {
@@ -145,6 +163,16 @@ impl Actor for AgentActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.load_profile(ctx, |_, _| {});
+    }
+}
+
+impl AgentActor {
+    /// Reads the agent's account and sessions, then runs `then`.
+    fn load_profile<F>(&mut self, ctx: &mut Context<Self>, then: F)
+    where
+        F: FnOnce(&mut Self, &mut Context<Self>) + 'static,
+    {
         let pool = self.services.pool.clone();
         let id = self.id;
         let load = async move {
@@ -162,11 +190,15 @@ impl Actor for AgentActor {
                     Profile::Ready { name: user.display_name, max_concurrent: user.max_concurrent_chats }
                 }
                 Ok(_) => Profile::Refused(AppError::new(ErrorCode::Forbidden, "this account cannot take chats")),
-                Err(error) => Profile::Refused(error),
+                Err(error) => {
+                    log::warn!("agent {}: profile not loaded: {error}", act.id);
+                    Profile::Unavailable(error)
+                }
             };
-            if !act.sessions.is_empty() {
+            if !act.sessions.is_empty() && act.sockets.is_empty() {
                 act.start_grace(ctx);
             }
+            then(act, ctx)
         }));
     }
 }
@@ -174,8 +206,18 @@ impl Actor for AgentActor {
 impl Handler<AgentJoin> for AgentActor {
     type Result = ();
 
-    fn handle(&mut self, AgentJoin { socket, reply, max_concurrent }: AgentJoin, ctx: &mut Self::Context) {
-        if let Profile::Refused(error) = &self.profile {
+    fn handle(&mut self, join: AgentJoin, ctx: &mut Self::Context) {
+        if let Profile::Unavailable(_) = &self.profile {
+            // The database was away when this actor started: read the profile again first.
+            return self.load_profile(ctx, move |act, ctx| act.join(join, ctx));
+        }
+        self.join(join, ctx);
+    }
+}
+
+impl AgentActor {
+    fn join(&mut self, AgentJoin { socket, reply, max_concurrent }: AgentJoin, ctx: &mut Context<Self>) {
+        if let Profile::Refused(error) | Profile::Unavailable(error) = &self.profile {
             return reply.fail(error);
         }
         if let Some(timer) = self.grace_timer.take() {

@@ -423,12 +423,18 @@ impl Handler<AgentPresence> for QueueActor {
     }
 }
 
+/// How soon the sessions of an agent who left are requeued again after the database failed.
+const REQUEUE_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Handler<AgentGone> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, AgentGone { agent_id }: AgentGone, ctx: &mut Self::Context) {
         if let Some(slot) = self.agents.get_mut(&agent_id) {
-            slot.presence = Presence::Offline;
+            if slot.presence != Presence::Offline {
+                // Back before the requeue could be stored (a retry after an outage).
+                return;
+            }
         }
         let sessions: Vec<Uuid> = self.assigned.get(&agent_id).map(|s| s.iter().copied().collect()).unwrap_or_default();
         if sessions.is_empty() {
@@ -452,7 +458,8 @@ impl Handler<AgentGone> for QueueActor {
             let requeued = match outcome {
                 Ok(requeued) => requeued,
                 Err(error) => {
-                    log::error!("agent {agent_id} left but their sessions could not be requeued: {error}");
+                    log::error!("agent {agent_id} left but their sessions could not be requeued yet: {error}");
+                    ctx.notify_later(AgentGone { agent_id }, REQUEUE_RETRY);
                     return;
                 }
             };

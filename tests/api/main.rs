@@ -14,6 +14,7 @@ mod lifecycle;
 mod locked_rows;
 mod message_writer;
 mod migrations;
+mod outages;
 mod queue;
 mod rest;
 mod resume;
