@@ -71,6 +71,7 @@ impl Gauges {
 pub struct Metrics {
     registry: prometheus::Registry,
     pub connections: prometheus::IntGaugeVec,
+    pub live_actors: prometheus::IntGaugeVec,
     pub messages: prometheus::IntCounterVec,
     pub queue_length: prometheus::IntGaugeVec,
     pub queue_wait_seconds: prometheus::Histogram,
@@ -93,6 +94,8 @@ impl Metrics {
         let registry = prometheus::Registry::new();
         let connections =
             IntGaugeVec::new(Opts::new("switchboard_connections", "Open WebSocket connections"), &["role"])?;
+        let live_actors =
+            IntGaugeVec::new(Opts::new("switchboard_live_actors", "Session and agent actors in memory"), &["kind"])?;
         let messages =
             IntCounterVec::new(Opts::new("switchboard_messages_total", "Messages stored, by sender"), &["sender"])?;
         let queue_length =
@@ -110,6 +113,7 @@ impl Metrics {
                 .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0]),
         )?;
         registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(live_actors.clone()))?;
         registry.register(Box::new(messages.clone()))?;
         registry.register(Box::new(queue_length.clone()))?;
         registry.register(Box::new(queue_wait_seconds.clone()))?;
@@ -133,6 +137,7 @@ impl Metrics {
         Ok(Arc::new(Metrics {
             registry,
             connections,
+            live_actors,
             messages,
             queue_length,
             queue_wait_seconds,

@@ -562,6 +562,7 @@
     switch (event) {
       case 'message:received': addMessage(d, true); break;
       case 'message:sent': acknowledge(d); break;
+      case 'messages:cleared': clearShownMessages(); break;
       case 'status:changed':
         setStatus(d.status, { agentName: d.agentName, queuePosition: d.queuePosition });
         break;
@@ -1015,6 +1016,15 @@
       li.classList.toggle('sb-run-end', nextKey !== key);
       previous = key;
     }
+  }
+
+  // The chat's messages were cleared on the server: what was shown goes;
+  // seq numbering goes on, so nothing comes back on a resume.
+  function clearShownMessages() {
+    Object.keys(seqs).forEach(function (seq) { seqs[seq].remove(); });
+    messages = {};
+    seqs = {};
+    regroup();
   }
 
   function addMessage(m, live) {

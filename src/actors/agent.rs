@@ -19,9 +19,12 @@ use crate::protocol::server::{AgentView, ServerEvent};
 
 enum Profile {
     Loading,
+    /// `max_concurrent` is what the agent takes now: at most `limit`, the
+    /// capacity an admin gave the account, lower if the agent asked at join.
     Ready {
         name: String,
         max_concurrent: i32,
+        limit: i32,
     },
     /// The account cannot take chats (a customer, or disabled).
     Refused(AppError),
@@ -187,7 +190,8 @@ impl AgentActor {
             act.profile = match outcome {
                 Ok((Some(user), sessions)) if user.role != Role::Customer && !user.disabled => {
                     act.sessions = sessions.into_iter().collect();
-                    Profile::Ready { name: user.display_name, max_concurrent: user.max_concurrent_chats }
+                    let limit = user.max_concurrent_chats;
+                    Profile::Ready { name: user.display_name, max_concurrent: limit, limit }
                 }
                 Ok(_) => Profile::Refused(AppError::new(ErrorCode::Forbidden, "this account cannot take chats")),
                 Err(error) => {
@@ -223,22 +227,15 @@ impl AgentActor {
         if let Some(timer) = self.grace_timer.take() {
             ctx.cancel_future(timer);
         }
-        if let (Some(max), Profile::Ready { max_concurrent: current, .. }) = (max_concurrent, &mut self.profile) {
-            if *current != max {
-                *current = max;
-                let pool = self.services.pool.clone();
-                let id = self.id;
-                ctx.spawn(
-                    async move {
-                        if let Err(error) =
-                            db::run(&pool, async |conn| queries::users::set_max_concurrent(conn, id, max).await).await
-                        {
-                            log::warn!("agent {id}: capacity not saved: {error}");
-                        }
-                    }
-                    .into_actor(self),
-                );
+        if let (Some(wanted), Profile::Ready { max_concurrent, limit, .. }) = (max_concurrent, &mut self.profile) {
+            // The admin's capacity counts; an agent may only take fewer chats.
+            if wanted > *limit {
+                return reply.fail(&AppError::new(
+                    ErrorCode::InvalidPayload,
+                    format!("maxConcurrent may be at most {limit}, the capacity an admin set for you"),
+                ));
             }
+            *max_concurrent = wanted;
         }
         let was_offline = self.sockets.is_empty();
         self.sockets.insert(socket.id, socket.clone());
@@ -278,6 +275,23 @@ impl Handler<AgentSetStatus> for AgentActor {
             reply.send(&event);
             act.report(ctx);
         });
+    }
+}
+
+impl Handler<AgentProfileChanged> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, changed: AgentProfileChanged, ctx: &mut Self::Context) {
+        let Profile::Ready { name, max_concurrent, limit } = &mut self.profile else { return };
+        if let Some(new_name) = changed.name {
+            *name = new_name;
+        }
+        if let Some(new_limit) = changed.max_concurrent {
+            *limit = new_limit;
+            *max_concurrent = new_limit;
+        }
+        self.push(&ServerEvent::AgentUpdated { agent: self.view() }, None);
+        self.report(ctx);
     }
 }
 

@@ -150,6 +150,26 @@ pub struct CloseAllSockets;
 #[rtype(result = "()")]
 pub struct RegisterSocket(pub SocketHandle);
 
+/// How many session and agent actors are in memory.
+#[derive(Message)]
+#[rtype(result = "LiveCounts")]
+pub struct LiveActors;
+
+#[derive(Debug, Clone, Copy, actix::MessageResponse)]
+pub struct LiveCounts {
+    pub sessions: usize,
+    pub agents: usize,
+}
+
+/// An admin changed an agent's account: the live agent, if any, follows.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct AgentProfileChanged {
+    pub agent_id: Uuid,
+    pub name: Option<String>,
+    pub max_concurrent: Option<i32>,
+}
+
 /// Closes every socket of one user, whose account was disabled.
 #[derive(Message)]
 #[rtype(result = "()")]

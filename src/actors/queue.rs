@@ -296,8 +296,14 @@ impl Handler<Pickup> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, Pickup { agent_id, session_id, socket_id, reply }: Pickup, ctx: &mut Self::Context) {
-        if !self.agents.contains_key(&agent_id) {
+        let Some(slot) = self.agents.get(&agent_id) else {
             return reply.fail(&AppError::new(ErrorCode::AgentNotJoined, "send agent:join first"));
+        };
+        if self.load(agent_id) >= slot.max_concurrent {
+            return reply.fail(&AppError::new(
+                ErrorCode::AgentUnavailable,
+                format!("you already have {} chats, your most at once", slot.max_concurrent),
+            ));
         }
         if self.position(session_id).is_none() {
             return reply.fail(&match self.owner_of(session_id) {

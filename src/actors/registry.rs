@@ -230,6 +230,25 @@ impl Handler<CloseAllSockets> for SessionRegistry {
     }
 }
 
+impl Handler<LiveActors> for SessionRegistry {
+    type Result = LiveCounts;
+
+    fn handle(&mut self, _: LiveActors, _: &mut Self::Context) -> LiveCounts {
+        LiveCounts { sessions: self.sessions.len(), agents: self.agents.len() }
+    }
+}
+
+impl Handler<AgentProfileChanged> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, changed: AgentProfileChanged, _: &mut Self::Context) {
+        // An agent without a live actor reads the new profile when they next join.
+        if let Some(agent) = self.agents.get(&changed.agent_id).filter(|addr| addr.connected()) {
+            agent.do_send(changed);
+        }
+    }
+}
+
 impl Handler<CloseSocketsOf> for SessionRegistry {
     type Result = ();
 

@@ -378,6 +378,7 @@ impl SessionActor {
                     session: view,
                 });
                 act.attach_origin(&chat.origin, ctx);
+                act.schedule_idle(ctx);
                 let greeting = act.services.bot.greeting(&customer_name, chat.request.bot_context.as_deref());
                 let message = act.bot_message(&greeting);
                 let name = act.services.bot.name().to_owned();
@@ -901,6 +902,35 @@ impl SessionActor {
         }
     }
 
+    /// Hides every message (the customer or an admin), for everyone at once.
+    fn clear_messages(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply) {
+        match self.check_access(&origin.caller) {
+            Ok(_) if origin.caller.role == Role::Agent => {
+                return reply.fail(&AppError::new(ErrorCode::Forbidden, "agents do not clear a chat's messages"))
+            }
+            Ok(_) => {}
+            Err(error) => return reply.fail(&error),
+        }
+        let pool = self.services.pool.clone();
+        let id = self.id;
+        let clear = async move {
+            let mut conn = pool.get().await?;
+            conn.transaction(async |conn| queries::messages::clear(conn, id).await).await?;
+            Ok::<_, AppError>(())
+        };
+        ctx.wait(clear.into_actor(self).map(move |outcome, act, _| match outcome {
+            Ok(()) => {
+                if let Some(loaded) = act.loaded_mut() {
+                    loaded.session.message_count = 0;
+                }
+                let event = ServerEvent::MessagesCleared { session_id: id };
+                act.deliver(&event, None);
+                reply.send(&event);
+            }
+            Err(error) => reply.fail(&error),
+        }));
+    }
+
     fn hide(&mut self, ctx: &mut Context<Self>, reply: Reply) {
         let pool = self.services.pool.clone();
         let id = self.id;
@@ -1020,7 +1050,15 @@ impl Actor for SessionActor {
 impl Handler<SessionCommand> for SessionActor {
     type Result = ();
 
-    fn handle(&mut self, SessionCommand { origin, reply, request }: SessionCommand, ctx: &mut Self::Context) {
+    fn handle(&mut self, command: SessionCommand, ctx: &mut Self::Context) {
+        self.command(command, ctx);
+        // A session woken over HTTP has nobody attached: it retires after the idle time.
+        self.schedule_idle(ctx);
+    }
+}
+
+impl SessionActor {
+    fn command(&mut self, SessionCommand { origin, reply, request }: SessionCommand, ctx: &mut Context<Self>) {
         if let Err(error) = self.loaded() {
             return reply.fail(&error);
         }
@@ -1039,6 +1077,7 @@ impl Handler<SessionCommand> for SessionActor {
                 self.update(ctx, origin, reply, title, category, priority)
             }
             SessionRequest::Delete => self.delete(ctx, origin, reply),
+            SessionRequest::ClearMessages => self.clear_messages(ctx, origin, reply),
             SessionRequest::Resume { after_seq } => self.resume(ctx, origin, reply, after_seq),
             SessionRequest::Typing => match self.check_open(&origin.caller) {
                 Ok(_) => {

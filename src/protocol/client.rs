@@ -210,6 +210,8 @@ pub enum SessionRequest {
     },
     /// Over HTTP only: close if open, then hide the session.
     Delete,
+    /// Over HTTP only: hide every message of the session.
+    ClearMessages,
     /// Over HTTP only: send a message and wait for the bot's answer.
     Ask {
         content: Content,

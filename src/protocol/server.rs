@@ -219,6 +219,12 @@ pub enum ServerEvent {
     AgentJoined { agent_id: Uuid, agent: AgentView },
     #[serde(rename = "agent:status", rename_all = "camelCase")]
     AgentStatus { agent_id: Uuid, status: Presence },
+    /// An admin changed the agent's name or capacity.
+    #[serde(rename = "agent:updated", rename_all = "camelCase")]
+    AgentUpdated { agent: AgentView },
+    /// The session's messages were cleared (hidden) over REST.
+    #[serde(rename = "messages:cleared", rename_all = "camelCase")]
+    MessagesCleared { session_id: Uuid },
     #[serde(rename = "queue:update", rename_all = "camelCase")]
     QueueUpdate { sessions: Vec<QueueItem> },
     /// The reply to a request that has no event of its own (typing, mark_read).

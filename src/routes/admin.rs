@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::actors::messages::{CloseSocketsOf, QueueSnapshot};
+use crate::actors::messages::{AgentProfileChanged, CloseSocketsOf, QueueSnapshot};
 use crate::auth::extractors::Admin;
 use crate::auth::passwords;
 use crate::db::models::NewUser;
@@ -384,6 +384,12 @@ pub async fn update_agent(
     if changed == 0 {
         return Err(AppError::not_found("agent"));
     }
+    // The live agent and the queue follow at once: the admin's capacity counts.
+    state.registry.do_send(AgentProfileChanged {
+        agent_id: id,
+        name: name.map(str::to_owned),
+        max_concurrent: body.max_concurrent,
+    });
     if body.disabled == Some(true) {
         // Their open desks close now; their chats return to the queue after the grace period.
         state.registry.do_send(CloseSocketsOf(id));

@@ -2,7 +2,7 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use crate::actors::messages::QueueSnapshot;
+use crate::actors::messages::{LiveActors, QueueSnapshot};
 use crate::domain::Priority;
 use crate::startup::AppState;
 
@@ -15,6 +15,10 @@ use crate::startup::AppState;
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     for (role, open) in state.gauges.by_role() {
         state.metrics.connections.with_label_values(&[role]).set(open);
+    }
+    if let Ok(live) = state.registry.send(LiveActors).await {
+        state.metrics.live_actors.with_label_values(&["session"]).set(live.sessions as i64);
+        state.metrics.live_actors.with_label_values(&["agent"]).set(live.agents as i64);
     }
     if let Ok(waiting) = state.queue.send(QueueSnapshot).await {
         for priority in Priority::ALL {

@@ -412,10 +412,9 @@ pub async fn clear_messages(
     caller: Authenticated,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
     caller.require(&[Role::Customer, Role::Admin])?;
-    readable(&state, &caller, id).await?;
-    db::run(&state.pool, async |conn| queries::messages::clear(conn, id).await).await?;
+    // Through the session's actor, so its live count and its sockets follow.
+    ask(&state, caller.0, id.into_inner(), SessionRequest::ClearMessages).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

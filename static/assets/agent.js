@@ -219,6 +219,21 @@ function onFrame({ event, data = {} }) {
       break;
     }
     case 'message:sent': acknowledge(data); break;
+    case 'messages:cleared': {
+      const chat = state.chats.get(data.sessionId);
+      if (chat) {
+        for (const li of chat.seqs.values()) li.remove();
+        chat.seqs.clear();
+        chat.ids.clear();
+        regroup(chat);
+      }
+      break;
+    }
+    case 'agent:updated':
+      state.me = { ...state.me, ...data.agent };
+      renderCapacity();
+      toast(`An admin set your capacity to ${data.agent.maxConcurrent} chats.`);
+      break;
     case 'session:updated': {
       const chat = data.session && state.chats.get(data.session.sessionId);
       if (chat) {

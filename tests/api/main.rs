@@ -11,6 +11,7 @@ mod chat_flow;
 mod configuration;
 mod health;
 mod lifecycle;
+mod live_state;
 mod locked_rows;
 mod message_writer;
 mod migrations;

@@ -56,11 +56,8 @@ async fn a_grace_period_that_ends_during_an_outage_requeues_the_chats_when_the_d
     // Her presence is stored as offline, not left online.
     let mut presence = String::new();
     for _ in 0..50 {
-        presence = client
-            .query_one("SELECT status FROM users WHERE id = $1", &[&alice.user_id])
-            .await
-            .expect("alice")
-            .get(0);
+        presence =
+            client.query_one("SELECT status FROM users WHERE id = $1", &[&alice.user_id]).await.expect("alice").get(0);
         if presence == "offline" {
             break;
         }

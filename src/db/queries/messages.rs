@@ -361,14 +361,18 @@ pub async fn count(conn: &mut PgConn, session_id: Uuid) -> QueryResult<i64> {
         .await
 }
 
-/// Hides every message of a session; they stay in the database.
+/// Hides every message of a session (they stay in the database) and sets
+/// its count of visible messages to zero. Run it in a transaction.
 pub async fn clear(conn: &mut PgConn, session_id: Uuid) -> QueryResult<usize> {
-    diesel::update(
+    use crate::db::schema::chat_sessions;
+    let hidden = diesel::update(
         chat_messages::table
             .filter(chat_messages::session_id.eq(session_id))
             .filter(chat_messages::deleted_at.is_null()),
     )
     .set(chat_messages::deleted_at.eq(chrono::Utc::now()))
     .execute(conn)
-    .await
+    .await?;
+    diesel::update(chat_sessions::table.find(session_id)).set(chat_sessions::message_count.eq(0)).execute(conn).await?;
+    Ok(hidden)
 }
