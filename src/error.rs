@@ -50,6 +50,7 @@ error_codes! {
     AgentNotJoined => "agent_not_joined", CONFLICT;
     AgentUnavailable => "agent_unavailable", CONFLICT;
     RateLimited => "rate_limited", TOO_MANY_REQUESTS;
+    TooManyOpenChats => "too_many_open_chats", TOO_MANY_REQUESTS;
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;

@@ -126,7 +126,10 @@ impl Application {
                 closed_session_idle: settings.session_idle.min(std::time::Duration::from_secs(30)),
                 typing_timeout: std::time::Duration::from_secs(10),
             },
-            limits: Limits { messages_per_minute: settings.messages_per_minute },
+            limits: Limits {
+                messages_per_minute: settings.messages_per_minute,
+                open_chats_per_customer: settings.open_chats_per_customer,
+            },
             metrics: metrics.clone(),
         };
         // The queue and the registry each need the other's address.

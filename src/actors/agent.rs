@@ -243,20 +243,17 @@ impl AgentActor {
             self.save_presence(ctx);
         }
         reply.send(&ServerEvent::AgentJoined { agent_id: self.id, agent: self.view() });
-        let queue = self.queue.clone();
-        ctx.wait(async move { queue.send(QueueSnapshot).await.unwrap_or_default() }.into_actor(self).map(
-            move |sessions, act, ctx| {
-                socket.push(&ServerEvent::QueueUpdate { sessions });
-                for session_id in &act.sessions {
-                    act.registry.do_send(ToSession {
-                        session_id: *session_id,
-                        wake: true,
-                        message: AttachAgentSocket { agent_id: act.id, socket: socket.clone() },
-                    });
-                }
-                act.report(ctx);
-            },
-        ));
+        // The board first, as it stands before this agent takes anything;
+        // every change after it follows it through this actor.
+        self.queue.do_send(SendBoard { agent_id: self.id, agent: ctx.address(), socket_id: socket.id });
+        self.report(ctx);
+        for session_id in &self.sessions {
+            self.registry.do_send(ToSession {
+                session_id: *session_id,
+                wake: true,
+                message: AttachAgentSocket { agent_id: self.id, socket: socket.clone() },
+            });
+        }
     }
 }
 
@@ -343,9 +340,11 @@ impl Handler<ReleaseSession> for AgentActor {
 impl Handler<QueueBoard> for AgentActor {
     type Result = ();
 
-    fn handle(&mut self, QueueBoard(frame): QueueBoard, _: &mut Self::Context) {
-        for socket in self.sockets.values() {
-            socket.outbox.send(frame.clone());
+    fn handle(&mut self, QueueBoard { frame, to }: QueueBoard, _: &mut Self::Context) {
+        for (id, socket) in &self.sockets {
+            if to.is_none_or(|only| only == *id) {
+                socket.outbox.send(frame.clone());
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ pub struct Caller {
     pub user_id: Uuid,
     pub role: Role,
     pub name: Arc<str>,
+    /// The queue priority a host website signed into a customer's token.
+    pub priority: Option<crate::domain::Priority>,
 }
 
 /// One open socket, as other actors see it.
@@ -312,12 +314,27 @@ pub struct ReleaseSession {
     pub reason: &'static str,
 }
 
-/// The queue board changed; push it to the agent's sockets.
+/// A queue board frame for the agent's sockets: a change for all of them,
+/// or the whole board for one socket that just joined.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct QueueBoard(pub crate::protocol::server::Frame);
+pub struct QueueBoard {
+    pub frame: crate::protocol::server::Frame,
+    pub to: Option<SocketId>,
+}
 
 // ---- → the queue ----
+
+/// Send the whole board to one socket of an agent, through the agent's
+/// actor, so the changes that follow reach that socket after it. From then
+/// on the agent gets every change until they have no socket left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SendBoard {
+    pub agent_id: Uuid,
+    pub agent: actix::Addr<crate::actors::agent::AgentActor>,
+    pub socket_id: SocketId,
+}
 
 #[derive(Message)]
 #[rtype(result = "Result<usize, AppError>")]

@@ -43,6 +43,8 @@ pub struct Timing {
 pub struct Limits {
     /// Messages a session's people may send per minute, together.
     pub messages_per_minute: u32,
+    /// Chats one customer may have open at once.
+    pub open_chats_per_customer: u32,
 }
 
 /// At most `allowed` events in any minute: the one-minute window slides

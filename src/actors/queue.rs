@@ -49,6 +49,10 @@ pub struct QueueActor {
     assigned: HashMap<Uuid, HashSet<Uuid>>,
     /// The last position each waiting session was told.
     told_positions: HashMap<Uuid, usize>,
+    /// The board as agents last saw it (positions aside): what a change is measured against.
+    shown: HashMap<Uuid, QueueItem>,
+    /// Agents with a socket open, who get every change to the board.
+    watchers: HashMap<Uuid, Addr<AgentActor>>,
     assigning: bool,
 }
 
@@ -69,6 +73,8 @@ impl QueueActor {
             agents: HashMap::new(),
             assigned: HashMap::new(),
             told_positions: HashMap::new(),
+            shown: HashMap::new(),
+            watchers: HashMap::new(),
             assigning: false,
         }
     }
@@ -110,9 +116,24 @@ impl QueueActor {
 
     /// Tells every agent the new board and every moved session its new place.
     fn publish(&mut self) {
-        let frame = ServerEvent::QueueUpdate { sessions: self.items() }.frame(None);
-        for slot in self.agents.values().filter(|slot| slot.presence != Presence::Offline) {
-            slot.addr.do_send(QueueBoard(frame.clone()));
+        // Agents get what changed, never the whole board again: with
+        // thousands waiting, the whole board on every change is megabytes.
+        let mut upserted = Vec::new();
+        let mut now_shown = HashMap::with_capacity(self.waiting.len());
+        for item in self.items() {
+            let unplaced = QueueItem { position: 0, ..item.clone() };
+            if self.shown.get(&item.session_id) != Some(&unplaced) {
+                upserted.push(item);
+            }
+            now_shown.insert(unplaced.session_id, unplaced);
+        }
+        let removed: Vec<Uuid> = self.shown.keys().filter(|id| !now_shown.contains_key(id)).copied().collect();
+        self.shown = now_shown;
+        if !upserted.is_empty() || !removed.is_empty() {
+            let frame = ServerEvent::QueueChanged { upserted, removed }.frame(None);
+            for agent in self.watchers.values() {
+                agent.do_send(QueueBoard { frame: frame.clone(), to: None });
+            }
         }
         let mut still_waiting = HashMap::with_capacity(self.waiting.len());
         for (index, entry) in self.waiting.iter().enumerate() {
@@ -245,6 +266,7 @@ impl Actor for QueueActor {
                 );
                 act.registry.do_send(EnsureAgents(act.assigned.keys().copied().collect()));
                 act.told_positions = act.waiting.iter().enumerate().map(|(i, e)| (e.session_id, i + 1)).collect();
+                act.publish();
             }
             Err(error) => log::error!("the queue could not be rebuilt from the database: {error}"),
         }));
@@ -420,6 +442,9 @@ impl Handler<AgentPresence> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, presence: AgentPresence, ctx: &mut Self::Context) {
+        if presence.presence == Presence::Offline {
+            self.watchers.remove(&presence.agent_id);
+        }
         self.agents.insert(
             presence.agent_id,
             AgentSlot { addr: presence.addr, presence: presence.presence, max_concurrent: presence.max_concurrent },
@@ -493,6 +518,22 @@ impl Handler<AgentGone> for QueueActor {
             act.publish();
             act.try_assign(ctx);
         }));
+    }
+}
+
+impl Handler<SendBoard> for QueueActor {
+    type Result = ();
+
+    fn handle(&mut self, SendBoard { agent_id, agent, socket_id }: SendBoard, _: &mut Self::Context) {
+        // The board as agents were last shown it: the changes that follow apply to it.
+        let mut sessions: Vec<QueueItem> = self.shown.values().cloned().collect();
+        sessions.sort_by_key(|item| (item.priority.rank(), item.waiting_since));
+        for (index, item) in sessions.iter_mut().enumerate() {
+            item.position = index + 1;
+        }
+        let frame = ServerEvent::QueueUpdate { sessions }.frame(None);
+        agent.do_send(QueueBoard { frame, to: Some(socket_id) });
+        self.watchers.insert(agent_id, agent);
     }
 }
 

@@ -357,14 +357,29 @@ impl SessionActor {
         let new_session = NewChatSession {
             id: self.id,
             customer_id: chat.origin.caller.user_id,
-            priority: chat.request.priority.unwrap_or(Priority::Normal),
+            // Never what the visitor asked for: what a host website signed, else normal.
+            priority: chat.origin.caller.priority.unwrap_or(Priority::Normal),
             bot_context: chat.request.bot_context.clone(),
             metadata: serde_json::Value::Object(chat.request.metadata.clone().unwrap_or_default()),
         };
+        let most_open = i64::from(self.services.limits.open_chats_per_customer);
         let insert = async move {
             let mut conn = pool.get().await?;
-            let session = conn.transaction(async |conn| queries::sessions::insert(conn, &new_session).await).await?;
-            Ok::<_, AppError>(session)
+            let session = conn
+                .transaction(async |conn| {
+                    let open = queries::sessions::open_count_locked(conn, new_session.customer_id).await?;
+                    if open >= most_open {
+                        return Ok(None);
+                    }
+                    queries::sessions::insert(conn, &new_session).await.map(Some)
+                })
+                .await?;
+            session.ok_or_else(|| {
+                AppError::new(
+                    ErrorCode::TooManyOpenChats,
+                    format!("you already have {most_open} open chats; end one before starting another"),
+                )
+            })
         };
         ctx.wait(insert.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(session) => {

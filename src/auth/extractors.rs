@@ -53,7 +53,8 @@ pub async fn authenticate(state: &AppState, token: &str, roles: &[Role]) -> Resu
     if user.disabled || user.role != claims.role {
         return Err(AppError::new(ErrorCode::Unauthorized, "this account cannot sign in"));
     }
-    Ok(Caller { user_id: user.id, role: user.role, name: Arc::from(user.display_name.as_str()) })
+    let priority = if user.role == Role::Customer { claims.priority } else { None };
+    Ok(Caller { user_id: user.id, role: user.role, name: Arc::from(user.display_name.as_str()), priority })
 }
 
 /// The bearer token of a request: the Authorization header, else `?token=`.

@@ -31,6 +31,10 @@ pub struct Claims {
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
+    /// The queue priority a host website gives its customer; visitors' own
+    /// tokens never carry one, so a visitor cannot choose their priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<crate::domain::Priority>,
 }
 
 pub struct Tokens {
@@ -73,6 +77,18 @@ impl Tokens {
         name: &str,
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>), AppError> {
+        self.issue_with_priority(user_id, role, name, None, ttl)
+    }
+
+    /// The same, carrying a customer's queue priority (as a host website's token may).
+    pub fn issue_with_priority(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        name: &str,
+        priority: Option<crate::domain::Priority>,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
         let now = Utc::now();
         let expires_at = now + ttl;
         let claims = Claims {
@@ -84,6 +100,7 @@ impl Tokens {
             iat: now.timestamp(),
             nbf: now.timestamp(),
             exp: expires_at.timestamp(),
+            priority,
         };
         let token = encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|error| AppError::internal(std::io::Error::other(error.to_string())))?;

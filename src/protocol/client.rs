@@ -101,6 +101,8 @@ pub struct StartChat {
     pub bot_context: Option<String>,
     #[serde(default)]
     pub metadata: Option<serde_json::Map<String, Value>>,
+    /// Accepted and ignored: a customer's priority comes from a host
+    /// website's signed `priority` claim, or from staff.
     #[serde(default)]
     pub priority: Option<Priority>,
 }

@@ -150,7 +150,7 @@ pub struct AgentView {
 }
 
 /// One waiting session on the agents' queue board.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueItem {
     pub session_id: Uuid,
@@ -227,6 +227,10 @@ pub enum ServerEvent {
     MessagesCleared { session_id: Uuid },
     #[serde(rename = "queue:update", rename_all = "camelCase")]
     QueueUpdate { sessions: Vec<QueueItem> },
+    /// What changed on the queue board since the last frame: sessions that
+    /// joined it or changed, and sessions that left it.
+    #[serde(rename = "queue:changed", rename_all = "camelCase")]
+    QueueChanged { upserted: Vec<QueueItem>, removed: Vec<Uuid> },
     /// The reply to a request that has no event of its own (typing, mark_read).
     #[serde(rename = "ack", rename_all = "camelCase")]
     Ack { event: &'static str },

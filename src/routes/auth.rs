@@ -169,7 +169,8 @@ pub async fn login(
 pub async fn refresh(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, AppError> {
     let caller = caller.0;
     let ttl = if caller.role == Role::Customer { VISITOR_TOKEN_TTL } else { STAFF_TOKEN_TTL };
-    let (token, expires_at) = state.tokens.issue(caller.user_id, caller.role, &caller.name, ttl)?;
+    let (token, expires_at) =
+        state.tokens.issue_with_priority(caller.user_id, caller.role, &caller.name, caller.priority, ttl)?;
     Ok(HttpResponse::Ok().json(LoginToken {
         token,
         role: caller.role,

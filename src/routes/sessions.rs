@@ -80,6 +80,8 @@ pub struct NewSessionBody {
     bot_context: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Ignored: a customer's priority comes from the `priority` claim of a
+    /// token their host website signed, or from staff.
     priority: Option<Priority>,
 }
 

@@ -38,6 +38,10 @@ const state = {
   me: null,
   status: 'online',
   queue: [],
+  // The queue board by session id: the whole board arrives once (queue:update),
+  // then only what changed (queue:changed).
+  board: null,
+  boardRender: 0,
   seenQueue: new Set(),
   queueLoaded: false,
   newWhileHidden: 0,
@@ -71,6 +75,7 @@ function signOut(notice) {
   state.order = [];
   state.activeId = null;
   state.queue = [];
+  state.board = null;
   state.seenQueue.clear();
   state.queueLoaded = false;
   clear($('queue'));
@@ -209,7 +214,17 @@ function onFrame({ event, data = {} }) {
       renderCapacity();
       break;
     case 'agent:status': renderStatus(data.status); break;
-    case 'queue:update': renderQueue(data.sessions || []); break;
+    case 'queue:update':
+      state.board = new Map((data.sessions || []).map((item) => [item.sessionId, item]));
+      renderBoardSoon();
+      break;
+    case 'queue:changed':
+      // A change before this socket's first whole board is already in that board.
+      if (!state.board) break;
+      for (const id of data.removed || []) state.board.delete(id);
+      for (const item of data.upserted || []) state.board.set(item.sessionId, item);
+      renderBoardSoon();
+      break;
     case 'session:assigned': assigned(data); break;
     case 'session:released': released(data.sessionId, data.reason); break;
     case 'session:closed': closed(data.sessionId, data.reason); break;
@@ -278,6 +293,23 @@ function onFrame({ event, data = {} }) {
 function reasonText(reason) {
   if (!reason) return null;
   return REASONS[reason] || reason;
+}
+
+const PRIORITY_RANK = { high: 0, normal: 1, low: 2 };
+
+// Many changes in a row draw the board once. (A timer, not an animation
+// frame: a hidden tab must still notice a new customer.)
+function renderBoardSoon() {
+  if (state.boardRender) return;
+  state.boardRender = setTimeout(() => {
+    state.boardRender = 0;
+    if (!state.board) return;
+    const items = [...state.board.values()].sort((a, b) =>
+      (PRIORITY_RANK[a.priority] ?? 1) - (PRIORITY_RANK[b.priority] ?? 1)
+      || Date.parse(a.waitingSince) - Date.parse(b.waitingSince));
+    items.forEach((item, index) => { item.position = index + 1; });
+    renderQueue(items);
+  }, 0);
 }
 
 function renderQueue(items) {

@@ -60,9 +60,9 @@ async fn a_customer_goes_from_the_bot_to_an_agent_and_the_history_matches_what_b
     let mut agent = app.agent_socket(&alice).await;
     let joined = agent.ok("agent:join", "agent:joined", json!({})).await;
     assert_eq!(joined["agentId"], alice.user_id.to_string());
-    let board = agent.push("queue:update").await;
-    assert_eq!(board["sessions"][0]["sessionId"], session_id.as_str());
-    assert_eq!(board["sessions"][0]["preview"], "I want to talk to a human");
+    let board = agent.board_when("the waiting chat", |board| !board.is_empty()).await;
+    assert_eq!(board[0]["sessionId"], session_id.as_str());
+    assert_eq!(board[0]["preview"], "I want to talk to a human");
     let assigned = agent.push("session:assigned").await;
     assert_eq!(assigned["sessionId"], session_id.as_str());
     assert_eq!(assigned["session"]["customerName"], "Ann");

@@ -237,6 +237,24 @@ impl TestApp {
         self.http.post(format!("{}{path}", self.address)).json(body).send().await.expect("request sent")
     }
 
+    /// A customer of a host website that signs its own tokens, with the
+    /// queue priority the site gives them (visitors cannot choose one).
+    pub async fn host_customer(&self, name: &str, priority: &str) -> Person {
+        let priority: switchboard::domain::Priority =
+            serde_json::from_value(serde_json::json!(priority)).expect("a priority");
+        let user_id = Uuid::new_v4();
+        let (token, _) = switchboard::auth::jwt::Tokens::new(JWT_SECRET)
+            .issue_with_priority(
+                user_id,
+                switchboard::domain::Role::Customer,
+                name,
+                Some(priority),
+                chrono::Duration::minutes(30),
+            )
+            .expect("a host token");
+        Person { user_id, name: name.to_owned(), token }
+    }
+
     /// A visitor token, as the widget gets one.
     pub async fn visitor(&self, name: &str) -> Person {
         let response = self.post_json("/api/auth/visitor", &serde_json::json!({ "name": name })).await;
@@ -356,6 +374,10 @@ pub struct WsClient {
     buffered: std::collections::VecDeque<serde_json::Value>,
     next_ref: u64,
     pub closed: Option<Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>>,
+    /// The queue board as an agent desk keeps it: the whole board once, then changes.
+    board: Option<std::collections::HashMap<String, serde_json::Value>>,
+    /// Bytes of every queue board frame received, in order.
+    pub board_frames: Vec<(String, usize)>,
 }
 
 impl WsClient {
@@ -366,7 +388,14 @@ impl WsClient {
 
     /// A client over a connection the test set up itself.
     pub fn from_socket(socket: Socket) -> WsClient {
-        WsClient { socket, buffered: Default::default(), next_ref: 0, closed: None }
+        WsClient {
+            socket,
+            buffered: Default::default(),
+            next_ref: 0,
+            closed: None,
+            board: None,
+            board_frames: Vec::new(),
+        }
     }
 
     pub async fn send_text(&mut self, text: impl Into<String>) {
@@ -388,7 +417,11 @@ impl WsClient {
         use tokio_tungstenite::tungstenite::Message;
         loop {
             match self.socket.next().await {
-                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).expect("frames are JSON")),
+                Some(Ok(Message::Text(text))) => {
+                    let frame: serde_json::Value = serde_json::from_str(&text).expect("frames are JSON");
+                    self.follow_board(&frame, text.len());
+                    return Some(frame);
+                }
                 Some(Ok(Message::Close(frame))) => {
                     self.closed = Some(frame);
                     return None;
@@ -399,6 +432,71 @@ impl WsClient {
                     return None;
                 }
             }
+        }
+    }
+
+    fn follow_board(&mut self, frame: &serde_json::Value, size: usize) {
+        let key = |item: &serde_json::Value| item["sessionId"].as_str().unwrap_or_default().to_owned();
+        match frame["event"].as_str() {
+            Some("queue:update") => {
+                let sessions = frame["data"]["sessions"].as_array().cloned().unwrap_or_default();
+                self.board = Some(sessions.into_iter().map(|item| (key(&item), item)).collect());
+            }
+            Some("queue:changed") => {
+                if let Some(board) = &mut self.board {
+                    for id in frame["data"]["removed"].as_array().into_iter().flatten() {
+                        board.remove(id.as_str().unwrap_or_default());
+                    }
+                    for item in frame["data"]["upserted"].as_array().into_iter().flatten() {
+                        board.insert(key(item), item.clone());
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.board_frames.push((frame["event"].as_str().unwrap_or_default().to_owned(), size));
+    }
+
+    /// The queue board in serving order: priority, then how long each has waited.
+    pub fn board(&self) -> Vec<serde_json::Value> {
+        let rank = |item: &serde_json::Value| match item["priority"].as_str() {
+            Some("high") => 0,
+            Some("low") => 2,
+            _ => 1,
+        };
+        let since = |item: &serde_json::Value| {
+            item["waitingSince"]
+                .as_str()
+                .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+                .map(|at| at.timestamp_nanos_opt().unwrap_or_default())
+                .unwrap_or_default()
+        };
+        let mut items: Vec<serde_json::Value> = self.board.iter().flat_map(|board| board.values().cloned()).collect();
+        items.sort_by_key(|item| (rank(item), since(item)));
+        items
+    }
+
+    /// Reads frames until the queue board satisfies `ready`, and returns it.
+    pub async fn board_when(
+        &mut self,
+        what: &str,
+        ready: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let found = tokio::time::timeout(EVENT_TIMEOUT, async {
+            loop {
+                if self.board.is_some() && ready(&self.board()) {
+                    return true;
+                }
+                match self.read().await {
+                    Some(frame) => self.buffered.push_back(frame),
+                    None => return false,
+                }
+            }
+        })
+        .await;
+        match found {
+            Ok(true) => self.board(),
+            _ => panic!("the queue board never showed {what}; it shows {:?}", self.board()),
         }
     }
 

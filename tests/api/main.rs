@@ -17,6 +17,7 @@ mod message_writer;
 mod migrations;
 mod outages;
 mod queue;
+mod queue_abuse;
 mod rest;
 mod resume;
 mod shutdown;

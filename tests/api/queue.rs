@@ -10,10 +10,14 @@ pub struct Waiting {
     pub session_id: String,
 }
 
+/// A customer waiting for a person at `priority`, which their host website gave them.
 pub async fn queued_customer(app: &TestApp, name: &str, priority: &str) -> Waiting {
-    let person = app.visitor(name).await;
+    let person = match priority {
+        "normal" => app.visitor(name).await,
+        _ => app.host_customer(name, priority).await,
+    };
     let mut socket = app.customer_socket(&person).await;
-    let created = socket.ok("customer:start_chat", "session:created", json!({ "priority": priority })).await;
+    let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
     let session_id = created["sessionId"].as_str().expect("sessionId").to_owned();
     let status = socket
         .ok("customer:request_agent", "status:changed", json!({ "sessionId": session_id, "reason": "billing" }))
@@ -22,13 +26,8 @@ pub async fn queued_customer(app: &TestApp, name: &str, priority: &str) -> Waiti
     Waiting { socket, session_id }
 }
 
-fn session_ids(board: &Value) -> Vec<String> {
-    board["sessions"]
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .map(|s| s["sessionId"].as_str().unwrap_or_default().to_owned())
-        .collect()
+fn session_ids(board: &[Value]) -> Vec<String> {
+    board.iter().map(|s| s["sessionId"].as_str().unwrap_or_default().to_owned()).collect()
 }
 
 #[tokio::test]
@@ -51,7 +50,7 @@ async fn an_agent_gets_high_priority_chats_first_oldest_first_then_normal_then_l
     let bob = app.agent("bob", 9).await;
     let mut agent = app.agent_socket(&bob).await;
     agent.ok("agent:join", "agent:joined", json!({ "maxConcurrent": 9 })).await;
-    let board = agent.push("queue:update").await;
+    let board = agent.board_when("the nine waiting chats", |board| board.len() == 9).await;
     assert_eq!(session_ids(&board), expected, "the board lists the queue in serving order");
     // Each session actor sends its history when it is ready, so the pushes
     // may arrive in any order; the queue's decisions are recorded in order.

@@ -16,7 +16,7 @@ async fn a_customer_chats_over_rest_and_an_agent_resolves_it() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{session}");
     assert_eq!(session["status"], "bot");
-    assert_eq!(session["priority"], "high");
+    assert_eq!(session["priority"], "normal", "a visitor cannot choose their own priority");
     assert_eq!(session["customerName"], "Ann");
     assert_eq!(session["metadata"]["page"], "/pricing");
     let id = session["sessionId"].as_str().expect("id").to_owned();

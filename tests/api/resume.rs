@@ -110,9 +110,8 @@ async fn after_a_restart_the_queue_and_assignments_are_rebuilt_and_nothing_is_lo
     // The agent comes back: their chat is still theirs, the queue still holds Bea.
     let mut agent = app.agent_socket(&alice).await;
     agent.ok("agent:join", "agent:joined", json!({})).await;
-    let board = agent.push("queue:update").await;
-    let waiting_ids: Vec<&str> =
-        board["sessions"].as_array().expect("sessions").iter().filter_map(|s| s["sessionId"].as_str()).collect();
+    let board = agent.board_when("Bea's chat", |board| !board.is_empty()).await;
+    let waiting_ids: Vec<&str> = board.iter().filter_map(|s| s["sessionId"].as_str()).collect();
     assert_eq!(waiting_ids, [waiting.session_id.as_str()]);
     let assigned = agent.push("session:assigned").await;
     assert_eq!(assigned["sessionId"], session_id.as_str());

@@ -23,6 +23,23 @@ pub async fn insert(conn: &mut PgConn, new_session: &NewChatSession) -> QueryRes
     Ok(session)
 }
 
+/// How many open sessions a customer has, holding a lock on that count until
+/// the transaction ends, so two chats started at once cannot both slip under
+/// a limit.
+pub async fn open_count_locked(conn: &mut PgConn, customer_id: Uuid) -> QueryResult<i64> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
+        .bind::<diesel::sql_types::Uuid, _>(customer_id)
+        .execute(conn)
+        .await?;
+    chat_sessions::table
+        .filter(chat_sessions::customer_id.eq(customer_id))
+        .filter(chat_sessions::status.ne(SessionStatus::Closed))
+        .filter(chat_sessions::deleted_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
+}
+
 /// A session that has not been deleted.
 pub async fn find(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<ChatSession>> {
     chat_sessions::table
