@@ -51,6 +51,8 @@ error_codes! {
     AgentUnavailable => "agent_unavailable", CONFLICT;
     RateLimited => "rate_limited", TOO_MANY_REQUESTS;
     TooManyOpenChats => "too_many_open_chats", TOO_MANY_REQUESTS;
+    TooManySockets => "too_many_sockets", TOO_MANY_REQUESTS;
+    ServerFull => "server_full", SERVICE_UNAVAILABLE;
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;

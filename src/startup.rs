@@ -39,6 +39,8 @@ pub struct AppState {
     pub gauges: Arc<Gauges>,
     pub metrics: Arc<Metrics>,
     pub backlog_limit: u64,
+    /// WebSocket connections the server accepts in all; past it an upgrade gets 503.
+    pub max_sockets: u64,
 }
 
 impl AppState {
@@ -129,6 +131,7 @@ impl Application {
             limits: Limits {
                 messages_per_minute: settings.messages_per_minute,
                 open_chats_per_customer: settings.open_chats_per_customer,
+                sockets_per_account: settings.sockets_per_account,
             },
             metrics: metrics.clone(),
         };
@@ -153,6 +156,7 @@ impl Application {
             gauges: gauges.clone(),
             metrics,
             backlog_limit: settings.outbound_backlog_limit,
+            max_sockets: socket_ceiling(settings.max_sockets),
         });
 
         let listener = TcpListener::bind(settings.bind)
@@ -206,6 +210,28 @@ impl Application {
         log::info!("stopped cleanly");
         Ok(())
     }
+}
+
+/// Descriptors kept free of sockets, so `/health`, sign-ins, the database
+/// pool and files still work with every socket taken.
+const DESCRIPTOR_RESERVE: u64 = 512;
+
+/// Raises the open-file limit to the most the system allows and says how
+/// many WebSockets fit under it with the reserve kept free; `wanted` (from
+/// `MAX_SOCKETS`) may only lower that.
+fn socket_ceiling(wanted: Option<u64>) -> u64 {
+    let descriptors = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(error) => {
+            log::warn!("cannot raise the open-file limit: {error}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(1024)
+        }
+    };
+    let reserve = DESCRIPTOR_RESERVE.max(descriptors / 10);
+    let fits = descriptors.saturating_sub(reserve).max(1);
+    let ceiling = wanted.map_or(fits, |wanted| wanted.min(fits));
+    log::info!("open-file limit {descriptors}: at most {ceiling} WebSockets");
+    ceiling
 }
 
 /// CORS for the widget on other sites: the same origins as the sockets.

@@ -135,6 +135,14 @@ pub struct FromAgent {
     pub request: AgentRequest,
 }
 
+/// Asked before a WebSocket upgrade: may this account open one more socket?
+/// Admitted sockets are counted until their `SocketClosed`.
+#[derive(Message)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct AdmitSocket {
+    pub user_id: Uuid,
+}
+
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SocketClosed {

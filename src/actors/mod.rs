@@ -45,6 +45,8 @@ pub struct Limits {
     pub messages_per_minute: u32,
     /// Chats one customer may have open at once.
     pub open_chats_per_customer: u32,
+    /// WebSockets one account may have open at once.
+    pub sockets_per_account: usize,
 }
 
 /// At most `allowed` events in any minute: the one-minute window slides

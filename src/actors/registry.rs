@@ -9,6 +9,8 @@ use actix::prelude::*;
 use chrono::Utc;
 use uuid::Uuid;
 
+use crate::error::{AppError, ErrorCode};
+
 use crate::actors::agent::AgentActor;
 use crate::actors::messages::*;
 use crate::actors::queue::QueueActor;
@@ -26,12 +28,21 @@ pub struct SessionRegistry {
     queue: Addr<QueueActor>,
     sessions: HashMap<Uuid, Addr<SessionActor>>,
     agents: HashMap<Uuid, Addr<AgentActor>>,
+    /// Sockets admitted per account and not yet closed.
+    sockets_per_user: HashMap<Uuid, usize>,
     sockets: HashMap<SocketId, SocketHandle>,
 }
 
 impl SessionRegistry {
     pub fn new(services: Services, queue: Addr<QueueActor>) -> Self {
-        SessionRegistry { services, queue, sessions: HashMap::new(), agents: HashMap::new(), sockets: HashMap::new() }
+        SessionRegistry {
+            services,
+            queue,
+            sessions: HashMap::new(),
+            agents: HashMap::new(),
+            sockets: HashMap::new(),
+            sockets_per_user: HashMap::new(),
+        }
     }
 
     fn session(&mut self, session_id: Uuid, ctx: &mut Context<Self>) -> Addr<SessionActor> {
@@ -90,6 +101,22 @@ impl Actor for SessionRegistry {
     }
 }
 
+impl Handler<AdmitSocket> for SessionRegistry {
+    type Result = Result<(), AppError>;
+
+    fn handle(&mut self, AdmitSocket { user_id }: AdmitSocket, _: &mut Self::Context) -> Self::Result {
+        let open = self.sockets_per_user.entry(user_id).or_default();
+        if *open >= self.services.limits.sockets_per_account {
+            return Err(AppError::new(
+                ErrorCode::TooManySockets,
+                format!("this account already has {open} sockets open; close one first"),
+            ));
+        }
+        *open += 1;
+        Ok(())
+    }
+}
+
 impl Handler<RegisterSocket> for SessionRegistry {
     type Result = ();
 
@@ -103,6 +130,12 @@ impl Handler<SocketClosed> for SessionRegistry {
 
     fn handle(&mut self, SocketClosed { socket_id, caller, sessions }: SocketClosed, _: &mut Self::Context) {
         self.sockets.remove(&socket_id);
+        if let Some(open) = self.sockets_per_user.get_mut(&caller.user_id) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.sockets_per_user.remove(&caller.user_id);
+            }
+        }
         for session_id in sessions {
             if let Some(addr) = self.sessions.get(&session_id) {
                 addr.do_send(Detach { socket_id });

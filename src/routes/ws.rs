@@ -8,7 +8,7 @@ use actix_web_actors::ws;
 
 use crate::actors::agent_socket::Agent;
 use crate::actors::customer_socket::Customer;
-use crate::actors::messages::Caller;
+use crate::actors::messages::{AdmitSocket, Caller};
 use crate::actors::socket::{Socket, SocketRole, MAX_FRAME_BYTES};
 use crate::auth::extractors::{authenticate, bearer_token};
 use crate::bus::wire;
@@ -38,13 +38,27 @@ async fn caller(req: &HttpRequest, state: &AppState, roles: &[Role]) -> Result<C
     authenticate(state, &token, roles).await
 }
 
-fn upgrade<R: SocketRole>(
+async fn upgrade<R: SocketRole>(
     req: &HttpRequest,
     payload: web::Payload,
     state: &AppState,
     caller: Caller,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut response = ws::handshake(req)?;
+    // Refused before the process runs out of descriptors, so the reserve
+    // keeps /health and sign-ins answering.
+    if state.gauges.open_wires() >= i64::try_from(state.max_sockets).unwrap_or(i64::MAX) {
+        return Err(AppError::new(
+            ErrorCode::ServerFull,
+            "the server has all the connections it can take; try again later",
+        )
+        .into());
+    }
+    state
+        .registry
+        .send(AdmitSocket { user_id: caller.user_id })
+        .await
+        .map_err(|_| AppError::new(ErrorCode::Internal, "the registry is not running"))??;
     let (queue, body) = wire::outbound(state.gauges.clone());
     let inbound = wire::Inbound::new(payload, MAX_FRAME_BYTES);
     let (registry, gauges, backlog_limit) = (state.registry.clone(), state.gauges.clone(), state.backlog_limit);
@@ -59,7 +73,7 @@ fn upgrade<R: SocketRole>(
 #[utoipa::path(
     tag = "websocket",
     params(("token" = String, Query, description = "A customer token")),
-    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, description = "The account has `SOCKETS_PER_ACCOUNT` sockets open (`too_many_sockets`)", body = ErrorBody), (status = 503, description = "The server holds all the sockets it can (`server_full`)", body = ErrorBody))
 )]
 #[get("/ws/customer")]
 pub async fn customer(
@@ -68,14 +82,14 @@ pub async fn customer(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = caller(&req, &state, &[Role::Customer]).await?;
-    upgrade::<Customer>(&req, payload, &state, caller)
+    upgrade::<Customer>(&req, payload, &state, caller).await
 }
 
 /// The agent dashboard's WebSocket (docs/PROTOCOL.md); the token is an agent's or an admin's.
 #[utoipa::path(
     tag = "websocket",
     params(("token" = String, Query, description = "An agent token")),
-    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody))
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, description = "The account has `SOCKETS_PER_ACCOUNT` sockets open (`too_many_sockets`)", body = ErrorBody), (status = 503, description = "The server holds all the sockets it can (`server_full`)", body = ErrorBody))
 )]
 #[get("/ws/agent")]
 pub async fn agent(
@@ -84,5 +98,5 @@ pub async fn agent(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = caller(&req, &state, &[Role::Agent, Role::Admin]).await?;
-    upgrade::<Agent>(&req, payload, &state, caller)
+    upgrade::<Agent>(&req, payload, &state, caller).await
 }

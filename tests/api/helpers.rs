@@ -330,9 +330,14 @@ impl TestApp {
         WsClient::from_socket(socket)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the server is running")
+    }
+
     /// The server process's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("the server is running");
+        let pid = self.pid();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read the process status");
         status
             .lines()

@@ -22,3 +22,4 @@ mod rest;
 mod resume;
 mod shutdown;
 mod slow_clients;
+mod socket_caps;
