@@ -226,6 +226,7 @@ mod tests {
                     | ErrorCode::DatabaseUnavailable
                     | ErrorCode::StorageTimeout
                     | ErrorCode::Overloaded
+                    | ErrorCode::ServerFull
             );
             assert_eq!(error_code.status().is_server_error(), server_side, "{}", error_code.as_str());
         }
