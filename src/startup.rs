@@ -15,7 +15,7 @@ use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::{Limits, Services, Timing};
 use crate::auth::jwt::Tokens;
-use crate::bots::{Bot, FaqFile, RuleBot};
+use crate::bots::{Bot, Delayed, FaqFile, RuleBot};
 use crate::config::Settings;
 use crate::db::{self, MigrationDirection};
 use crate::routes;
@@ -115,7 +115,11 @@ impl Application {
             Some(path) => FaqFile::load(path).map_err(StartupError::Faq)?,
             None => FaqFile::builtin().map_err(|error| StartupError::Faq(error.to_string()))?,
         };
-        let bot: Arc<dyn Bot> = Arc::new(RuleBot::new(faq));
+        let bot: Arc<dyn Bot> = if settings.bot_reply_delay.is_zero() {
+            Arc::new(RuleBot::new(faq))
+        } else {
+            Arc::new(Delayed { inner: RuleBot::new(faq), delay: settings.bot_reply_delay })
+        };
         let services = Services {
             pool: pool.clone(),
             writer: writer.clone(),

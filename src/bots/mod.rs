@@ -34,3 +34,29 @@ pub trait Bot: Send + Sync {
     fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply;
     fn reply(&self, turn: BotTurn<'_>) -> BotFuture;
 }
+
+/// A bot that answers like `inner`, but only after `delay`, as a remote
+/// model does (`BOT_REPLY_DELAY_MS`).
+pub struct Delayed<B> {
+    pub inner: B,
+    pub delay: std::time::Duration,
+}
+
+impl<B: Bot> Bot for Delayed<B> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply {
+        self.inner.greeting(customer_name, bot_context)
+    }
+
+    fn reply(&self, turn: BotTurn<'_>) -> BotFuture {
+        let answer = self.inner.reply(turn);
+        let delay = self.delay;
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            answer.await
+        })
+    }
+}

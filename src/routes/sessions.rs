@@ -89,7 +89,7 @@ pub struct NewSessionBody {
 #[utoipa::path(
     tag = "sessions",
     request_body(content = Option<NewSessionBody>, content_type = "application/json"),
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, description = "The customer has `OPEN_CHATS_PER_CUSTOMER` chats open (`too_many_open_chats`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/sessions")]
@@ -371,7 +371,7 @@ pub struct MessageAck {
     tag = "messages",
     params(("id" = Uuid, Path, description = "Session id")),
     request_body = PostMessageBody,
-    responses((status = 201, body = MessageAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    responses((status = 201, body = MessageAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "Not stored: `database_unavailable`, `storage_timeout` or `overloaded`; resend with the same clientMsgId", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/sessions/{id}/messages")]
@@ -631,7 +631,7 @@ pub struct ChatReply {
     tag = "chat",
     params(("X-Session-ID" = Option<Uuid>, Header, description = "The chat to continue")),
     request_body = ChatBody,
-    responses((status = 200, body = ChatReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)),
+    responses((status = 200, body = ChatReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "Not stored: `database_unavailable`, `storage_timeout` or `overloaded`", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/chat/message")]

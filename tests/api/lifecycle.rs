@@ -166,3 +166,32 @@ async fn a_client_that_stops_reading_is_disconnected_on_purpose() {
         resumed["messages"].as_array().expect("messages").iter().filter(|m| m["sender"] == "agent").count();
     assert_eq!(agent_messages, total + 1, "every message was stored");
 }
+
+#[tokio::test]
+async fn a_bot_that_takes_three_seconds_does_not_delay_the_customers_other_requests() {
+    let app = spawn_app_with(AppOptions::default().env("BOT_REPLY_DELAY_MS", "3000")).await;
+    let ann = app.visitor("Ann").await;
+    let mut widget = app.customer_socket(&ann).await;
+    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
+    let id = created["sessionId"].as_str().expect("id").to_owned();
+    widget.push("message:received").await; // the greeting
+    widget
+        .ok(
+            "customer:send_message",
+            "message:sent",
+            json!({ "sessionId": id, "content": "where is my parcel?", "clientMsgId": "1" }),
+        )
+        .await;
+
+    // The bot is thinking; the customer types and then asks for a person.
+    let started = std::time::Instant::now();
+    widget.ok("customer:typing", "ack", json!({ "sessionId": id })).await;
+    let status = widget.ok("customer:request_agent", "status:changed", json!({ "sessionId": id })).await;
+    let waited = started.elapsed();
+    assert_eq!(status["status"], "waiting");
+    assert!(waited < Duration::from_millis(2500), "the requests waited {waited:?} for the bot");
+
+    // The bot's late answer is dropped: the chat is with the queue now.
+    let late = widget.pushes_within("message:received", Duration::from_millis(4000)).await;
+    assert!(late.iter().all(|message| message["sender"] != "bot"), "the bot still answered: {late:?}");
+}

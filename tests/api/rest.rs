@@ -175,7 +175,7 @@ async fn a_message_posted_over_rest_reaches_the_other_side_live() {
 }
 
 #[tokio::test]
-async fn the_61st_message_in_a_minute_is_refused_and_not_stored() {
+async fn the_61st_message_in_a_minute_from_one_side_is_refused_and_the_other_side_still_speaks() {
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut customer = app.customer_socket(&ann).await;
@@ -188,7 +188,7 @@ async fn the_61st_message_in_a_minute_is_refused_and_not_stored() {
     agent.push("session:assigned").await;
     let stored_before = app.count("SELECT count(*) FROM chat_messages").await;
 
-    // Sixty from both sides and both transports, together.
+    // Sixty from the customer over both transports together.
     for n in 0..30 {
         customer
             .ok(
@@ -200,8 +200,8 @@ async fn the_61st_message_in_a_minute_is_refused_and_not_stored() {
         let (status, _) = app
             .post_as(
                 &format!("/api/sessions/{id}/messages"),
-                &alice.token,
-                json!({ "content": format!("a{n}"), "clientMsgId": format!("a{n}") }),
+                &ann.token,
+                json!({ "content": format!("r{n}"), "clientMsgId": format!("r{n}") }),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "message {n}");
@@ -215,18 +215,41 @@ async fn the_61st_message_in_a_minute_is_refused_and_not_stored() {
     let (status, body) = app
         .post_as(
             &format!("/api/sessions/{id}/messages"),
-            &alice.token,
-            json!({ "content": "again", "clientMsgId": "a60" }),
+            &ann.token,
+            json!({ "content": "again", "clientMsgId": "r60" }),
         )
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"], "rate_limited");
+
+    // The customer's flood does not silence the agent, who has an allowance of their own.
+    for n in 0..60 {
+        let (status, body) = app
+            .post_as(
+                &format!("/api/sessions/{id}/messages"),
+                &alice.token,
+                json!({ "content": format!("a{n}"), "clientMsgId": format!("a{n}") }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "agent message {n}: {body}");
+    }
+    let (status, _) = app
+        .post_as(
+            &format!("/api/sessions/{id}/messages"),
+            &alice.token,
+            json!({ "content": "a60", "clientMsgId": "a60" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "the agent's own 61st is refused");
     assert_eq!(
         app.count("SELECT count(*) FROM chat_messages").await,
-        stored_before + 60,
+        stored_before + 120,
         "the refused ones were not stored"
     );
-    assert_eq!(app.count("SELECT count(*) FROM chat_messages WHERE content IN ('one too many', 'again')").await, 0);
+    assert_eq!(
+        app.count("SELECT count(*) FROM chat_messages WHERE content IN ('one too many', 'again', 'a60')").await,
+        0
+    );
 }
 
 #[tokio::test]

@@ -14,10 +14,10 @@ use crate::actors::messages::*;
 use crate::actors::persistence::PersistMessage;
 use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
-use crate::actors::{MinuteWindow, Services};
+use crate::actors::Services;
 use crate::bots::{BotReply, BotTurn};
 use crate::bus::Outbound;
-use crate::db::models::{AttachmentMeta, ChatMessage, ChatSession, NewChatMessage, NewChatSession};
+use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
 use crate::db::queries::messages::{Persisted, Window};
 use crate::db::{self, queries};
 use crate::domain::{Priority, Role, SenderType, SessionStatus};
@@ -26,8 +26,9 @@ use crate::protocol::client::{Content, SessionRequest, StartChat};
 use crate::protocol::server::{MessageView, ServerEvent, SessionView};
 use diesel_async::AsyncConnection;
 
-/// How many misunderstood messages in a row send the customer to a person.
-const BOT_MISSES_BEFORE_HANDOFF: u32 = 2;
+mod core;
+
+use self::core::{AfterMessage, AgentRequest, BotAnswer, SessionCore};
 
 enum State {
     Loading,
@@ -37,7 +38,7 @@ enum State {
 }
 
 struct Loaded {
-    session: ChatSession,
+    core: SessionCore,
     customer_name: String,
     agent_name: Option<String>,
 }
@@ -125,17 +126,9 @@ pub struct SessionActor {
     state: State,
     new_chat: Option<NewChat>,
     participants: HashMap<SocketId, SocketHandle>,
+    /// Each typist's indicator expires on this timer unless renewed.
     typing: HashMap<Uuid, SpawnHandle>,
-    bot_misses: u32,
-    agent_has_replied: bool,
-    /// The customer's latest words, shown on the agents' queue board.
-    last_customer_text: Option<String>,
-    /// Messages per minute from the session's people, over sockets and HTTP alike.
-    limiter: MinuteWindow,
     idle_timer: Option<SpawnHandle>,
-    /// The agent handing this session on: from their transfer request on,
-    /// nothing of theirs reaches the session and nothing of it reaches them.
-    transferring_from: Option<Uuid>,
 }
 
 impl SessionActor {
@@ -146,7 +139,6 @@ impl SessionActor {
         queue: Addr<QueueActor>,
         new_chat: Option<NewChat>,
     ) -> Self {
-        let allowed = services.limits.messages_per_minute;
         SessionActor {
             id,
             services,
@@ -156,12 +148,7 @@ impl SessionActor {
             new_chat,
             participants: HashMap::new(),
             typing: HashMap::new(),
-            bot_misses: 0,
-            agent_has_replied: false,
-            last_customer_text: None,
-            limiter: MinuteWindow::new(allowed),
             idle_timer: None,
-            transferring_from: None,
         }
     }
 
@@ -181,39 +168,30 @@ impl SessionActor {
     }
 
     fn status(&self) -> Option<SessionStatus> {
-        self.loaded().ok().map(|loaded| loaded.session.status)
+        self.loaded().ok().map(|loaded| loaded.core.status())
     }
 
-    /// Customers reach their own sessions, agents the ones assigned to them, admins all.
+    /// The session's rules, once it is loaded.
+    fn core_mut(&mut self) -> Option<&mut SessionCore> {
+        self.loaded_mut().map(|loaded| &mut loaded.core)
+    }
+
     fn check_access(&self, caller: &Caller) -> Result<&Loaded, AppError> {
         let loaded = self.loaded()?;
-        let allowed = match caller.role {
-            Role::Customer => loaded.session.customer_id == caller.user_id,
-            Role::Agent => {
-                loaded.session.assigned_agent_id == Some(caller.user_id)
-                    && self.transferring_from != Some(caller.user_id)
-            }
-            Role::Admin => true,
-        };
-        if allowed {
-            Ok(loaded)
-        } else {
-            Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"))
-        }
+        loaded.core.check_access(caller)?;
+        Ok(loaded)
     }
 
     fn check_open(&self, caller: &Caller) -> Result<&Loaded, AppError> {
-        let loaded = self.check_access(caller)?;
-        if loaded.session.status == SessionStatus::Closed {
-            return Err(AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
-        }
+        let loaded = self.loaded()?;
+        loaded.core.check_open(caller)?;
         Ok(loaded)
     }
 
     fn view(&self) -> Option<SessionView> {
         self.loaded()
             .ok()
-            .map(|loaded| SessionView::new(&loaded.session, &loaded.customer_name, loaded.agent_name.as_deref()))
+            .map(|loaded| SessionView::new(loaded.core.row(), &loaded.customer_name, loaded.agent_name.as_deref()))
     }
 
     // ---- delivery ----
@@ -285,12 +263,8 @@ impl SessionActor {
     // ---- messages ----
 
     fn remember(&mut self, message: &ChatMessage) {
-        if let Some(loaded) = self.loaded_mut() {
-            if message.seq > loaded.session.last_seq {
-                loaded.session.message_count += (message.seq - loaded.session.last_seq) as i32;
-                loaded.session.last_seq = message.seq;
-            }
-            loaded.session.last_activity = message.created_at;
+        if let Some(core) = self.core_mut() {
+            core.remember(message);
         }
     }
 
@@ -384,8 +358,11 @@ impl SessionActor {
         ctx.wait(insert.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(session) => {
                 let customer_name = chat.origin.caller.name.to_string();
-                act.state =
-                    State::Ready(Box::new(Loaded { session, customer_name: customer_name.clone(), agent_name: None }));
+                act.state = State::Ready(Box::new(Loaded {
+                    core: SessionCore::new(session, act.services.limits.messages_per_minute),
+                    customer_name: customer_name.clone(),
+                    agent_name: None,
+                }));
                 let view = act.view().expect("just loaded");
                 chat.reply.send(&ServerEvent::SessionCreated {
                     session_id: act.id,
@@ -415,7 +392,8 @@ impl SessionActor {
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             act.state = match outcome {
                 Ok(Some((session, customer_name, agent_name))) => {
-                    State::Ready(Box::new(Loaded { session, customer_name, agent_name }))
+                    let core = SessionCore::new(session, act.services.limits.messages_per_minute);
+                    State::Ready(Box::new(Loaded { core, customer_name, agent_name }))
                 }
                 Ok(None) => {
                     State::Missing(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"))
@@ -438,20 +416,15 @@ impl SessionActor {
         });
     }
 
-    /// Refuses a message over the session's per-minute allowance.
-    fn check_rate(&mut self) -> Result<(), AppError> {
-        self.limiter.admit().map_err(AppError::rate_limited)
-    }
-
     fn send_message(&mut self, ctx: &mut Context<Self>, origin: Origin, answer: Answer, outgoing: Outgoing) {
-        let sender_type = match self.check_open(&origin.caller) {
-            Ok(_) if origin.caller.role == Role::Customer => SenderType::Customer,
-            Ok(_) => SenderType::Agent,
+        let admitted = match self.core_mut() {
+            Some(core) => core.admit_message(&origin.caller),
+            None => Err(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist")),
+        };
+        let sender_type = match admitted {
+            Ok(sender_type) => sender_type,
             Err(error) => return answer.fail(&error),
         };
-        if let Err(error) = self.check_rate() {
-            return answer.fail(&error);
-        }
         self.attach_origin(&origin, ctx);
         if outgoing.attachments.is_empty() {
             return self.store_message(ctx, origin, answer, outgoing, sender_type, Vec::new());
@@ -485,7 +458,6 @@ impl SessionActor {
         sender_type: SenderType,
         files: Vec<AttachmentMeta>,
     ) {
-        let status = self.status().unwrap_or(SessionStatus::Closed);
         let text = outgoing.content.as_str().to_owned();
         let message =
             NewChatMessage::text(self.id, sender_type, Some(origin.caller.user_id), outgoing.content.into_string())
@@ -502,7 +474,7 @@ impl SessionActor {
                 return;
             }
             if files.is_empty() {
-                return act.after_message(ctx, origin, answer, stored, view, status, text);
+                return act.after_message(ctx, origin, answer, stored, view, text);
             }
             let pool = act.services.pool.clone();
             let ids: Vec<Uuid> = files.iter().map(|file| file.id).collect();
@@ -514,13 +486,12 @@ impl SessionActor {
                 if let Err(error) = claimed {
                     log::error!("message {message_id}: attachments not linked: {error}");
                 }
-                act.after_message(ctx, origin, answer, stored, view, status, text)
+                act.after_message(ctx, origin, answer, stored, view, text)
             }));
         });
     }
 
     /// A new message is stored: show it to the others and let the session react.
-    #[allow(clippy::too_many_arguments)]
     fn after_message(
         &mut self,
         ctx: &mut Context<Self>,
@@ -528,71 +499,73 @@ impl SessionActor {
         answer: Answer,
         stored: ChatMessage,
         view: MessageView,
-        status: SessionStatus,
         text: String,
     ) {
-        let sender_type = stored.sender_type;
-        if sender_type == SenderType::Customer {
-            self.last_customer_text = Some(text.clone());
-        }
         self.deliver(&ServerEvent::MessageReceived(view.clone()), origin.socket_id());
         self.stop_typing(ctx, &origin.caller, origin.socket_id());
-        match (sender_type, status) {
-            (SenderType::Customer, SessionStatus::Bot) => {
+        let next = match self.core_mut() {
+            Some(core) => core.message_stored(stored.sender_type, &text),
+            None => AfterMessage::Nothing,
+        };
+        match next {
+            AfterMessage::AskBot(text) => {
                 let answer = answer.stored(self, &stored, view.clone(), true);
                 self.bot_turn(ctx, text, answer.map(|reply| (reply, view)));
             }
-            (SenderType::Customer, SessionStatus::Waiting) => {
+            AfterMessage::Preview(text) => {
                 self.queue.do_send(Preview { session_id: self.id, text });
                 answer.stored(self, &stored, view, false);
             }
-            (SenderType::Agent, _) => {
-                if !self.agent_has_replied {
-                    self.agent_has_replied = true;
-                    let pool = self.services.pool.clone();
-                    let id = self.id;
-                    ctx.spawn(
-                        async move {
-                            let milestone = queries::analytics::Milestone::FirstResponse;
-                            if let Err(error) =
-                                db::run(&pool, async |conn| queries::analytics::reached(conn, id, milestone).await)
-                                    .await
-                            {
-                                log::warn!("session {id}: first response time not recorded: {error}");
-                            }
+            AfterMessage::FirstResponse => {
+                let pool = self.services.pool.clone();
+                let id = self.id;
+                ctx.spawn(
+                    async move {
+                        let milestone = queries::analytics::Milestone::FirstResponse;
+                        if let Err(error) =
+                            db::run(&pool, async |conn| queries::analytics::reached(conn, id, milestone).await).await
+                        {
+                            log::warn!("session {id}: first response time not recorded: {error}");
                         }
-                        .into_actor(self),
-                    );
-                }
+                    }
+                    .into_actor(self),
+                );
                 answer.stored(self, &stored, view, false);
             }
-            _ => {
+            AfterMessage::BotBusy | AfterMessage::Nothing => {
                 answer.stored(self, &stored, view, false);
             }
         }
     }
 
     /// The bot answers the customer; `asked` is an HTTP caller waiting for the answer.
+    ///
+    /// The bot's turn runs beside the mailbox (`spawn`, not `wait`): while a
+    /// bot takes seconds, the customer's typing, `customer:request_agent` and
+    /// `customer:end_chat` are handled at once, and the core drops an answer
+    /// that comes after the chat left the bot.
     fn bot_turn(&mut self, ctx: &mut Context<Self>, text: String, asked: Option<(Reply, MessageView)>) {
         let Ok(loaded) = self.loaded() else { return };
         let customer_name = loaded.customer_name.clone();
-        let bot_context = loaded.session.bot_context.clone();
+        let bot_context = loaded.core.row().bot_context.clone();
         let answer = self.services.bot.reply(BotTurn {
             customer_name: &customer_name,
             bot_context: bot_context.as_deref(),
             text: &text,
         });
-        ctx.wait(answer.into_actor(self).map(move |reply, act, ctx| {
-            if act.status() != Some(SessionStatus::Bot) {
-                return;
-            }
-            act.bot_misses = if reply.understood { 0 } else { act.bot_misses + 1 };
-            let handoff = if reply.handoff {
-                Some("customer_asked")
-            } else if act.bot_misses >= BOT_MISSES_BEFORE_HANDOFF {
-                Some("bot_could_not_help")
-            } else {
-                None
+        ctx.spawn(answer.into_actor(self).map(move |reply, act, ctx| {
+            let decision = match act.core_mut() {
+                Some(core) => core.bot_answered(reply.understood, reply.handoff),
+                None => BotAnswer::Stale,
+            };
+            let (handoff, next) = match decision {
+                BotAnswer::Stale => {
+                    if let Some((http, customer_view)) = asked {
+                        act.answer_without_bot(http, customer_view);
+                    }
+                    return;
+                }
+                BotAnswer::Post { handoff, next } => (handoff, next),
             };
             let message = act.bot_message(&reply);
             let name = act.services.bot.name().to_owned();
@@ -608,10 +581,29 @@ impl SessionActor {
                     });
                 }
                 if let Some(reason) = handoff {
-                    act.hand_off(ctx, Some(reason.to_owned()), None);
+                    act.hand_off(ctx, Some(reason.as_str().to_owned()), None);
+                }
+                if let Some(text) = next {
+                    act.bot_turn(ctx, text, None);
                 }
             });
         }));
+    }
+
+    /// An HTTP caller waited for the bot, but the chat left the bot first.
+    fn answer_without_bot(&self, http: Reply, customer_view: MessageView) {
+        let handled_by = match self.status() {
+            Some(SessionStatus::Assigned) => "agent",
+            Some(SessionStatus::Waiting) => "queue",
+            _ => "bot",
+        };
+        http.send(&ServerEvent::ChatAnswer {
+            session_id: self.id,
+            message: customer_view,
+            response: None,
+            handled_by,
+            confidence: None,
+        });
     }
 
     /// Puts the session in the queue for a person; `request` is the customer's own ask.
@@ -624,10 +616,10 @@ impl SessionActor {
         let Ok(loaded) = self.loaded() else { return };
         let enqueue = Enqueue {
             session_id: self.id,
-            priority: loaded.session.priority,
+            priority: loaded.core.row().priority,
             reason,
             customer_name: loaded.customer_name.clone(),
-            preview: self.last_customer_text.clone(),
+            preview: loaded.core.last_customer_text().map(str::to_owned),
         };
         let queue = self.queue.clone();
         let asked = async move {
@@ -648,11 +640,9 @@ impl SessionActor {
                 }
             };
             if let Some(loaded) = act.loaded_mut() {
-                loaded.session.status = SessionStatus::Waiting;
-                loaded.session.assigned_agent_id = None;
+                loaded.core.queued();
                 loaded.agent_name = None;
             }
-            act.bot_misses = 0;
             let changed = ServerEvent::StatusChanged {
                 session_id: act.id,
                 status: SessionStatus::Waiting,
@@ -757,9 +747,10 @@ impl SessionActor {
                     return;
                 }
             };
-            let agent_id = act.loaded().ok().and_then(|loaded| loaded.session.assigned_agent_id);
+            let agent_id = act.loaded().ok().and_then(|loaded| loaded.core.assigned_agent());
             if let Some(loaded) = act.loaded_mut() {
-                loaded.session = session;
+                loaded.core.replace_row(session);
+                loaded.core.clear_typing();
             }
             for (_, timer) in act.typing.drain() {
                 ctx.cancel_future(timer);
@@ -791,7 +782,7 @@ impl SessionActor {
 
     fn mark_read(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply, up_to_seq: i64) {
         let last_seq = match self.check_access(&origin.caller) {
-            Ok(loaded) => loaded.session.last_seq,
+            Ok(loaded) => loaded.core.row().last_seq,
             Err(error) => return reply.fail(&error),
         };
         if up_to_seq > last_seq {
@@ -822,28 +813,44 @@ impl SessionActor {
         }));
     }
 
+    /// Passes a typing indicator on when it starts and then at most every
+    /// few seconds (the core decides); it expires unless renewed.
     fn start_typing(&mut self, ctx: &mut Context<Self>, origin: &Origin) {
         let caller = origin.caller.clone();
-        let event = ServerEvent::UserTyping { session_id: self.id, role: caller.role, name: caller.name.to_string() };
-        self.deliver(&event, origin.socket_id());
+        let pass_on = self.core_mut().is_some_and(|core| core.typing(caller.user_id, std::time::Instant::now()));
+        if pass_on {
+            let event =
+                ServerEvent::UserTyping { session_id: self.id, role: caller.role, name: caller.name.to_string() };
+            self.deliver(&event, origin.socket_id());
+        }
         if let Some(timer) = self.typing.remove(&caller.user_id) {
             ctx.cancel_future(timer);
         }
         let expiry = self.services.timing.typing_timeout;
         let timer = ctx.run_later(expiry, move |act, _| {
             act.typing.remove(&caller.user_id);
-            act.deliver(
-                &ServerEvent::TypingStopped { session_id: act.id, role: caller.role, name: caller.name.to_string() },
-                None,
-            );
+            if act.core_mut().is_some_and(|core| core.stopped_typing(caller.user_id)) {
+                act.deliver(
+                    &ServerEvent::TypingStopped {
+                        session_id: act.id,
+                        role: caller.role,
+                        name: caller.name.to_string(),
+                    },
+                    None,
+                );
+            }
         });
         self.typing.insert(origin.caller.user_id, timer);
     }
 
     /// Ends a typing indicator, if one is showing.
     fn stop_typing(&mut self, ctx: &mut Context<Self>, caller: &Caller, except: Option<SocketId>) {
-        let Some(timer) = self.typing.remove(&caller.user_id) else { return };
-        ctx.cancel_future(timer);
+        if let Some(timer) = self.typing.remove(&caller.user_id) {
+            ctx.cancel_future(timer);
+        }
+        if !self.core_mut().is_some_and(|core| core.stopped_typing(caller.user_id)) {
+            return;
+        }
         let name: &Arc<str> = &caller.name;
         self.deliver(
             &ServerEvent::TypingStopped { session_id: self.id, role: caller.role, name: name.to_string() },
@@ -866,7 +873,7 @@ impl SessionActor {
             Ok(_) if origin.caller.role == Role::Customer => {
                 return reply.fail(&AppError::new(ErrorCode::Forbidden, "only agents and admins edit a session"))
             }
-            Ok(loaded) => loaded.session.status,
+            Ok(loaded) => loaded.core.status(),
             Err(error) => return reply.fail(&error),
         };
         let pool = self.services.pool.clone();
@@ -885,9 +892,9 @@ impl SessionActor {
                 Err(error) => return reply.fail(&error),
             };
             let moved =
-                priority.is_some_and(|priority| Some(priority) != act.loaded().ok().map(|l| l.session.priority));
-            if let Some(loaded) = act.loaded_mut() {
-                loaded.session = session;
+                priority.is_some_and(|priority| Some(priority) != act.loaded().ok().map(|l| l.core.row().priority));
+            if let Some(core) = act.core_mut() {
+                core.replace_row(session);
             }
             if let (true, SessionStatus::Waiting, Some(priority)) = (moved, status, priority) {
                 act.queue.do_send(Reprioritize { session_id: id, priority });
@@ -906,7 +913,7 @@ impl SessionActor {
                 return reply
                     .fail(&AppError::new(ErrorCode::Forbidden, "agents close sessions; they do not delete them"))
             }
-            Ok(loaded) => loaded.session.status != SessionStatus::Closed,
+            Ok(loaded) => loaded.core.is_open(),
             Err(error) => return reply.fail(&error),
         };
         if open {
@@ -935,8 +942,8 @@ impl SessionActor {
         };
         ctx.wait(clear.into_actor(self).map(move |outcome, act, _| match outcome {
             Ok(()) => {
-                if let Some(loaded) = act.loaded_mut() {
-                    loaded.session.message_count = 0;
+                if let Some(core) = act.core_mut() {
+                    core.messages_cleared();
                 }
                 let event = ServerEvent::MessagesCleared { session_id: id };
                 act.deliver(&event, None);
@@ -970,20 +977,12 @@ impl SessionActor {
         priority: Option<Priority>,
         reason: Option<String>,
     ) {
-        let (from_agent, current_priority, customer_name) = match self.check_open(&origin.caller) {
-            Ok(loaded) if loaded.session.status == SessionStatus::Assigned => (
-                loaded.session.assigned_agent_id.unwrap_or(origin.caller.user_id),
-                loaded.session.priority,
-                loaded.customer_name.clone(),
-            ),
-            Ok(_) => {
-                return reply.fail(&AppError::new(ErrorCode::Conflict, "only an assigned session can be transferred"))
-            }
+        let Some(loaded) = self.loaded_mut() else { return reply.fail(&AppError::not_found("session")) };
+        let from_agent = match loaded.core.begin_transfer(&origin.caller, to_agent) {
+            Ok(transfer) => transfer.from_agent,
             Err(error) => return reply.fail(&error),
         };
-        if to_agent == Some(from_agent) {
-            return reply.fail(&AppError::new(ErrorCode::InvalidPayload, "the session is already yours"));
-        }
+        let (current_priority, customer_name) = (loaded.core.row().priority, loaded.customer_name.clone());
         let request = TransferSession {
             session_id: self.id,
             customer_name,
@@ -999,15 +998,11 @@ impl SessionActor {
                 .await
                 .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
         };
-        self.transferring_from = Some(from_agent);
         ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(TransferOutcome::Queued { position }) => {
-                act.transferring_from = None;
                 act.detach_agents();
                 if let Some(loaded) = act.loaded_mut() {
-                    loaded.session.status = SessionStatus::Waiting;
-                    loaded.session.assigned_agent_id = None;
-                    loaded.session.priority = priority.unwrap_or(loaded.session.priority);
+                    loaded.core.transferred(None, priority);
                     loaded.agent_name = None;
                 }
                 reply.send(&ServerEvent::SessionTransferred { session_id: act.id, status: SessionStatus::Waiting, to_agent_id: None });
@@ -1023,11 +1018,10 @@ impl SessionActor {
                 act.post_system(ctx, format!("You're being transferred to another member of our team. You're number {position} in the queue."));
             }
             Ok(TransferOutcome::Reassigned { agent_id }) => {
-                act.transferring_from = None;
                 act.detach_agents();
                 // The new agent's name arrives with AgentAssigned; the old one is out from now.
-                if let Some(loaded) = act.loaded_mut() {
-                    loaded.session.assigned_agent_id = Some(agent_id);
+                if let Some(core) = act.core_mut() {
+                    core.transferred(Some(agent_id), None);
                 }
                 reply.send(&ServerEvent::SessionTransferred {
                     session_id: act.id,
@@ -1037,7 +1031,9 @@ impl SessionActor {
                 // The new agent's AgentAssigned follows from their agent actor.
             }
             Err(error) => {
-                act.transferring_from = None;
+                if let Some(core) = act.core_mut() {
+                    core.transfer_failed();
+                }
                 reply.fail(&error)
             }
         }));
@@ -1111,18 +1107,21 @@ impl SessionActor {
             },
             SessionRequest::MarkRead { up_to_seq } => self.mark_read(ctx, origin, reply, up_to_seq),
             SessionRequest::RequestAgent { reason } => {
-                let (status, agent_name) = match self.check_open(&origin.caller) {
-                    Ok(loaded) => (loaded.session.status, loaded.agent_name.clone()),
+                let (decision, agent_name) = match self.loaded() {
+                    Ok(loaded) => match loaded.core.request_agent(&origin.caller) {
+                        Ok(decision) => (decision, loaded.agent_name.clone()),
+                        Err(error) => return reply.fail(&error),
+                    },
                     Err(error) => return reply.fail(&error),
                 };
                 self.attach_origin(&origin, ctx);
-                match status {
-                    SessionStatus::Bot => self.hand_off(
+                match decision {
+                    AgentRequest::Enqueue => self.hand_off(
                         ctx,
                         reason.or_else(|| Some("customer_requested".to_owned())),
                         Some((origin.socket_id(), reply)),
                     ),
-                    SessionStatus::Waiting => {
+                    AgentRequest::TellPosition => {
                         // Already waiting: say where, change nothing.
                         let queue = self.queue.clone();
                         let id = self.id;
@@ -1137,7 +1136,7 @@ impl SessionActor {
                             },
                         ));
                     }
-                    status => reply.send(&ServerEvent::StatusChanged {
+                    AgentRequest::AsIs(status) => reply.send(&ServerEvent::StatusChanged {
                         session_id: self.id,
                         status,
                         agent_name,
@@ -1194,17 +1193,19 @@ impl Handler<AgentAssigned> for SessionActor {
 
     fn handle(&mut self, assigned: AgentAssigned, ctx: &mut Self::Context) {
         let AgentAssigned { agent_id, agent_name, sockets, pickup } = assigned;
-        if self.status().is_none_or(|status| status == SessionStatus::Closed) {
+        let taken = self.loaded_mut().is_some_and(|loaded| {
+            let taken = loaded.core.assigned(agent_id);
+            if taken {
+                loaded.agent_name = Some(agent_name.clone());
+            }
+            taken
+        });
+        if !taken {
             if let Some((_, reply)) = pickup {
                 reply.fail(&AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
             }
             self.queue.do_send(SessionEnded { session_id: self.id, agent_id: Some(agent_id) });
             return;
-        }
-        if let Some(loaded) = self.loaded_mut() {
-            loaded.session.status = SessionStatus::Assigned;
-            loaded.session.assigned_agent_id = Some(agent_id);
-            loaded.agent_name = Some(agent_name.clone());
         }
         self.deliver(
             &ServerEvent::StatusChanged {
@@ -1229,9 +1230,7 @@ impl Handler<AttachAgentSocket> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, AttachAgentSocket { agent_id, socket }: AttachAgentSocket, ctx: &mut Self::Context) {
-        let assigned = self.loaded().ok().is_some_and(|loaded| {
-            loaded.session.assigned_agent_id == Some(agent_id) && loaded.session.status == SessionStatus::Assigned
-        });
+        let assigned = self.loaded().ok().is_some_and(|loaded| loaded.core.is_with(agent_id));
         if assigned {
             self.welcome_agent_sockets(ctx, vec![socket], None);
         } else {
@@ -1254,15 +1253,17 @@ impl Handler<Requeued> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, Requeued { position }: Requeued, ctx: &mut Self::Context) {
-        if self.status() != Some(SessionStatus::Assigned) {
+        let requeued = self.loaded_mut().is_some_and(|loaded| {
+            let requeued = loaded.core.requeued();
+            if requeued {
+                loaded.agent_name = None;
+            }
+            requeued
+        });
+        if !requeued {
             return;
         }
         self.detach_agents();
-        if let Some(loaded) = self.loaded_mut() {
-            loaded.session.status = SessionStatus::Waiting;
-            loaded.session.assigned_agent_id = None;
-            loaded.agent_name = None;
-        }
         self.deliver(
             &ServerEvent::StatusChanged {
                 session_id: self.id,
