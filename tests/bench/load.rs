@@ -3,7 +3,10 @@
 //! how much memory the server used. Run it through `scripts/bench.sh`, which
 //! starts the server; it is not a test and asserts nothing.
 //!
-//! Settings (environment): BASE_URL, SERVER_PID, CUSTOMERS (200), MESSAGES (20).
+//! Settings (environment): BASE_URL, SERVER_PID, CUSTOMERS (200), MESSAGES (20),
+//! DURATION_SECS (unset: each customer sends MESSAGES; set: each customer
+//! sends until the time is up, and the report shows throughput per window).
+//! Every message carries a fresh random `clientMsgId`, as the widget sends.
 
 use std::time::{Duration, Instant};
 
@@ -50,9 +53,19 @@ async fn reply(socket: &mut Socket, reference: &str) -> Result<Value, String> {
     }
 }
 
-/// One customer: sign in, start a chat, send `messages` messages one after
-/// another; returns the acknowledgement latency of each.
-async fn customer(base: String, n: usize, messages: usize) -> Result<Vec<Duration>, String> {
+/// When to stop sending.
+#[derive(Clone, Copy)]
+enum Until {
+    Count(usize),
+    Deadline(Instant),
+}
+
+/// One acknowledged message: when it was acknowledged (since the start) and how long it took.
+type Acked = (Duration, Duration);
+
+/// One customer: sign in, start a chat, send messages one after another
+/// until `until`; returns when each was acknowledged and how long it took.
+async fn customer(base: String, n: usize, until: Until, started: Instant) -> Result<Vec<Acked>, String> {
     let http = reqwest::Client::new();
     let visitor: Value = http
         .post(format!("{base}/api/auth/visitor"))
@@ -72,13 +85,24 @@ async fn customer(base: String, n: usize, messages: usize) -> Result<Vec<Duratio
         .map_err(|error| error.to_string())?;
     let created = reply(&mut socket, "start").await?;
     let session_id = created["data"]["sessionId"].as_str().ok_or("no session")?.to_owned();
-    let mut latencies = Vec::with_capacity(messages);
-    for m in 0..messages {
+    let mut latencies = Vec::new();
+    for m in 0.. {
+        let more = match until {
+            Until::Count(messages) => m < messages,
+            Until::Deadline(deadline) => Instant::now() < deadline,
+        };
+        if !more {
+            break;
+        }
         let reference = format!("m{m}");
         let frame = json!({
             "event": "customer:send_message",
             "ref": reference,
-            "data": { "sessionId": session_id, "content": format!("where is my order number {m}?"), "clientMsgId": reference },
+            "data": {
+                "sessionId": session_id,
+                "content": format!("where is my order number {m}?"),
+                "clientMsgId": uuid::Uuid::new_v4().to_string(),
+            },
         });
         let sent = Instant::now();
         socket.send(Message::text(frame.to_string())).await.map_err(|error| error.to_string())?;
@@ -86,7 +110,7 @@ async fn customer(base: String, n: usize, messages: usize) -> Result<Vec<Duratio
         if answer["event"] != "message:sent" {
             return Err(format!("refused: {answer}"));
         }
-        latencies.push(sent.elapsed());
+        latencies.push((started.elapsed(), sent.elapsed()));
     }
     let _ = socket.close(None).await;
     Ok(latencies)
@@ -101,10 +125,15 @@ async fn main() {
     let pid = std::env::var("SERVER_PID").unwrap_or_default();
     let customers = setting("CUSTOMERS", 200);
     let messages = setting("MESSAGES", 20);
+    let duration = setting("DURATION_SECS", 0);
     let idle_mib = resident_mib(&pid);
 
     let started = Instant::now();
-    let runs: Vec<_> = (0..customers).map(|n| tokio::spawn(customer(base.clone(), n, messages))).collect();
+    let until = match duration {
+        0 => Until::Count(messages),
+        seconds => Until::Deadline(started + Duration::from_secs(seconds as u64)),
+    };
+    let runs: Vec<_> = (0..customers).map(|n| tokio::spawn(customer(base.clone(), n, until, started))).collect();
     // The highest resident memory seen while the load runs, as f64 bits.
     let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let peak_sampler = {
@@ -119,11 +148,11 @@ async fn main() {
             }
         })
     };
-    let mut latencies = Vec::with_capacity(customers * messages);
+    let mut acked: Vec<Acked> = Vec::new();
     let mut failures = Vec::new();
     for run in runs {
         match run.await {
-            Ok(Ok(mut run)) => latencies.append(&mut run),
+            Ok(Ok(mut run)) => acked.append(&mut run),
             Ok(Err(error)) => failures.push(error),
             Err(error) => failures.push(error.to_string()),
         }
@@ -131,6 +160,7 @@ async fn main() {
     let elapsed = started.elapsed();
     peak_sampler.abort();
     let peak_mib = Some(f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed))).filter(|mib| *mib > 0.0);
+    let mut latencies: Vec<Duration> = acked.iter().map(|(_, latency)| *latency).collect();
     latencies.sort();
     let stored = latencies.len();
     let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
@@ -138,7 +168,10 @@ async fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| customers (one WebSocket each) | {customers} |");
-    println!("| messages acknowledged | {stored} of {} |", customers * messages);
+    match until {
+        Until::Count(messages) => println!("| messages acknowledged | {stored} of {} |", customers * messages),
+        Until::Deadline(_) => println!("| messages acknowledged in {duration} s | {stored} |"),
+    }
     println!("| failed customers | {} |", failures.len());
     println!("| wall time | {:.2} s |", elapsed.as_secs_f64());
     println!("| customer messages per second | {:.0} |", stored as f64 / elapsed.as_secs_f64());
@@ -154,6 +187,23 @@ async fn main() {
         ms(latencies.last().copied().unwrap_or_default())
     );
     println!("| server resident memory before / peak during the load (MiB) | {} / {} |", mib(idle_mib), mib(peak_mib));
+    if duration > 0 {
+        // Throughput per window, to show whether it falls as the chats grow.
+        const WINDOW: u64 = 10;
+        let mut windows = vec![0usize; duration.div_ceil(WINDOW as usize) + 1];
+        for (at, _) in &acked {
+            if let Some(count) = windows.get_mut((at.as_secs() / WINDOW) as usize) {
+                *count += 1;
+            }
+        }
+        println!();
+        println!("| seconds | customer messages per second |");
+        println!("|---|---|");
+        for (index, count) in windows.iter().enumerate().filter(|(_, count)| **count > 0) {
+            let from = index as u64 * WINDOW;
+            println!("| {from}–{} | {:.0} |", from + WINDOW, *count as f64 / WINDOW as f64);
+        }
+    }
     for failure in failures.iter().take(5) {
         eprintln!("failure: {failure}");
     }
