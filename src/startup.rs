@@ -41,6 +41,7 @@ pub struct AppState {
     pub backlog_limit: u64,
     /// WebSocket connections the server accepts in all; past it an upgrade gets 503.
     pub max_sockets: u64,
+    pub hashing: crate::auth::passwords::HashingPool,
 }
 
 impl AppState {
@@ -161,6 +162,8 @@ impl Application {
             metrics,
             backlog_limit: settings.outbound_backlog_limit,
             max_sockets: socket_ceiling(settings.max_sockets),
+            hashing: crate::auth::passwords::HashingPool::new(PASSWORD_HASH_THREADS, PASSWORD_HASH_QUEUE)
+                .map_err(|error| StartupError::Keys(format!("cannot start the password hashing threads: {error}")))?,
         });
 
         let listener = TcpListener::bind(settings.bind)
@@ -215,6 +218,10 @@ impl Application {
         Ok(())
     }
 }
+
+/// Password hashes computed at once, and sign-ins that may wait for one.
+const PASSWORD_HASH_THREADS: usize = 2;
+const PASSWORD_HASH_QUEUE: usize = 64;
 
 /// Descriptors kept free of sockets, so `/health`, sign-ins, the database
 /// pool and files still work with every socket taken.

@@ -8,7 +8,6 @@ use uuid::Uuid;
 
 use crate::actors::messages::{AgentProfileChanged, CloseSocketsOf, QueueSnapshot};
 use crate::auth::extractors::Admin;
-use crate::auth::passwords;
 use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::{Presence, Priority, Role};
@@ -319,7 +318,7 @@ pub async fn create_agent(
     check_capacity(body.max_concurrent)?;
     check_display_name(&body.display_name)?;
     let password = body.password;
-    let hash = web::block(move || passwords::hash(&password)).await.map_err(AppError::internal)??;
+    let hash = state.hashing.hash(password).await?;
     let new_user = NewUser {
         username: &username,
         display_name: body.display_name.trim(),

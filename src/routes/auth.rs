@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::extractors::{authenticate, bearer_token, Authenticated};
-use crate::auth::passwords;
 use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::Role;
@@ -144,8 +143,8 @@ pub async fn login(
         return Err(refused());
     };
     let Some(hash) = user.password_hash.clone() else { return Err(refused()) };
-    // Argon2 is slow on purpose: keep it off the async workers.
-    let matches = web::block(move || passwords::verify(&password, &hash)).await.map_err(AppError::internal)?;
+    // Argon2 is slow and large on purpose: it runs on the hashing pool.
+    let matches = state.hashing.verify(password, hash).await?;
     if !matches {
         return Err(refused());
     }

@@ -305,3 +305,23 @@ async fn with_rs256_tokens_are_signed_by_the_key_file_and_hs256_look_alikes_are_
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let _ = std::fs::remove_dir_all(keys);
 }
+
+#[tokio::test]
+async fn many_sign_ins_at_once_hash_on_a_small_pool_and_keep_memory_bounded() {
+    let app = spawn_app_with(AppOptions::default().env("RATE_LIMIT_LOGINS_PER_MINUTE", "1000")).await;
+    app.agent("alice", 1).await;
+    let before = app.rss_kib();
+    let app = &app;
+    let attempts = futures_util::future::join_all((0..20).map(|n| async move {
+        let password = if n % 2 == 0 { "correct-horse-battery" } else { "wrong-password-here" };
+        app.post_json("/auth/login", &json!({ "username": "alice", "password": password })).await
+    }))
+    .await;
+    let statuses: Vec<u16> = attempts.iter().map(|response| response.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|status| **status == 200).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|status| **status == 401).count(), 10, "{statuses:?}");
+    let after = app.rss_kib();
+    eprintln!("server RSS {before} KiB before twenty sign-ins at once, {after} KiB after");
+    // Each Argon2 hash holds about 19 MiB; two threads hash, so about 40 MiB at most stays.
+    assert!(after.saturating_sub(before) < 80 * 1024, "RSS grew from {before} KiB to {after} KiB");
+}

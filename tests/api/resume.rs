@@ -175,3 +175,36 @@ async fn the_same_client_msg_id_twice_is_stored_once_and_acknowledged_alike() {
         .get(0);
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn a_message_resent_after_the_chat_closed_gets_its_first_acknowledgement() {
+    let app = spawn_app().await;
+    let ann = app.visitor("Ann").await;
+    let mut widget = app.customer_socket(&ann).await;
+    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
+    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let first = widget
+        .ok(
+            "customer:send_message",
+            "message:sent",
+            json!({ "sessionId": id, "content": "thanks!", "clientMsgId": "x" }),
+        )
+        .await;
+    widget.ok("customer:end_chat", "session:closed", json!({ "sessionId": id })).await;
+
+    // The widget never saw the acknowledgement (say it reconnected) and sends it again.
+    let again = widget
+        .ok(
+            "customer:send_message",
+            "message:sent",
+            json!({ "sessionId": id, "content": "thanks!", "clientMsgId": "x" }),
+        )
+        .await;
+    assert_eq!((again["messageId"].clone(), again["seq"].clone()), (first["messageId"].clone(), first["seq"].clone()));
+    // Something new is refused.
+    let code = widget
+        .refused("customer:send_message", json!({ "sessionId": id, "content": "one more", "clientMsgId": "y" }))
+        .await;
+    assert_eq!(code, "session_closed");
+    assert_eq!(app.count("SELECT count(*) FROM chat_messages WHERE client_msg_id IN ('x', 'y')").await, 1);
+}

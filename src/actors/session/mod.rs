@@ -292,19 +292,44 @@ impl SessionActor {
     where
         F: FnOnce(&mut Self, &mut Context<Self>, Option<MessageView>) + 'static,
     {
-        self.persist(ctx, message, move |act, ctx, outcome| {
-            let view = match outcome {
-                Ok(persisted) => {
-                    let view = MessageView::new(&persisted.message, sender_name);
-                    act.deliver(&ServerEvent::MessageReceived(view.clone()), None);
-                    Some(view)
+        self.post_attempt(ctx, message, sender_name, then, 0);
+    }
+
+    /// One try at `post`. Nobody is waiting to resend an automatic message
+    /// (the bot's answer, "Alice joined the chat"), so a failed store is
+    /// tried again a few times before it is given up.
+    fn post_attempt<F>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        message: NewChatMessage,
+        sender_name: Option<String>,
+        then: F,
+        attempt: usize,
+    ) where
+        F: FnOnce(&mut Self, &mut Context<Self>, Option<MessageView>) + 'static,
+    {
+        const RETRIES: [std::time::Duration; 3] = [
+            std::time::Duration::from_millis(500),
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(5),
+        ];
+        let retry = message.clone();
+        self.persist(ctx, message, move |act, ctx, outcome| match outcome {
+            Ok(persisted) => {
+                let view = MessageView::new(&persisted.message, sender_name);
+                act.deliver(&ServerEvent::MessageReceived(view.clone()), None);
+                then(act, ctx, Some(view))
+            }
+            Err(error) => match RETRIES.get(attempt) {
+                Some(delay) => {
+                    log::warn!("session {}: an automatic message was not stored, trying again: {error}", act.id);
+                    ctx.run_later(*delay, move |act, ctx| act.post_attempt(ctx, retry, sender_name, then, attempt + 1));
                 }
-                Err(error) => {
+                None => {
                     log::error!("session {}: an automatic message was not stored: {error}", act.id);
-                    None
+                    then(act, ctx, None)
                 }
-            };
-            then(act, ctx, view)
+            },
         });
     }
 
@@ -423,6 +448,9 @@ impl SessionActor {
         };
         let sender_type = match admitted {
             Ok(sender_type) => sender_type,
+            Err(error) if error.code == ErrorCode::SessionClosed => {
+                return self.answer_resend_after_close(ctx, origin, answer, outgoing.client_msg_id, error)
+            }
             Err(error) => return answer.fail(&error),
         };
         self.attach_origin(&origin, ctx);
@@ -445,6 +473,32 @@ impl SessionActor {
                 ErrorCode::InvalidPayload,
                 "an attachment is unknown, not yours, from another session or already sent",
             )),
+            Err(error) => answer.fail(&error),
+        }));
+    }
+
+    /// A message sent to a closed chat: a resend of one stored before the
+    /// close gets its first acknowledgement again; anything new is refused.
+    fn answer_resend_after_close(
+        &mut self,
+        ctx: &mut Context<Self>,
+        origin: Origin,
+        answer: Answer,
+        client_msg_id: String,
+        closed: AppError,
+    ) {
+        let pool = self.services.pool.clone();
+        let (id, sender) = (self.id, origin.caller.user_id);
+        let find = async move {
+            db::run(&pool, async |conn| queries::messages::by_client_msg_id(conn, id, sender, &client_msg_id).await)
+                .await
+        };
+        ctx.wait(find.into_actor(self).map(move |found, act, _| match found {
+            Ok(Some(stored)) => {
+                let view = MessageView::new(&stored, Some(origin.caller.name.to_string()));
+                answer.stored(act, &stored, view, false);
+            }
+            Ok(None) => answer.fail(&closed),
             Err(error) => answer.fail(&error),
         }));
     }

@@ -351,6 +351,23 @@ pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window) -> Query
         .collect())
 }
 
+/// The message a sender stored in a session under `client_msg_id`, if any.
+pub async fn by_client_msg_id(
+    conn: &mut PgConn,
+    session_id: Uuid,
+    sender_id: Uuid,
+    client_msg_id: &str,
+) -> QueryResult<Option<ChatMessage>> {
+    chat_messages::table
+        .filter(chat_messages::session_id.eq(session_id))
+        .filter(chat_messages::sender_id.eq(sender_id))
+        .filter(chat_messages::client_msg_id.eq(client_msg_id))
+        .select(ChatMessage::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// How many visible messages a session has.
 pub async fn count(conn: &mut PgConn, session_id: Uuid) -> QueryResult<i64> {
     chat_messages::table
