@@ -237,39 +237,60 @@ pub enum AgentRequest {
     Session { session_id: Uuid, request: SessionRequest },
 }
 
-pub const CUSTOMER_EVENTS: &[&str] = &[
-    "customer:start_chat",
-    "customer:send_message",
-    "customer:request_agent",
-    "customer:typing",
-    "customer:stop_typing",
-    "customer:mark_read",
-    "customer:resume",
-    "customer:end_chat",
-];
-
-pub const AGENT_EVENTS: &[&str] = &[
-    "agent:join",
-    "agent:set_status",
-    "agent:pickup_session",
-    "agent:send_message",
-    "agent:typing",
-    "agent:stop_typing",
-    "agent:mark_read",
-    "agent:transfer",
-    "agent:close_session",
-];
-
 const REASON_MAX_CHARS: usize = 500;
 const NOTES_MAX_CHARS: usize = 4_000;
 const BOT_CONTEXT_MAX_CHARS: usize = 200;
 const METADATA_MAX_BYTES: usize = 8_192;
 
-fn data<T: DeserializeOwned>(event: &str, data: Value) -> Result<T, AppError> {
-    // A missing `data` reads as an empty object, so events without fields need none.
-    let data = if data.is_null() { Value::Object(Default::default()) } else { data };
-    serde_json::from_value(data)
-        .map_err(|error| AppError::new(ErrorCode::InvalidPayload, format!("invalid data for {event}: {error}")))
+/// Every frame a customer's socket may send: one variant per event, so the
+/// events a socket accepts are this enum and nothing else.
+#[derive(Deserialize)]
+#[serde(tag = "event", content = "data")]
+enum CustomerFrame {
+    #[serde(rename = "customer:start_chat")]
+    StartChat(StartChat),
+    #[serde(rename = "customer:send_message")]
+    SendMessage(SendMessageData),
+    #[serde(rename = "customer:request_agent")]
+    RequestAgent(RequestAgent),
+    #[serde(rename = "customer:typing")]
+    Typing(SessionRef),
+    #[serde(rename = "customer:stop_typing")]
+    StopTyping(SessionRef),
+    #[serde(rename = "customer:mark_read")]
+    MarkRead(MarkRead),
+    #[serde(rename = "customer:resume")]
+    Resume(Resume),
+    #[serde(rename = "customer:end_chat")]
+    EndChat(SessionRef),
+    #[serde(other)]
+    Unknown,
+}
+
+/// Every frame an agent's socket may send.
+#[derive(Deserialize)]
+#[serde(tag = "event", content = "data")]
+enum AgentFrame {
+    #[serde(rename = "agent:join")]
+    Join(Join),
+    #[serde(rename = "agent:set_status")]
+    SetStatus(SetStatus),
+    #[serde(rename = "agent:pickup_session")]
+    PickupSession(SessionRef),
+    #[serde(rename = "agent:send_message")]
+    SendMessage(SendMessageData),
+    #[serde(rename = "agent:typing")]
+    Typing(SessionRef),
+    #[serde(rename = "agent:stop_typing")]
+    StopTyping(SessionRef),
+    #[serde(rename = "agent:mark_read")]
+    MarkRead(MarkRead),
+    #[serde(rename = "agent:transfer")]
+    Transfer(Transfer),
+    #[serde(rename = "agent:close_session")]
+    CloseSession(CloseSession),
+    #[serde(other)]
+    Unknown,
 }
 
 /// A frame split into its `ref`, event name and data.
@@ -300,132 +321,155 @@ fn envelope(text: &str) -> Result<Envelope, (Option<String>, AppError)> {
         Some(Value::String(event)) => event,
         _ => return Err((reference, AppError::new(ErrorCode::InvalidFrame, "event must be a string"))),
     };
-    let data = object.remove("data").unwrap_or(Value::Null);
-    if !(data.is_object() || data.is_null()) {
-        return Err((reference, AppError::new(ErrorCode::InvalidFrame, "data must be a JSON object")));
-    }
+    // A missing `data` reads as an empty object, so events without fields need none.
+    let data = match object.remove("data") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(data @ Value::Object(_)) => data,
+        Some(_) => return Err((reference, AppError::new(ErrorCode::InvalidFrame, "data must be a JSON object"))),
+    };
     Ok((reference, event, data))
 }
 
-fn unknown(event: &str, known: &[&str]) -> AppError {
-    AppError::new(ErrorCode::UnknownEvent, format!("unknown event `{event}`; this socket accepts {}", known.join(", ")))
+/// A role's frames, with the catch-all for events the role does not have.
+trait RoleFrame: DeserializeOwned {
+    fn is_unknown(&self) -> bool;
 }
 
-/// The events both sockets share, named without their `customer:` / `agent:` prefix.
-fn shared(event: &str, name: &str, payload: Value) -> Option<Result<(Uuid, SessionRequest), AppError>> {
-    let parsed = match name {
-        "send_message" => data::<SendMessageData>(event, payload).and_then(|send| {
-            let content = Content::parse(send.content)?;
-            let client_msg_id = client_msg_id(send.client_msg_id)?;
-            if send.attachments.len() > MAX_ATTACHMENTS {
-                return Err(AppError::new(
-                    ErrorCode::InvalidPayload,
-                    format!("a message may carry at most {MAX_ATTACHMENTS} attachments"),
-                ));
-            }
-            Ok((send.session_id, SessionRequest::Send { content, client_msg_id, attachments: send.attachments }))
-        }),
-        "typing" => data::<SessionRef>(event, payload).map(|target| (target.session_id, SessionRequest::Typing)),
-        "stop_typing" => {
-            data::<SessionRef>(event, payload).map(|target| (target.session_id, SessionRequest::StopTyping))
-        }
-        "mark_read" => data::<MarkRead>(event, payload).and_then(|mark| {
-            if mark.up_to_seq < 0 {
-                return Err(AppError::new(ErrorCode::InvalidPayload, "upToSeq must not be negative"));
-            }
-            Ok((mark.session_id, SessionRequest::MarkRead { up_to_seq: mark.up_to_seq }))
-        }),
-        _ => return None,
+impl RoleFrame for CustomerFrame {
+    fn is_unknown(&self) -> bool {
+        matches!(self, CustomerFrame::Unknown)
+    }
+}
+
+impl RoleFrame for AgentFrame {
+    fn is_unknown(&self) -> bool {
+        matches!(self, AgentFrame::Unknown)
+    }
+}
+
+/// Reads a frame as one of a role's events; the `ref` survives a refusal.
+fn frame<F: RoleFrame>(text: &str) -> (Option<String>, Result<F, AppError>) {
+    let (reference, event, data) = match envelope(text) {
+        Ok(parts) => parts,
+        Err((reference, error)) => return (reference, Err(error)),
     };
-    Some(parsed)
+    let parsed = match serde_json::from_value::<F>(serde_json::json!({ "event": event, "data": data })) {
+        Ok(frame) if frame.is_unknown() => Err(unknown(&event)),
+        Ok(frame) => Ok(frame),
+        // An event the role does not have carries data its catch-all cannot
+        // hold; read the event alone to tell that from bad data.
+        Err(error) => match serde_json::from_value::<F>(serde_json::json!({ "event": event })) {
+            Ok(frame) if frame.is_unknown() => Err(unknown(&event)),
+            _ => Err(AppError::new(ErrorCode::InvalidPayload, format!("invalid data for {event}: {error}"))),
+        },
+    };
+    (reference, parsed)
+}
+
+fn unknown(event: &str) -> AppError {
+    AppError::new(
+        ErrorCode::UnknownEvent,
+        format!("unknown event `{event}` for this socket; docs/PROTOCOL.md lists the events each socket accepts"),
+    )
+}
+
+fn send_message(send: SendMessageData) -> Result<(Uuid, SessionRequest), AppError> {
+    let content = Content::parse(send.content)?;
+    let client_msg_id = client_msg_id(send.client_msg_id)?;
+    if send.attachments.len() > MAX_ATTACHMENTS {
+        return Err(AppError::new(
+            ErrorCode::InvalidPayload,
+            format!("a message may carry at most {MAX_ATTACHMENTS} attachments"),
+        ));
+    }
+    Ok((send.session_id, SessionRequest::Send { content, client_msg_id, attachments: send.attachments }))
+}
+
+fn mark_read(mark: MarkRead) -> Result<(Uuid, SessionRequest), AppError> {
+    if mark.up_to_seq < 0 {
+        return Err(AppError::new(ErrorCode::InvalidPayload, "upToSeq must not be negative"));
+    }
+    Ok((mark.session_id, SessionRequest::MarkRead { up_to_seq: mark.up_to_seq }))
+}
+
+fn start_chat(start: StartChat) -> Result<StartChat, AppError> {
+    let bot_context = optional_text("botContext", start.bot_context, BOT_CONTEXT_MAX_CHARS)?;
+    if let Some(metadata) = &start.metadata {
+        if serde_json::to_vec(metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX) > METADATA_MAX_BYTES {
+            return Err(AppError::new(
+                ErrorCode::InvalidPayload,
+                format!("metadata must be at most {METADATA_MAX_BYTES} bytes of JSON"),
+            ));
+        }
+    }
+    Ok(StartChat { bot_context, ..start })
 }
 
 impl CustomerRequest {
     pub fn parse(text: &str) -> Inbound<CustomerRequest> {
-        let (reference, event, payload) = match envelope(text) {
-            Ok(parts) => parts,
-            Err((reference, error)) => return Inbound { reference, request: Err(error) },
-        };
-        let Some(name) = event.strip_prefix("customer:") else {
-            return Inbound { reference, request: Err(unknown(&event, CUSTOMER_EVENTS)) };
-        };
-        let in_session = |parsed: Result<(Uuid, SessionRequest), AppError>| {
-            parsed.map(|(session_id, request)| CustomerRequest::Session { session_id, request })
-        };
-        let request = match name {
-            "start_chat" => data::<StartChat>(&event, payload).and_then(|start| {
-                let bot_context = optional_text("botContext", start.bot_context, BOT_CONTEXT_MAX_CHARS)?;
-                if let Some(metadata) = &start.metadata {
-                    if serde_json::to_vec(metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX) > METADATA_MAX_BYTES
-                    {
-                        return Err(AppError::new(
-                            ErrorCode::InvalidPayload,
-                            format!("metadata must be at most {METADATA_MAX_BYTES} bytes of JSON"),
-                        ));
+        let (reference, parsed) = frame::<CustomerFrame>(text);
+        let request = parsed.and_then(|frame| {
+            let in_session = |(session_id, request)| CustomerRequest::Session { session_id, request };
+            match frame {
+                CustomerFrame::StartChat(start) => start_chat(start).map(CustomerRequest::StartChat),
+                CustomerFrame::SendMessage(send) => send_message(send).map(in_session),
+                CustomerFrame::RequestAgent(request) => {
+                    let reason = optional_text("reason", request.reason, REASON_MAX_CHARS)?;
+                    Ok(in_session((request.session_id, SessionRequest::RequestAgent { reason })))
+                }
+                CustomerFrame::Typing(target) => Ok(in_session((target.session_id, SessionRequest::Typing))),
+                CustomerFrame::StopTyping(target) => Ok(in_session((target.session_id, SessionRequest::StopTyping))),
+                CustomerFrame::MarkRead(mark) => mark_read(mark).map(in_session),
+                CustomerFrame::Resume(resume) => {
+                    let after_seq = resume.after_seq.unwrap_or(0);
+                    if after_seq < 0 {
+                        return Err(AppError::new(ErrorCode::InvalidPayload, "afterSeq must not be negative"));
                     }
+                    Ok(in_session((resume.session_id, SessionRequest::Resume { after_seq })))
                 }
-                Ok(CustomerRequest::StartChat(StartChat { bot_context, ..start }))
-            }),
-            "request_agent" => in_session(data::<RequestAgent>(&event, payload).and_then(|request| {
-                let reason = optional_text("reason", request.reason, REASON_MAX_CHARS)?;
-                Ok((request.session_id, SessionRequest::RequestAgent { reason }))
-            })),
-            "resume" => in_session(data::<Resume>(&event, payload).and_then(|resume| {
-                let after_seq = resume.after_seq.unwrap_or(0);
-                if after_seq < 0 {
-                    return Err(AppError::new(ErrorCode::InvalidPayload, "afterSeq must not be negative"));
-                }
-                Ok((resume.session_id, SessionRequest::Resume { after_seq }))
-            })),
-            "end_chat" => {
-                in_session(data::<SessionRef>(&event, payload).map(|target| (target.session_id, SessionRequest::End)))
+                CustomerFrame::EndChat(target) => Ok(in_session((target.session_id, SessionRequest::End))),
+                // `frame` already refused it; kept total rather than panicking.
+                CustomerFrame::Unknown => Err(unknown("?")),
             }
-            _ => match shared(&event, name, payload) {
-                Some(parsed) => in_session(parsed),
-                None => Err(unknown(&event, CUSTOMER_EVENTS)),
-            },
-        };
+        });
         Inbound { reference, request }
     }
 }
 
 impl AgentRequest {
     pub fn parse(text: &str) -> Inbound<AgentRequest> {
-        let (reference, event, payload) = match envelope(text) {
-            Ok(parts) => parts,
-            Err((reference, error)) => return Inbound { reference, request: Err(error) },
-        };
-        let Some(name) = event.strip_prefix("agent:") else {
-            return Inbound { reference, request: Err(unknown(&event, AGENT_EVENTS)) };
-        };
-        let in_session = |parsed: Result<(Uuid, SessionRequest), AppError>| {
-            parsed.map(|(session_id, request)| AgentRequest::Session { session_id, request })
-        };
-        let request = match name {
-            "join" => data::<Join>(&event, payload).and_then(|join| {
-                if join.max_concurrent.is_some_and(|max| !(1..=100).contains(&max)) {
-                    return Err(AppError::new(ErrorCode::InvalidPayload, "maxConcurrent must be from 1 to 100"));
+        let (reference, parsed) = frame::<AgentFrame>(text);
+        let request = parsed.and_then(|frame| {
+            let in_session = |(session_id, request)| AgentRequest::Session { session_id, request };
+            match frame {
+                AgentFrame::Join(join) => {
+                    if join.max_concurrent.is_some_and(|max| !(1..=100).contains(&max)) {
+                        return Err(AppError::new(ErrorCode::InvalidPayload, "maxConcurrent must be from 1 to 100"));
+                    }
+                    Ok(AgentRequest::Join(join))
                 }
-                Ok(AgentRequest::Join(join))
-            }),
-            "set_status" => data(&event, payload).map(AgentRequest::SetStatus),
-            "pickup_session" => data::<SessionRef>(&event, payload)
-                .map(|target| AgentRequest::PickupSession { session_id: target.session_id }),
-            "transfer" => in_session(data::<Transfer>(&event, payload).and_then(|transfer| {
-                let reason = optional_text("reason", transfer.reason, REASON_MAX_CHARS)?;
-                let request =
-                    SessionRequest::Transfer { to_agent_id: transfer.to_agent_id, priority: transfer.priority, reason };
-                Ok((transfer.session_id, request))
-            })),
-            "close_session" => in_session(data::<CloseSession>(&event, payload).and_then(|close| {
-                let notes = optional_text("notes", close.notes, NOTES_MAX_CHARS)?;
-                Ok((close.session_id, SessionRequest::Close { resolved: close.resolved, notes }))
-            })),
-            _ => match shared(&event, name, payload) {
-                Some(parsed) => in_session(parsed),
-                None => Err(unknown(&event, AGENT_EVENTS)),
-            },
-        };
+                AgentFrame::SetStatus(status) => Ok(AgentRequest::SetStatus(status)),
+                AgentFrame::PickupSession(target) => Ok(AgentRequest::PickupSession { session_id: target.session_id }),
+                AgentFrame::SendMessage(send) => send_message(send).map(in_session),
+                AgentFrame::Typing(target) => Ok(in_session((target.session_id, SessionRequest::Typing))),
+                AgentFrame::StopTyping(target) => Ok(in_session((target.session_id, SessionRequest::StopTyping))),
+                AgentFrame::MarkRead(mark) => mark_read(mark).map(in_session),
+                AgentFrame::Transfer(transfer) => {
+                    let reason = optional_text("reason", transfer.reason, REASON_MAX_CHARS)?;
+                    let request = SessionRequest::Transfer {
+                        to_agent_id: transfer.to_agent_id,
+                        priority: transfer.priority,
+                        reason,
+                    };
+                    Ok(in_session((transfer.session_id, request)))
+                }
+                AgentFrame::CloseSession(close) => {
+                    let notes = optional_text("notes", close.notes, NOTES_MAX_CHARS)?;
+                    Ok(in_session((close.session_id, SessionRequest::Close { resolved: close.resolved, notes })))
+                }
+                AgentFrame::Unknown => Err(unknown("?")),
+            }
+        });
         Inbound { reference, request }
     }
 }
