@@ -47,6 +47,9 @@ pub struct AgentActor {
     sessions: BTreeSet<Uuid>,
     grace_timer: Option<SpawnHandle>,
     presence_retry: Option<SpawnHandle>,
+    /// Assignments waiting for the one before them to reach the sockets.
+    assignments: std::collections::VecDeque<(Uuid, Option<(SocketId, Reply)>)>,
+    welcoming: Option<Uuid>,
 }
 
 impl AgentActor {
@@ -62,6 +65,8 @@ impl AgentActor {
             sessions: BTreeSet::new(),
             grace_timer: None,
             presence_retry: None,
+            assignments: std::collections::VecDeque::new(),
+            welcoming: None,
         }
     }
 
@@ -312,8 +317,25 @@ impl Handler<AgentSocketGone> for AgentActor {
 impl Handler<AssignSession> for AgentActor {
     type Result = ();
 
-    fn handle(&mut self, AssignSession { session_id, pickup }: AssignSession, _: &mut Self::Context) {
+    fn handle(&mut self, AssignSession { session_id, pickup }: AssignSession, ctx: &mut Self::Context) {
         self.sessions.insert(session_id);
+        self.assignments.push_back((session_id, pickup));
+        self.next_assignment(ctx);
+    }
+}
+
+/// How long one assignment may take to reach the agent's sockets before the next goes anyway.
+const WELCOME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl AgentActor {
+    /// Hands the next assignment to its session once the previous one has
+    /// reached the sockets, so `session:assigned` comes in the queue's order.
+    fn next_assignment(&mut self, ctx: &mut Context<Self>) {
+        if self.welcoming.is_some() {
+            return;
+        }
+        let Some((session_id, pickup)) = self.assignments.pop_front() else { return };
+        self.welcoming = Some(session_id);
         self.registry.do_send(ToSession {
             session_id,
             wake: true,
@@ -322,8 +344,27 @@ impl Handler<AssignSession> for AgentActor {
                 agent_name: self.name(),
                 sockets: self.sockets.values().cloned().collect(),
                 pickup,
+                welcomed: Welcomed { session_id, agent: Some(ctx.address().recipient()) },
             },
         });
+        ctx.run_later(WELCOME_TIMEOUT, move |act, ctx| {
+            if act.welcoming == Some(session_id) {
+                log::warn!("agent {}: session {session_id} took long to open; going on", act.id);
+                act.welcoming = None;
+                act.next_assignment(ctx);
+            }
+        });
+    }
+}
+
+impl Handler<AssignmentWelcomed> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, AssignmentWelcomed(session_id): AssignmentWelcomed, ctx: &mut Self::Context) {
+        if self.welcoming == Some(session_id) {
+            self.welcoming = None;
+            self.next_assignment(ctx);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix::{Addr, Message};
+use actix::{Addr, Message, Recipient};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -225,7 +225,29 @@ pub struct AgentAssigned {
     pub agent_name: String,
     pub sockets: Vec<SocketHandle>,
     pub pickup: Option<(SocketId, Reply)>,
+    /// Dropped once the agent's sockets have the session (or it failed).
+    pub welcomed: Welcomed,
 }
+
+/// Tells the agent's actor that one assignment has reached its sockets, so
+/// it sends the next: the agent gets `session:assigned` in the queue's
+/// order. Sent when dropped, so every path out of the welcome sends it once.
+pub struct Welcomed {
+    pub session_id: Uuid,
+    pub agent: Option<Recipient<AssignmentWelcomed>>,
+}
+
+impl Drop for Welcomed {
+    fn drop(&mut self) {
+        if let Some(agent) = self.agent.take() {
+            agent.do_send(AssignmentWelcomed(self.session_id));
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AssignmentWelcomed(pub Uuid);
 
 /// An assigned agent opened another socket: send it the session and keep it in step.
 #[derive(Message)]

@@ -737,11 +737,13 @@ impl SessionActor {
     }
 
     /// Sends the whole history to an assigned agent's sockets, then keeps them in step.
+    /// `welcomed` tells the agent's actor when the sockets have the session.
     fn welcome_agent_sockets(
         &mut self,
         ctx: &mut Context<Self>,
         sockets: Vec<SocketHandle>,
         mut pickup: Option<(SocketId, Reply)>,
+        welcomed: Option<Welcomed>,
     ) {
         let pool = self.services.pool.clone();
         let id = self.id;
@@ -749,6 +751,7 @@ impl SessionActor {
             db::run(&pool, async |conn| queries::messages::shown(conn, id, Window::After(0)).await).await
         };
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
+            let _welcomed = welcomed;
             let rows = match outcome {
                 Ok(rows) => rows,
                 Err(error) => {
@@ -1246,7 +1249,7 @@ impl Handler<AgentAssigned> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, assigned: AgentAssigned, ctx: &mut Self::Context) {
-        let AgentAssigned { agent_id, agent_name, sockets, pickup } = assigned;
+        let AgentAssigned { agent_id, agent_name, sockets, pickup, welcomed } = assigned;
         let taken = self.loaded_mut().is_some_and(|loaded| {
             let taken = loaded.core.assigned(agent_id);
             if taken {
@@ -1276,7 +1279,9 @@ impl Handler<AgentAssigned> for SessionActor {
         };
         // The agent's sockets join after the history is sent, so the history
         // already holds this message and nothing arrives twice.
-        self.post(ctx, message, None, move |act, ctx, _| act.welcome_agent_sockets(ctx, sockets, pickup));
+        self.post(ctx, message, None, move |act, ctx, _| {
+            act.welcome_agent_sockets(ctx, sockets, pickup, Some(welcomed))
+        });
     }
 }
 
@@ -1286,7 +1291,7 @@ impl Handler<AttachAgentSocket> for SessionActor {
     fn handle(&mut self, AttachAgentSocket { agent_id, socket }: AttachAgentSocket, ctx: &mut Self::Context) {
         let assigned = self.loaded().ok().is_some_and(|loaded| loaded.core.is_with(agent_id));
         if assigned {
-            self.welcome_agent_sockets(ctx, vec![socket], None);
+            self.welcome_agent_sockets(ctx, vec![socket], None, None);
         } else {
             self.schedule_idle(ctx);
         }
