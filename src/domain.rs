@@ -97,6 +97,17 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Why a chat session ended.
+    CloseReason as "close reason" {
+        Resolved => "resolved",
+        ClosedByAgent => "closed_by_agent",
+        CustomerEnded => "customer_ended",
+        Abandoned => "abandoned",
+        Deleted => "deleted",
+    }
+);
+
 impl Priority {
     /// Lower rank is served first.
     pub fn rank(self) -> u8 {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::models::{AttachmentMeta, ChatMessage, ChatSession};
 use crate::db::queries::messages::Shown;
-use crate::domain::{Presence, Priority, Role, SenderType, SessionStatus};
+use crate::domain::{CloseReason, Presence, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
 
 /// One serialised text frame, shared by every socket it is sent to.
@@ -201,7 +201,7 @@ pub enum ServerEvent {
     #[serde(rename = "session:resumed", rename_all = "camelCase")]
     SessionResumed { session: SessionView, messages: Vec<MessageView> },
     #[serde(rename = "session:closed", rename_all = "camelCase")]
-    SessionClosed { session_id: Uuid, reason: String },
+    SessionClosed { session_id: Uuid, reason: CloseReason },
     #[serde(rename = "session:assigned", rename_all = "camelCase")]
     SessionAssigned { session_id: Uuid, session: SessionView, messages: Vec<MessageView> },
     #[serde(rename = "session:updated", rename_all = "camelCase")]

@@ -456,7 +456,7 @@ pub struct ResolveBody {
 #[serde(rename_all = "camelCase")]
 pub struct ClosedBody {
     session_id: Uuid,
-    reason: String,
+    reason: crate::domain::CloseReason,
 }
 
 /// Close a session as resolved (its customer, its agent or an admin).

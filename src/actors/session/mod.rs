@@ -20,7 +20,7 @@ use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
 use crate::db::queries::messages::{Persisted, Window};
 use crate::db::{self, queries};
-use crate::domain::{Priority, Role, SenderType, SessionStatus};
+use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::client::{Content, SessionRequest, StartChat};
 use crate::protocol::server::{MessageView, ServerEvent, SessionView};
@@ -779,7 +779,7 @@ impl SessionActor {
     fn close(
         &mut self,
         ctx: &mut Context<Self>,
-        reason: &'static str,
+        reason: CloseReason,
         resolved: bool,
         notes: Option<String>,
         request: Option<(Option<SocketId>, Reply)>,
@@ -790,7 +790,9 @@ impl SessionActor {
         let write = async move {
             let mut conn = pool.get().await?;
             let session = conn
-                .transaction(async |conn| queries::sessions::close(conn, id, reason, resolved, notes.as_deref()).await)
+                .transaction(async |conn| {
+                    queries::sessions::close(conn, id, reason.as_str(), resolved, notes.as_deref()).await
+                })
                 .await?;
             Ok::<_, AppError>(session)
         };
@@ -814,16 +816,18 @@ impl SessionActor {
             }
             act.queue.do_send(SessionEnded { session_id: id, agent_id });
             let text = match reason {
-                "abandoned" => "The chat was closed because the customer left.",
-                "customer_ended" => "The customer ended the chat.",
-                _ => "This chat has been closed.",
+                CloseReason::Abandoned => "The chat was closed because the customer left.",
+                CloseReason::CustomerEnded => "The customer ended the chat.",
+                CloseReason::Resolved | CloseReason::ClosedByAgent | CloseReason::Deleted => {
+                    "This chat has been closed."
+                }
             };
             let message = NewChatMessage {
                 message_type: "system".to_owned(),
                 ..NewChatMessage::text(id, SenderType::System, None, text)
             };
             act.post(ctx, message, None, move |act, ctx, _| {
-                let closed = ServerEvent::SessionClosed { session_id: id, reason: reason.to_owned() };
+                let closed = ServerEvent::SessionClosed { session_id: id, reason };
                 let requester = request.as_ref().and_then(|(socket_id, _)| *socket_id);
                 act.deliver(&closed, requester);
                 if let Some((_, reply)) = request {
@@ -975,7 +979,14 @@ impl SessionActor {
         };
         if open {
             // Hidden only once the close (and its note) is stored.
-            self.close(ctx, "deleted", false, None, None, Some(Box::new(move |act, ctx| act.hide(ctx, reply))));
+            self.close(
+                ctx,
+                CloseReason::Deleted,
+                false,
+                None,
+                None,
+                Some(Box::new(move |act, ctx| act.hide(ctx, reply))),
+            );
         } else {
             self.hide(ctx, reply);
         }
@@ -1018,7 +1029,7 @@ impl SessionActor {
             Ok(()) => {
                 act.state =
                     State::Missing(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"));
-                reply.send(&ServerEvent::SessionClosed { session_id: id, reason: "deleted".to_owned() });
+                reply.send(&ServerEvent::SessionClosed { session_id: id, reason: CloseReason::Deleted });
                 act.schedule_retire_soon(ctx);
             }
             Err(error) => reply.fail(&error),
@@ -1202,12 +1213,14 @@ impl SessionActor {
                 }
             }
             SessionRequest::End => match self.check_open(&origin.caller) {
-                Ok(_) => self.close(ctx, "customer_ended", false, None, Some((origin.socket_id(), reply)), None),
+                Ok(_) => {
+                    self.close(ctx, CloseReason::CustomerEnded, false, None, Some((origin.socket_id(), reply)), None)
+                }
                 Err(error) => reply.fail(&error),
             },
             SessionRequest::Close { resolved, notes } => match self.check_open(&origin.caller) {
                 Ok(_) => {
-                    let reason = if resolved { "resolved" } else { "closed_by_agent" };
+                    let reason = if resolved { CloseReason::Resolved } else { CloseReason::ClosedByAgent };
                     self.close(ctx, reason, resolved, notes, Some((origin.socket_id(), reply)), None)
                 }
                 Err(error) => reply.fail(&error),
@@ -1346,7 +1359,7 @@ impl Handler<CloseIfAbandoned> for SessionActor {
         let open = self.status().is_some_and(|status| status != SessionStatus::Closed);
         if open && !self.has_customer() {
             log::info!("session {} closed: the customer has been away too long", self.id);
-            self.close(ctx, "abandoned", false, None, None, None);
+            self.close(ctx, CloseReason::Abandoned, false, None, None, None);
         } else {
             self.schedule_idle(ctx);
         }
