@@ -103,6 +103,7 @@ impl Application {
             None => None,
         };
         let gauges = Gauges::new();
+        let max_sockets = socket_ceiling(settings.max_sockets);
         let metrics = Metrics::new().map_err(|error| StartupError::Metrics(error.to_string()))?;
         let writer_settings = WriterSettings {
             lanes: settings.writer_lanes,
@@ -161,7 +162,7 @@ impl Application {
             gauges: gauges.clone(),
             metrics,
             backlog_limit: settings.outbound_backlog_limit,
-            max_sockets: socket_ceiling(settings.max_sockets),
+            max_sockets,
             hashing: crate::auth::passwords::HashingPool::new(PASSWORD_HASH_THREADS, PASSWORD_HASH_QUEUE)
                 .map_err(|error| StartupError::Keys(format!("cannot start the password hashing threads: {error}")))?,
         });
@@ -190,7 +191,10 @@ impl Application {
         })
         // Signals are ours to handle, so shutdown runs in our order.
         .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout.as_secs());
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        // Above the socket ceiling (actix's default is 25,000 per worker), so
+        // the ceiling's clear 503 comes first, and HTTP requests still fit.
+        .max_connections(usize::try_from(max_sockets.saturating_add(DESCRIPTOR_RESERVE)).unwrap_or(usize::MAX));
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
@@ -279,6 +283,9 @@ async fn stop_on_signal(handle: ServerHandle, registry: Addr<SessionRegistry>, g
     let signal = wait_for_signal().await;
     log::info!("{signal} received: shutting down");
     // Sockets get a close frame first, so clients know to reconnect elsewhere.
+    // No new connections from here on: a widget that reconnects at once
+    // would otherwise get a socket that no close frame reaches.
+    handle.pause().await;
     let _ = registry.send(CloseAllSockets).await;
     let deadline = tokio::time::Instant::now() + SOCKET_CLOSE_GRACE;
     while gauges.open_wires() > 0 && tokio::time::Instant::now() < deadline {

@@ -1,5 +1,6 @@
 //! The messages actors send one another, and the handles they pass around.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::{Addr, Message, Recipient};
@@ -65,7 +66,7 @@ pub type HttpAnswer = Result<ServerEvent, AppError>;
 
 enum ReplyTo {
     /// A frame on the socket, carrying the request's `ref`.
-    Socket { reference: Option<String>, outbox: Outbox },
+    Socket { reference: Option<String>, outbox: Outbox, waiting: Option<Arc<AtomicUsize>> },
     /// The HTTP handler waiting for the outcome.
     Http(oneshot::Sender<HttpAnswer>),
 }
@@ -78,7 +79,13 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(reference: Option<String>, outbox: Outbox) -> Self {
-        Reply { to: Some(ReplyTo::Socket { reference, outbox }) }
+        Reply { to: Some(ReplyTo::Socket { reference, outbox, waiting: None }) }
+    }
+
+    /// A reply counted in `waiting` (a socket's unanswered requests) until it is sent.
+    pub fn counted(reference: Option<String>, outbox: Outbox, waiting: Arc<AtomicUsize>) -> Self {
+        waiting.fetch_add(1, Ordering::Relaxed);
+        Reply { to: Some(ReplyTo::Socket { reference, outbox, waiting: Some(waiting) }) }
     }
 
     /// A reply for an HTTP handler, and the receiver it awaits.
@@ -89,9 +96,12 @@ impl Reply {
 
     fn deliver(&mut self, answer: HttpAnswer) {
         match self.to.take() {
-            Some(ReplyTo::Socket { reference, outbox }) => {
+            Some(ReplyTo::Socket { reference, outbox, waiting }) => {
                 let event = answer.unwrap_or_else(|error| ServerEvent::error(&error));
                 outbox.send(event.frame(reference.as_deref()));
+                if let Some(waiting) = waiting {
+                    waiting.fetch_sub(1, Ordering::Relaxed);
+                }
             }
             Some(ReplyTo::Http(sender)) => {
                 let _ = sender.send(answer);
@@ -136,12 +146,30 @@ pub struct FromAgent {
 }
 
 /// Asked before a WebSocket upgrade: may this account open one more socket?
-/// Admitted sockets are counted until their `SocketClosed`.
+/// An admitted socket counts until its `SocketSlot` is dropped.
 #[derive(Message)]
 #[rtype(result = "Result<(), AppError>")]
 pub struct AdmitSocket {
     pub user_id: Uuid,
 }
+
+/// One admitted socket's place in its account's count. It lives as long as
+/// the connection (not just its actor), so a closed client that has not let
+/// go of its connection still counts, and every way out gives it back.
+pub struct SocketSlot {
+    pub user_id: Uuid,
+    pub registry: Recipient<ReleaseSocketSlot>,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        self.registry.do_send(ReleaseSocketSlot(self.user_id));
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReleaseSocketSlot(pub Uuid);
 
 #[derive(Message)]
 #[rtype(result = "()")]

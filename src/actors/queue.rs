@@ -472,17 +472,22 @@ impl Handler<AgentGone> for QueueActor {
             return;
         }
         let pool = self.services.pool.clone();
+        // All of the agent's sessions in one transaction: after a failure
+        // none has moved, so the retry finds every one still assigned.
         let commit = async move {
             let mut conn = pool.get().await?;
-            let mut requeued = Vec::new();
-            for session_id in sessions {
-                let outcome = conn
-                    .transaction(async |conn| {
-                        queries::queue::requeue(conn, session_id, agent_id, None, "agent_disconnected", None).await
-                    })
-                    .await?;
-                requeued.push((session_id, outcome));
-            }
+            let requeued = conn
+                .transaction(async |conn| {
+                    let mut requeued = Vec::with_capacity(sessions.len());
+                    for session_id in sessions {
+                        let outcome =
+                            queries::queue::requeue(conn, session_id, agent_id, None, "agent_disconnected", None)
+                                .await?;
+                        requeued.push((session_id, outcome));
+                    }
+                    Ok::<_, diesel::result::Error>(requeued)
+                })
+                .await?;
             Ok::<_, AppError>(requeued)
         };
         ctx.wait(commit.into_actor(self).map(move |outcome, act, ctx| {

@@ -117,6 +117,19 @@ impl Handler<AdmitSocket> for SessionRegistry {
     }
 }
 
+impl Handler<ReleaseSocketSlot> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, ReleaseSocketSlot(user_id): ReleaseSocketSlot, _: &mut Self::Context) {
+        if let Some(open) = self.sockets_per_user.get_mut(&user_id) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                self.sockets_per_user.remove(&user_id);
+            }
+        }
+    }
+}
+
 impl Handler<RegisterSocket> for SessionRegistry {
     type Result = ();
 
@@ -130,12 +143,6 @@ impl Handler<SocketClosed> for SessionRegistry {
 
     fn handle(&mut self, SocketClosed { socket_id, caller, sessions }: SocketClosed, _: &mut Self::Context) {
         self.sockets.remove(&socket_id);
-        if let Some(open) = self.sockets_per_user.get_mut(&caller.user_id) {
-            *open = open.saturating_sub(1);
-            if *open == 0 {
-                self.sockets_per_user.remove(&caller.user_id);
-            }
-        }
         for session_id in sessions {
             if let Some(addr) = self.sessions.get(&session_id) {
                 addr.do_send(Detach { socket_id });

@@ -24,6 +24,8 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a socket checks that its client takes what it is sent.
 pub const READ_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// Requests one socket may have waiting for an answer; past it the next is refused.
+pub const MAX_WAITING_REQUESTS: usize = 64;
 /// The largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
@@ -47,6 +49,8 @@ pub struct Socket<R: SocketRole> {
     backlog_limit: u64,
     /// What the client had taken at the last read check.
     taken_at_last_check: u64,
+    /// Requests sent on and not answered yet.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     role: PhantomData<R>,
 }
 
@@ -69,6 +73,7 @@ impl<R: SocketRole> Socket<R> {
             wire,
             backlog_limit,
             taken_at_last_check: 0,
+            waiting: Default::default(),
             role: PhantomData,
         }
     }
@@ -114,12 +119,29 @@ impl<R: SocketRole> Socket<R> {
         self.taken_at_last_check = taken;
     }
 
+    /// Checked before each frame is queued: over the limit with nothing
+    /// taken since the last check, or far over it whatever the client took.
+    fn too_far_behind(&self) -> Option<u64> {
+        let backlog = self.wire.backlog() as u64;
+        let stalled = backlog > self.backlog_limit && self.wire.taken() == self.taken_at_last_check;
+        (stalled || backlog > self.backlog_limit.saturating_mul(4)).then_some(backlog)
+    }
+
     fn on_text(&mut self, ctx: &mut Context<Self>, text: &str) {
         let inbound = R::parse(text);
         match inbound.request {
+            Ok(_) if self.waiting.load(std::sync::atomic::Ordering::Relaxed) >= MAX_WAITING_REQUESTS => {
+                // A client that sends faster than it is answered would make the server hold its work.
+                let mut error = AppError::new(
+                    ErrorCode::RateLimited,
+                    format!("{MAX_WAITING_REQUESTS} requests are already waiting for an answer; wait for them"),
+                );
+                error.retry_after = Some(1);
+                self.reply_error(ctx, inbound.reference, error);
+            }
             Ok(request) => {
                 let socket = self.handle(ctx);
-                let reply = Reply::new(inbound.reference, socket.outbox.clone());
+                let reply = Reply::counted(inbound.reference, socket.outbox.clone(), self.waiting.clone());
                 R::dispatch(&self.registry, socket, reply, request);
             }
             Err(error) => self.reply_error(ctx, inbound.reference, error),
@@ -142,7 +164,10 @@ impl<R: SocketRole> Actor for Socket<R> {
             }
             if act.last_heard.elapsed() > CLIENT_TIMEOUT {
                 log::info!("{} socket {} timed out", R::NAME, act.id);
-                act.close(ctx, CloseCode::Policy, "no heartbeat");
+                // A silent peer will not read what waits for it either.
+                let reason = CloseReason { code: CloseCode::Policy, description: Some("no heartbeat".to_owned()) };
+                act.wire.close(Some(reason), true);
+                ctx.stop();
             } else {
                 act.wire.ping(b"");
             }
@@ -172,7 +197,10 @@ impl<R: SocketRole> StreamHandler<Result<Frame, ProtocolError>> for Socket<R> {
             }
             Ok(Frame::Ping(payload)) => {
                 self.last_heard = Instant::now();
-                self.wire.pong(&payload);
+                // A client that pings without reading gets no pile of pongs.
+                if self.wire.backlog() as u64 <= self.backlog_limit {
+                    self.wire.pong(&payload);
+                }
             }
             Ok(Frame::Pong(_)) => self.last_heard = Instant::now(),
             Ok(Frame::Binary(_)) | Ok(Frame::Continuation(_)) => {
@@ -202,8 +230,7 @@ impl<R: SocketRole> Handler<Outbound> for Socket<R> {
     fn handle(&mut self, outbound: Outbound, ctx: &mut Self::Context) {
         match outbound {
             Outbound::Frame(frame) => {
-                let backlog = self.wire.backlog() as u64;
-                if backlog > self.backlog_limit {
+                if let Some(backlog) = self.too_far_behind() {
                     return self.disconnect_slow_reader(ctx, backlog);
                 }
                 self.wire.text(&frame);

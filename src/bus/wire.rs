@@ -44,14 +44,17 @@ pub struct OutboundQueue {
 pub struct OutboundBody {
     queue: Arc<Mutex<Queue>>,
     gauges: Arc<Gauges>,
+    /// Whatever must last as long as the connection itself (the account's socket slot).
+    _held: Box<dyn std::any::Any>,
 }
 
 /// A queue and the response body that drains it. The body counts as an open
-/// connection in `gauges` until the HTTP layer drops it.
-pub fn outbound(gauges: Arc<Gauges>) -> (OutboundQueue, OutboundBody) {
+/// connection in `gauges` until the HTTP layer drops it, and keeps `held`
+/// until then.
+pub fn outbound(gauges: Arc<Gauges>, held: impl std::any::Any) -> (OutboundQueue, OutboundBody) {
     let queue = Arc::new(Mutex::new(Queue::default()));
     gauges.wire_opened();
-    (OutboundQueue { queue: queue.clone() }, OutboundBody { queue, gauges })
+    (OutboundQueue { queue: queue.clone() }, OutboundBody { queue, gauges, _held: Box::new(held) })
 }
 
 fn locked(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {

@@ -8,7 +8,7 @@ use actix_web_actors::ws;
 
 use crate::actors::agent_socket::Agent;
 use crate::actors::customer_socket::Customer;
-use crate::actors::messages::{AdmitSocket, Caller};
+use crate::actors::messages::{AdmitSocket, Caller, SocketSlot};
 use crate::actors::socket::{Socket, SocketRole, MAX_FRAME_BYTES};
 use crate::auth::extractors::{authenticate, bearer_token};
 use crate::bus::wire;
@@ -59,7 +59,8 @@ async fn upgrade<R: SocketRole>(
         .send(AdmitSocket { user_id: caller.user_id })
         .await
         .map_err(|_| AppError::new(ErrorCode::Internal, "the registry is not running"))??;
-    let (queue, body) = wire::outbound(state.gauges.clone());
+    let slot = SocketSlot { user_id: caller.user_id, registry: state.registry.clone().recipient() };
+    let (queue, body) = wire::outbound(state.gauges.clone(), slot);
     let inbound = wire::Inbound::new(payload, MAX_FRAME_BYTES);
     let (registry, gauges, backlog_limit) = (state.registry.clone(), state.gauges.clone(), state.backlog_limit);
     Socket::<R>::create(move |ctx| {

@@ -81,3 +81,29 @@ async fn the_server_raises_its_open_file_limit_to_the_most_allowed() {
     assert_eq!(numbers.first(), numbers.get(1), "soft and hard limits: {line}");
     assert!(app.log().contains("WebSockets"), "the socket ceiling is logged");
 }
+
+#[tokio::test]
+async fn a_socket_with_too_many_requests_waiting_is_refused_more_until_they_are_answered() {
+    let app = spawn_app_with(AppOptions::default()).await;
+    let ann = app.visitor("Ann").await;
+    let mut widget = app.customer_socket(&ann).await;
+    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
+    let id = created["sessionId"].as_str().expect("id").to_owned();
+
+    // With the database away every resume waits about a second, one after
+    // the other: the socket's requests pile up on the server.
+    app.db.set_reachable(false).await;
+    let mut refs = Vec::new();
+    for _ in 0..100 {
+        refs.push(widget.send("customer:resume", json!({ "sessionId": id, "afterSeq": 0 })).await);
+    }
+    let mut refused = 0;
+    for reference in refs.iter().skip(64) {
+        let reply = widget.reply(reference).await;
+        assert_eq!(reply["data"]["code"], "rate_limited", "{reply}");
+        assert_eq!(reply["data"]["retryAfter"], 1, "{reply}");
+        refused += 1;
+    }
+    assert_eq!(refused, 36, "beyond 64 waiting requests each one is refused at once");
+    app.db.set_reachable(true).await;
+}

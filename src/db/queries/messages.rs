@@ -241,7 +241,9 @@ struct Reserved {
 /// Hands out sequence numbers for every session of a batch in one
 /// statement, `count` for each, and returns each session's last one.
 /// Sessions that do not exist, and sessions whose row another transaction
-/// holds, are left out: a locked row is skipped, never waited for. The rows
+/// holds for update, are left out: a locked row is skipped, never waited
+/// for. (`NO KEY UPDATE`, the lock the update itself takes, leaves rows that
+/// others only reference, a receipt or a queue entry being written, alone.) The rows
 /// are locked in id order, so two concurrent writers never deadlock.
 /// `last_activity` is indexed, so it moves at most once a minute: the other
 /// updates change no indexed column and stay on their page (HOT).
@@ -254,7 +256,7 @@ async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<
     let reserved: Vec<Reserved> = diesel::sql_query(
         "WITH locked AS (
              SELECT id FROM chat_sessions WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id
-             FOR UPDATE SKIP LOCKED
+             FOR NO KEY UPDATE SKIP LOCKED
          )
          UPDATE chat_sessions s
          SET last_seq = s.last_seq + wanted.count,
