@@ -578,6 +578,28 @@ impl WsClient {
         found
     }
 
+    /// Sends `count` messages of `content` on `event`, a window of 32 at a
+    /// time (a socket may have 64 requests waiting for an answer), and
+    /// checks that each one is acknowledged.
+    pub async fn send_many(&mut self, event: &str, session_id: &str, count: usize, tag: &str, content: &str) {
+        const WINDOW: usize = 32;
+        let mut waiting = std::collections::VecDeque::with_capacity(WINDOW);
+        for n in 0..count {
+            if waiting.len() == WINDOW {
+                let reference: String = waiting.pop_front().expect("a request in the window");
+                let reply = self.reply(&reference).await;
+                assert_eq!(reply["event"], "message:sent", "{reply}");
+            }
+            let data =
+                serde_json::json!({ "sessionId": session_id, "content": content, "clientMsgId": format!("{tag}-{n}") });
+            waiting.push_back(self.send(event, data).await);
+        }
+        for reference in waiting {
+            let reply = self.reply(&reference).await;
+            assert_eq!(reply["event"], "message:sent", "{reply}");
+        }
+    }
+
     /// Forgets every frame received and not yet taken.
     pub fn forget_received(&mut self) {
         self.buffered.clear();

@@ -130,21 +130,8 @@ async fn a_client_that_stops_reading_is_disconnected_on_purpose() {
     let mut slow = WsClient::from_socket(slow);
     slow.ok("customer:resume", "session:resumed", json!({ "sessionId": session_id, "afterSeq": 1_000_000 })).await;
 
-    let text = "y".repeat(4000);
     let total = 1500;
-    // A window of requests in flight: a socket may have 64 waiting for an answer.
-    let mut waiting = std::collections::VecDeque::new();
-    for n in 0..total {
-        if waiting.len() == 32 {
-            let reference: String = waiting.pop_front().expect("in flight");
-            assert_eq!(agent.reply(&reference).await["event"], "message:sent");
-        }
-        let data = json!({ "sessionId": session_id, "content": text, "clientMsgId": format!("bulk-{n}") });
-        waiting.push_back(agent.send("agent:send_message", data).await);
-    }
-    for reference in waiting {
-        assert_eq!(agent.reply(&reference).await["event"], "message:sent");
-    }
+    agent.send_many("agent:send_message", &session_id, total, "bulk", &"y".repeat(4000)).await;
     let close = slow.closed_by_server().await.expect("a close frame");
     assert_eq!(close.code, CloseCode::Policy);
     assert!(close.reason.contains("too slow"), "{}", close.reason);

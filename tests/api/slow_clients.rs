@@ -26,26 +26,9 @@ async fn assigned_chat(customer: WsClient, agent: WsClient) -> (WsClient, WsClie
     (customer, agent, session_id)
 }
 
-/// Sends `count` large messages from `from`, a window of them at a time
-/// (the server refuses a socket more than 64 unanswered requests), and
-/// waits for every acknowledgement.
+/// Sends `count` messages of 4,000 bytes from `from`.
 async fn flood(from: &mut WsClient, event: &str, session_id: &str, count: usize, tag: &str) {
-    const WINDOW: usize = 32;
-    let text = "y".repeat(4000);
-    let mut waiting = std::collections::VecDeque::with_capacity(WINDOW);
-    for n in 0..count {
-        if waiting.len() == WINDOW {
-            let reference: String = waiting.pop_front().expect("a request in the window");
-            let reply = from.reply(&reference).await;
-            assert_eq!(reply["event"], "message:sent", "{reply}");
-        }
-        let data = json!({ "sessionId": session_id, "content": text, "clientMsgId": format!("{tag}-{n}") });
-        waiting.push_back(from.send(event, data).await);
-    }
-    for reference in waiting {
-        let reply = from.reply(&reference).await;
-        assert_eq!(reply["event"], "message:sent", "{reply}");
-    }
+    from.send_many(event, session_id, count, tag, &"y".repeat(4000)).await;
 }
 
 /// Waits until `/health` counts `expected` sockets, or fails after `within`.
