@@ -501,7 +501,10 @@ impl WsClient {
         .await;
         match found {
             Ok(true) => self.board(),
-            _ => panic!("the queue board never showed {what}; it shows {:?}", self.board()),
+            _ => {
+                let board = self.board();
+                panic!("the queue board never showed {what}; it shows {} sessions: {board:?}", board.len())
+            }
         }
     }
 

@@ -44,6 +44,14 @@ async fn a_locked_session_row_delays_only_its_own_messages_and_its_sender_gets_a
         )
         .await;
 
+    // The locked chat's own requests are not held up behind its stuck message.
+    let typing = locked_socket.request("customer:typing", json!({ "sessionId": locked_session })).await;
+    assert_eq!(typing["event"], "ack", "{typing}");
+    assert!(
+        started.elapsed() < Duration::from_millis(STATEMENT_TIMEOUT_MS),
+        "the chat's typing waited for its stuck message"
+    );
+
     // Every other chat is acknowledged while the locked one still waits.
     for round in 0..3 {
         for (socket, session_id) in chats.iter_mut() {

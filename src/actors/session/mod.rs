@@ -129,6 +129,11 @@ pub struct SessionActor {
     /// Each typist's indicator expires on this timer unless renewed.
     typing: HashMap<Uuid, SpawnHandle>,
     idle_timer: Option<SpawnHandle>,
+    /// The highest seq shown to the participants, in order.
+    shown_seq: i64,
+    /// Messages stored but held back while one with a lower seq is still on its way.
+    held: std::collections::BTreeMap<i64, (MessageView, Option<SocketId>)>,
+    held_timer: Option<SpawnHandle>,
 }
 
 impl SessionActor {
@@ -149,6 +154,9 @@ impl SessionActor {
             participants: HashMap::new(),
             typing: HashMap::new(),
             idle_timer: None,
+            shown_seq: 0,
+            held: Default::default(),
+            held_timer: None,
         }
     }
 
@@ -273,18 +281,58 @@ impl SessionActor {
     where
         F: FnOnce(&mut Self, &mut Context<Self>, Result<Persisted, AppError>) + 'static,
     {
-        let writer = self.services.writer.clone();
+        // Handed to the writer now, in the order messages are sent: the
+        // writer keeps a session's messages in that order and numbers them so.
+        let request = self.services.writer.send(PersistMessage(message));
         let write = async move {
-            writer.send(PersistMessage(message)).await.unwrap_or_else(|_| {
+            request.await.unwrap_or_else(|_| {
                 Err(AppError::new(ErrorCode::DatabaseUnavailable, "the message writer is not running"))
             })
         };
-        ctx.wait(write.into_actor(self).map(move |outcome, act, ctx| {
+        // `spawn`, not `wait`: the session goes on taking requests while its
+        // messages commit; `show_message` puts them back in seq order.
+        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
             if let Ok(persisted) = &outcome {
                 act.remember(&persisted.message);
             }
             then(act, ctx, outcome)
         }));
+    }
+
+    /// Shows a newly stored message to the participants (but `except`) in
+    /// seq order: one that overtook an earlier message still committing
+    /// waits for it, and at most `HOLD_BACK` (in case the earlier one was
+    /// stored elsewhere and never comes here).
+    fn show_message(&mut self, ctx: &mut Context<Self>, view: MessageView, except: Option<SocketId>) {
+        const HOLD_BACK: std::time::Duration = std::time::Duration::from_millis(500);
+        if view.seq > self.shown_seq + 1 {
+            self.held.insert(view.seq, (view, except));
+            if self.held_timer.is_none() {
+                self.held_timer = Some(ctx.run_later(HOLD_BACK, |act, _| {
+                    act.held_timer = None;
+                    for (seq, (view, except)) in std::mem::take(&mut act.held) {
+                        act.deliver(&ServerEvent::MessageReceived(view), except);
+                        act.shown_seq = act.shown_seq.max(seq);
+                    }
+                }));
+            }
+            return;
+        }
+        self.shown_seq = self.shown_seq.max(view.seq);
+        self.deliver(&ServerEvent::MessageReceived(view), except);
+        while let Some(entry) = self.held.first_entry() {
+            if *entry.key() > self.shown_seq + 1 {
+                break;
+            }
+            let (seq, (view, except)) = entry.remove_entry();
+            self.shown_seq = self.shown_seq.max(seq);
+            self.deliver(&ServerEvent::MessageReceived(view), except);
+        }
+        if self.held.is_empty() {
+            if let Some(timer) = self.held_timer.take() {
+                ctx.cancel_future(timer);
+            }
+        }
     }
 
     /// Posts a message from the system or the bot and shows it to everyone.
@@ -317,7 +365,7 @@ impl SessionActor {
         self.persist(ctx, message, move |act, ctx, outcome| match outcome {
             Ok(persisted) => {
                 let view = MessageView::new(&persisted.message, sender_name);
-                act.deliver(&ServerEvent::MessageReceived(view.clone()), None);
+                act.show_message(ctx, view.clone(), None);
                 then(act, ctx, Some(view))
             }
             Err(error) => match RETRIES.get(attempt) {
@@ -383,6 +431,7 @@ impl SessionActor {
         ctx.wait(insert.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(session) => {
                 let customer_name = chat.origin.caller.name.to_string();
+                act.shown_seq = session.last_seq;
                 act.state = State::Ready(Box::new(Loaded {
                     core: SessionCore::new(session, act.services.limits.messages_per_minute),
                     customer_name: customer_name.clone(),
@@ -417,6 +466,7 @@ impl SessionActor {
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             act.state = match outcome {
                 Ok(Some((session, customer_name, agent_name))) => {
+                    act.shown_seq = session.last_seq;
                     let core = SessionCore::new(session, act.services.limits.messages_per_minute);
                     State::Ready(Box::new(Loaded { core, customer_name, agent_name }))
                 }
@@ -555,7 +605,7 @@ impl SessionActor {
         view: MessageView,
         text: String,
     ) {
-        self.deliver(&ServerEvent::MessageReceived(view.clone()), origin.socket_id());
+        self.show_message(ctx, view.clone(), origin.socket_id());
         self.stop_typing(ctx, &origin.caller, origin.socket_id());
         let next = match self.core_mut() {
             Some(core) => core.message_stored(stored.sender_type, &text),
