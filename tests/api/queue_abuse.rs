@@ -77,6 +77,8 @@ async fn an_agent_with_a_thousand_waiting_chats_gets_one_board_and_then_small_ch
             assert_eq!(status, StatusCode::OK, "{queued}");
         }))
         .await;
+        // The desk reads as it goes, as a browser would (and answers the server's pings).
+        let _ = desk.pushes_within("agent:status", std::time::Duration::from_millis(20)).await;
     }
 
     let board = desk.board_when("every waiting chat", |board| board.len() == CHATS).await;

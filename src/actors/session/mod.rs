@@ -134,6 +134,9 @@ pub struct SessionActor {
     /// Messages stored but held back while one with a lower seq is still on its way.
     held: std::collections::BTreeMap<i64, (MessageView, Option<SocketId>)>,
     held_timer: Option<SpawnHandle>,
+    /// For a socket that joined with a history, the last seq that history
+    /// held: it is not sent those messages again.
+    seen_up_to: HashMap<SocketId, i64>,
 }
 
 impl SessionActor {
@@ -157,6 +160,7 @@ impl SessionActor {
             shown_seq: 0,
             held: Default::default(),
             held_timer: None,
+            seen_up_to: HashMap::new(),
         }
     }
 
@@ -204,6 +208,25 @@ impl SessionActor {
 
     // ---- delivery ----
 
+    /// A stored message to every participant but `except` that does not
+    /// have it yet (a socket that joined with a history may already).
+    fn deliver_message(&self, view: MessageView, except: Option<SocketId>) {
+        let seq = view.seq;
+        let frame = ServerEvent::MessageReceived(view).frame(None);
+        for (id, socket) in &self.participants {
+            let has_it = self.seen_up_to.get(id).is_some_and(|seen| *seen >= seq);
+            if Some(*id) != except && !has_it {
+                socket.outbox.send(frame.clone());
+            }
+        }
+    }
+
+    /// The socket was sent the history up to `seq`.
+    fn note_seen(&mut self, socket_id: SocketId, seq: i64) {
+        let seen = self.seen_up_to.entry(socket_id).or_default();
+        *seen = (*seen).max(seq);
+    }
+
     fn deliver(&self, event: &ServerEvent, except: Option<SocketId>) {
         let frame = event.frame(None);
         for (id, socket) in &self.participants {
@@ -245,6 +268,8 @@ impl SessionActor {
             }
             keep
         });
+        let participants = &self.participants;
+        self.seen_up_to.retain(|id, _| participants.contains_key(id));
     }
 
     fn has_customer(&self) -> bool {
@@ -311,7 +336,7 @@ impl SessionActor {
                 self.held_timer = Some(ctx.run_later(HOLD_BACK, |act, _| {
                     act.held_timer = None;
                     for (seq, (view, except)) in std::mem::take(&mut act.held) {
-                        act.deliver(&ServerEvent::MessageReceived(view), except);
+                        act.deliver_message(view, except);
                         act.shown_seq = act.shown_seq.max(seq);
                     }
                 }));
@@ -319,14 +344,14 @@ impl SessionActor {
             return;
         }
         self.shown_seq = self.shown_seq.max(view.seq);
-        self.deliver(&ServerEvent::MessageReceived(view), except);
+        self.deliver_message(view, except);
         while let Some(entry) = self.held.first_entry() {
             if *entry.key() > self.shown_seq + 1 {
                 break;
             }
             let (seq, (view, except)) = entry.remove_entry();
             self.shown_seq = self.shown_seq.max(seq);
-            self.deliver(&ServerEvent::MessageReceived(view), except);
+            self.deliver_message(view, except);
         }
         if self.held.is_empty() {
             if let Some(timer) = self.held_timer.take() {
@@ -781,6 +806,9 @@ impl SessionActor {
                 let Some(session) = act.view() else { return reply.fail(&AppError::not_found("session")) };
                 reply.send(&ServerEvent::SessionResumed { session, messages });
                 act.attach_origin(&origin, ctx);
+                if let (Some(socket_id), Some(last)) = (origin.socket_id(), rows.last()) {
+                    act.note_seen(socket_id, last.message.seq);
+                }
             }
             Err(error) => reply.fail(&error),
         }));
@@ -814,6 +842,7 @@ impl SessionActor {
             let bot_name = act.services.bot.name().to_owned();
             let messages: Vec<MessageView> = rows.iter().map(|row| MessageView::shown(row, &bot_name)).collect();
             let Some(session) = act.view() else { return };
+            let last_seq = rows.last().map(|row| row.message.seq);
             let event = ServerEvent::SessionAssigned { session_id: act.id, session, messages };
             let frame = event.frame(None);
             for socket in &sockets {
@@ -822,6 +851,9 @@ impl SessionActor {
                     None => socket.outbox.send(frame.clone()),
                 }
                 act.attach(socket, ctx);
+                if let Some(seq) = last_seq {
+                    act.note_seen(socket.id, seq);
+                }
             }
         }));
     }
@@ -1286,6 +1318,7 @@ impl Handler<Detach> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, Detach { socket_id }: Detach, ctx: &mut Self::Context) {
+        self.seen_up_to.remove(&socket_id);
         let Some(socket) = self.participants.remove(&socket_id) else { return };
         if socket.caller.role == Role::Customer && !self.has_customer() {
             self.stop_typing(ctx, &socket.caller, None);
