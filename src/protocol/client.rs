@@ -392,7 +392,19 @@ fn mark_read(mark: MarkRead) -> Result<(Uuid, SessionRequest), AppError> {
     Ok((mark.session_id, SessionRequest::MarkRead { up_to_seq: mark.up_to_seq }))
 }
 
-fn start_chat(start: StartChat) -> Result<StartChat, AppError> {
+/// True when a NUL character hides anywhere in `value`, keys included:
+/// PostgreSQL stores none in text or jsonb.
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+/// The one check of a new chat's details, for the socket and for REST.
+pub fn start_chat(start: StartChat) -> Result<StartChat, AppError> {
     let bot_context = optional_text("botContext", start.bot_context, BOT_CONTEXT_MAX_CHARS)?;
     if let Some(metadata) = &start.metadata {
         if serde_json::to_vec(metadata).map(|bytes| bytes.len()).unwrap_or(usize::MAX) > METADATA_MAX_BYTES {
@@ -400,6 +412,9 @@ fn start_chat(start: StartChat) -> Result<StartChat, AppError> {
                 ErrorCode::InvalidPayload,
                 format!("metadata must be at most {METADATA_MAX_BYTES} bytes of JSON"),
             ));
+        }
+        if metadata.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)) {
+            return Err(AppError::new(ErrorCode::InvalidPayload, "metadata must not contain NUL characters"));
         }
     }
     Ok(StartChat { bot_context, ..start })

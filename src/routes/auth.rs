@@ -135,7 +135,8 @@ pub async fn login(
     let address = req.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default();
     state.login_limits.check(&address, &username.to_lowercase())?;
     let refused = || AppError::new(ErrorCode::InvalidCredentials, "wrong username or password");
-    if username.len() > 64 || password.len() > 1024 {
+    // PostgreSQL stores no NUL in text: such a name cannot exist.
+    if username.len() > 64 || password.len() > 1024 || username.contains('\0') {
         return Err(refused());
     }
     let user = db::run(&state.pool, async |conn| queries::users::find_by_username(conn, &username).await).await?;

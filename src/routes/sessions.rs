@@ -100,10 +100,12 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let customer = caller.require(&[Role::Customer])?.clone();
     let body = body.0.unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None });
-    let bot_context = client::optional_text("botContext", body.bot_context, 200)?;
-    let session =
-        start_chat(&state, customer, StartChat { bot_context, metadata: body.metadata, priority: body.priority })
-            .await?;
+    let request = client::start_chat(StartChat {
+        bot_context: body.bot_context,
+        metadata: body.metadata,
+        priority: body.priority,
+    })?;
+    let session = start_chat(&state, customer, request).await?;
     Ok(HttpResponse::Created().json(session))
 }
 

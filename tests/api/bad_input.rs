@@ -1,5 +1,6 @@
 //! Bad input gets a clear error code, stores nothing, and the socket keeps working.
 
+use reqwest::StatusCode;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
@@ -185,4 +186,34 @@ async fn replies_carry_the_ref_of_their_request_and_pushes_carry_none() {
     assert_eq!(reply["ref"], "r1");
     let greeting = socket.wait_for("the greeting", |frame| frame["event"] == "message:received").await;
     assert!(greeting.get("ref").is_none());
+}
+
+#[tokio::test]
+async fn nul_characters_and_oversized_metadata_are_refused_with_a_4xx_on_both_paths() {
+    let app = spawn_app().await;
+    let ann = app.visitor("Ann").await;
+
+    // A NUL in a sign-in name is a wrong name, not a server fault.
+    let response =
+        app.post_json("/auth/login", &json!({ "username": "bob\u{0000}", "password": "correct-horse-battery" })).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"], "invalid_credentials");
+
+    // Metadata with a NUL, over REST and over the socket.
+    let nul = json!({ "metadata": { "page": "/x\u{0000}", "nested": { "k\u{0000}": 1 } } });
+    let (status, body) = app.post_as("/api/sessions", &ann.token, nul.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_payload");
+    let mut widget = app.customer_socket(&ann).await;
+    assert_eq!(widget.refused("customer:start_chat", nul).await, "invalid_payload");
+
+    // The same 8 KiB cap on metadata over REST as over the socket.
+    let big = json!({ "metadata": { "blob": "x".repeat(20_000) } });
+    let (status, body) = app.post_as("/api/sessions", &ann.token, big.clone()).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert_eq!(body["error"], "invalid_payload", "{body}");
+    assert_eq!(widget.refused("customer:start_chat", big).await, "invalid_payload");
+    assert_eq!(app.count("SELECT count(*) FROM chat_sessions").await, 0, "nothing was created");
+    assert_eq!(app.get_health().await.0, StatusCode::OK);
 }
