@@ -167,3 +167,29 @@ async fn a_customer_goes_from_the_bot_to_an_agent_and_the_history_matches_what_b
     assert!(analytics.get::<_, bool>(2) && analytics.get::<_, bool>(3));
     assert!(!analytics.get::<_, bool>(4));
 }
+
+#[tokio::test]
+async fn a_flood_of_read_receipts_is_stored_and_passed_on_only_when_it_moves_forward() {
+    let app = crate::helpers::spawn_app().await;
+    let crate::resume::Chat { mut customer, mut agent, session_id, .. } = crate::resume::assigned_chat(&app).await;
+    let last_seq = app.count("SELECT max(seq) FROM chat_messages").await;
+    let mut waiting = std::collections::VecDeque::new();
+    for n in 0..500 {
+        if waiting.len() == 32 {
+            let reference: String = waiting.pop_front().expect("in flight");
+            assert_eq!(customer.reply(&reference).await["event"], "ack");
+        }
+        // The same few receipts over and over, as a chatty widget might send them.
+        let seq = last_seq - 1 + (n % 2);
+        waiting
+            .push_back(customer.send("customer:mark_read", json!({ "sessionId": session_id, "upToSeq": seq })).await);
+    }
+    for reference in waiting {
+        assert_eq!(customer.reply(&reference).await["event"], "ack");
+    }
+    let pushes = agent.pushes_within("messages_read", std::time::Duration::from_millis(500)).await;
+    let seqs: Vec<i64> = pushes.iter().filter_map(|push| push["upToSeq"].as_i64()).collect();
+    assert_eq!(seqs, [last_seq - 1, last_seq], "one push per step forward");
+    let stored = app.count("SELECT last_read_seq FROM read_receipts WHERE role = 'customer'").await;
+    assert_eq!(stored, last_seq);
+}

@@ -5,18 +5,18 @@ use serde_json::json;
 use crate::helpers::{spawn_app, Person, TestApp, WsClient};
 use crate::queue::queued_customer;
 
-struct Chat {
-    customer: WsClient,
-    agent: WsClient,
-    ann: Person,
-    alice: Person,
-    session_id: String,
+pub struct Chat {
+    pub customer: WsClient,
+    pub agent: WsClient,
+    pub ann: Person,
+    pub alice: Person,
+    pub session_id: String,
     /// The highest seq the customer has seen.
-    customer_seq: i64,
+    pub customer_seq: i64,
 }
 
 /// A customer and an agent in an assigned chat.
-async fn assigned_chat(app: &TestApp) -> Chat {
+pub async fn assigned_chat(app: &TestApp) -> Chat {
     let alice = app.agent("alice", 1).await;
     let mut agent = app.agent_socket(&alice).await;
     agent.ok("agent:join", "agent:joined", json!({})).await;

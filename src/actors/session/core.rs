@@ -93,6 +93,8 @@ pub struct SessionCore {
     typing: HashMap<Uuid, Instant>,
     agent_has_replied: bool,
     last_customer_text: Option<String>,
+    /// How far each participant has read, as far as this session knows.
+    read_up_to: HashMap<Uuid, i64>,
 }
 
 impl SessionCore {
@@ -108,6 +110,7 @@ impl SessionCore {
             typing: HashMap::new(),
             agent_has_replied: false,
             last_customer_text: None,
+            read_up_to: HashMap::new(),
         }
     }
 
@@ -322,6 +325,24 @@ impl SessionCore {
 
     pub fn is_open(&self) -> bool {
         self.row.status != SessionStatus::Closed
+    }
+
+    // ---- read receipts ----
+
+    /// Someone read up to `seq`: true when that moves their receipt
+    /// forward (and it is stored and passed on); a receipt never moves back.
+    pub fn read(&mut self, user_id: Uuid, seq: i64) -> bool {
+        let known = self.read_up_to.entry(user_id).or_default();
+        if seq <= *known {
+            return false;
+        }
+        *known = seq;
+        true
+    }
+
+    /// The receipt could not be stored: forget it, so the next one is written.
+    pub fn read_not_stored(&mut self, user_id: Uuid) {
+        self.read_up_to.remove(&user_id);
     }
 
     // ---- typing ----
@@ -614,6 +635,16 @@ mod tests {
         assert!(core.stopped_typing(CUSTOMER));
         assert!(!core.stopped_typing(CUSTOMER), "a stop is passed on once");
         assert!(core.typing(CUSTOMER, start + TYPING_REPEAT), "typing again after a stop starts anew");
+    }
+
+    #[test]
+    fn read_receipts_only_move_forward() {
+        let mut core = core(SessionStatus::Assigned, Some(ALICE));
+        assert!(core.read(CUSTOMER, 3));
+        assert!(!core.read(CUSTOMER, 3), "the same receipt again changes nothing");
+        assert!(!core.read(CUSTOMER, 1), "a receipt never moves back");
+        assert!(core.read(ALICE, 2), "each reader has their own");
+        assert!(core.read(CUSTOMER, 5));
     }
 
     #[test]

@@ -935,6 +935,10 @@ impl SessionActor {
             ));
         }
         self.attach_origin(&origin, ctx);
+        // A receipt that moves nothing forward is answered without a write or a push.
+        if !self.core_mut().is_some_and(|core| core.read(origin.caller.user_id, up_to_seq)) {
+            return reply.send(&ServerEvent::Ack { event: "mark_read" });
+        }
         let pool = self.services.pool.clone();
         let (id, caller) = (self.id, origin.caller.clone());
         let write = async move {
@@ -952,7 +956,12 @@ impl SessionActor {
                     origin.socket_id(),
                 );
             }
-            Err(error) => reply.fail(&error),
+            Err(error) => {
+                if let Some(core) = act.core_mut() {
+                    core.read_not_stored(origin.caller.user_id);
+                }
+                reply.fail(&error)
+            }
         }));
     }
 
