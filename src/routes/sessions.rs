@@ -723,25 +723,36 @@ pub async fn user_sessions(
     }
     let limit = page_size(query.limit)?;
     let selection = query.kind.unwrap_or(queries::sessions::Selection::Recent);
-    let sessions = db::run(&state.pool, async |conn| {
+    // Two queries whatever the page size: the sessions, then the last few
+    // messages of all of them by (session, seq) key. Seqs have no gaps, so
+    // a session's last messages are the seqs just below its `last_seq`.
+    let (rows, last) = db::run(&state.pool, async |conn| {
         let rows = queries::sessions::of_customer(conn, user_id, selection, limit).await?;
-        let mut listed = Vec::with_capacity(rows.len());
-        for (session, customer, agent) in rows {
-            let last =
-                queries::messages::shown(conn, session.id, Window::Before { seq: i64::MAX, limit: LAST_MESSAGES })
-                    .await?;
-            let count = queries::messages::count(conn, session.id).await?;
-            listed.push((session, customer, agent, last, count));
-        }
-        Ok(listed)
+        let keys: Vec<(Uuid, i64)> = rows
+            .iter()
+            .flat_map(|(session, _, _)| {
+                let first = (session.last_seq - LAST_MESSAGES + 1).max(1);
+                (first..=session.last_seq).map(move |seq| (session.id, seq))
+            })
+            .collect();
+        let last = queries::messages::shown_by_keys(conn, &keys).await?;
+        Ok((rows, last))
     })
     .await?;
-    let sessions = sessions
+    let mut last_by_session: std::collections::HashMap<Uuid, Vec<_>> = std::collections::HashMap::new();
+    for shown in last {
+        last_by_session.entry(shown.message.session_id).or_default().push(shown);
+    }
+    let sessions = rows
         .into_iter()
-        .map(|(session, customer, agent, last, count)| UserSession {
-            session: SessionView::new(&session, &customer, agent.as_deref()),
-            message_count: count,
-            last_messages: shown_views(&state, &last),
+        .map(|(session, customer, agent)| {
+            let last = last_by_session.remove(&session.id).unwrap_or_default();
+            UserSession {
+                session: SessionView::new(&session, &customer, agent.as_deref()),
+                // Kept by the writer and reset by a clearing: the visible messages.
+                message_count: i64::from(session.message_count),
+                last_messages: shown_views(&state, &last),
+            }
         })
         .collect();
     Ok(HttpResponse::Ok().json(UserSessions { user_id, sessions }))

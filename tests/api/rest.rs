@@ -445,3 +445,33 @@ async fn deleting_an_open_session_closes_it_first_and_keeps_the_record() {
         .await;
     assert_eq!(code, "session_not_found");
 }
+
+#[tokio::test]
+async fn listing_many_sessions_at_once_leaves_the_database_for_everyone_else() {
+    let app = spawn_app_with(AppOptions::default().env("OPEN_CHATS_PER_CUSTOMER", "1000")).await;
+    let flooder = app.visitor("Flood").await;
+    for _ in 0..15 {
+        futures_util::future::join_all((0..10).map(|_| app.post_as("/api/sessions", &flooder.token, json!({})))).await;
+    }
+    // Each listing is a few queries, however many sessions it shows.
+    let path = format!("/api/users/{}/sessions?limit=200", flooder.user_id);
+    let (status, listed) = app.get_as(&path, &flooder.token).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let sessions = listed["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 150);
+    for session in sessions {
+        let last = session["lastMessages"].as_array().expect("lastMessages");
+        assert_eq!(session["messageCount"].as_i64(), Some(last.len() as i64), "{session}");
+        assert!(last.iter().all(|message| message["sender"] == "bot"), "the greeting: {session}");
+    }
+
+    // Sixty-four such listings at once, and another customer starts a chat meanwhile.
+    let ann = app.visitor("Ann").await;
+    let (listings, (status, created)) =
+        tokio::join!(futures_util::future::join_all((0..64).map(|_| app.get_as(&path, &flooder.token))), async {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            app.post_as("/api/sessions", &ann.token, json!({})).await
+        });
+    assert_eq!(status, StatusCode::CREATED, "the other customer was kept waiting: {created}");
+    assert!(listings.iter().all(|(status, _)| *status == StatusCode::OK));
+}

@@ -340,6 +340,39 @@ pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window) -> Query
             query.order(chat_messages::seq.asc()).offset(offset).limit(limit).load(conn).await?
         }
     };
+    with_files(conn, std::mem::take(&mut rows)).await
+}
+
+/// The messages at these (session, seq) keys, with their senders' names and
+/// files, ordered by session and seq: one probe of the (session, seq) key
+/// per message, and one query in all.
+pub async fn shown_by_keys(conn: &mut PgConn, keys: &[(Uuid, i64)]) -> QueryResult<Vec<Shown>> {
+    use crate::db::schema::users;
+    use diesel::sql_types::{Array, BigInt, Bool, Uuid as SqlUuid};
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sessions: Vec<Uuid> = keys.iter().map(|(session, _)| *session).collect();
+    let seqs: Vec<i64> = keys.iter().map(|(_, seq)| *seq).collect();
+    let rows: Vec<(ChatMessage, Option<String>)> = chat_messages::table
+        .left_join(users::table.on(users::id.nullable().eq(chat_messages::sender_id)))
+        .filter(
+            diesel::dsl::sql::<Bool>("(chat_messages.session_id, chat_messages.seq) IN (SELECT * FROM unnest(")
+                .bind::<Array<SqlUuid>, _>(&sessions)
+                .sql(", ")
+                .bind::<Array<BigInt>, _>(&seqs)
+                .sql("))"),
+        )
+        .filter(chat_messages::deleted_at.is_null())
+        .order((chat_messages::session_id.asc(), chat_messages::seq.asc()))
+        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .load(conn)
+        .await?;
+    with_files(conn, rows).await
+}
+
+/// Messages with the files attached to them, in one query for all.
+async fn with_files(conn: &mut PgConn, mut rows: Vec<(ChatMessage, Option<String>)>) -> QueryResult<Vec<Shown>> {
     let ids: Vec<Uuid> = rows.iter().map(|(message, _)| message.id).collect();
     let mut files = super::attachments::of_messages(conn, &ids).await?;
     Ok(rows
