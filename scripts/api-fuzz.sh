@@ -36,6 +36,9 @@ admin_token=$(curl -sf -X POST "$SWITCHBOARD_URL/auth/login" -H 'content-type: a
 customer_token=$(curl -sf -X POST "$SWITCHBOARD_URL/api/auth/visitor" -H 'content-type: application/json' -d '{}' | token_of)
 [ -n "$admin_token" ] && [ -n "$customer_token" ] || die "could not sign in to the server under test"
 
+# One worker: with two, Hypothesis's lambda-source cache is shared between
+# threads and now and then fails a case with its own internal error
+# ("AST constructor recursion depth mismatch"), which is no finding.
 status=0
 for who in admin customer; do
     token_var="${who}_token"
@@ -46,7 +49,7 @@ for who in admin customer; do
         --exclude-path-regex '^/ws/' \
         --phases examples,coverage,fuzzing \
         --max-examples "${FUZZ_EXAMPLES:-15}" \
-        --workers 2 \
+        --workers 1 \
         --max-redirects 0 \
         --seed 20261121 \
         --warnings off \
