@@ -113,12 +113,10 @@ describe('the chat widget', () => {
     await page.context().close();
   });
 
-  it('uses a token minted by the host site for its signed-in user, when the server accepts such tokens', async (t) => {
+  it('uses a token minted by the host site for its signed-in user', async () => {
+    // scripts/browser-tests.sh starts the server with this secret, as a shop would share it.
     const secret = process.env.SWITCHBOARD_JWT_SECRET;
-    if (!secret) {
-      t.skip('SWITCHBOARD_JWT_SECRET is not set');
-      return;
-    }
+    assert.ok(secret, 'SWITCHBOARD_JWT_SECRET is set by scripts/browser-tests.sh');
     const token = hostToken(secret, randomUUID(), 'Hannah Host');
     const page = await newPage();
     await page.goto(`${BASE_URL}/health`);
@@ -127,11 +125,7 @@ describe('the chat widget', () => {
       socket.onopen = () => { socket.close(); resolve(true); };
       socket.onclose = () => resolve(false);
     }), `${BASE_URL.replace(/^http/, 'ws')}/ws/customer?token=${token}`);
-    if (!accepted) {
-      t.skip('this server does not create customers from host-minted tokens');
-      await page.context().close();
-      return;
-    }
+    assert.equal(accepted, true, 'the server accepts a customer token the host site signed');
     const visitorCalls = [];
     page.on('request', (request) => { if (request.url().includes('/api/auth/visitor')) visitorCalls.push(request.url()); });
     await page.goto(`${hostPage}signed-in?token=${encodeURIComponent(token)}`);
@@ -175,7 +169,9 @@ describe('the chat widget', () => {
       });
     });
 
-    // While "refused", the server is down for plain HTTP too.
+    // While "refused", the server is down for plain HTTP too. (A lost network
+    // is a fault the real server cannot be made to produce; everything else
+    // goes through to it.)
     await page.route('**/health', (route) => (mode === 'refuse' ? route.abort('connectionrefused') : route.continue()));
 
     await page.goto(`${BASE_URL}/`);
