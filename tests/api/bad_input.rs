@@ -15,8 +15,7 @@ async fn each_kind_of_bad_frame_gets_its_code_and_the_connection_still_works() {
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut socket = app.customer_socket(&ann).await;
-    let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
-    let session_id = created["sessionId"].as_str().expect("id").to_owned();
+    let session_id = socket.start_chat().await;
     socket.push("message:received").await;
     let stored = message_count(&app).await;
 
@@ -81,8 +80,7 @@ async fn a_customer_cannot_touch_another_customers_session() {
     let ann = app.visitor("Ann").await;
     let bea = app.visitor("Bea").await;
     let mut owner = app.customer_socket(&ann).await;
-    let created = owner.ok("customer:start_chat", "session:created", json!({})).await;
-    let session_id = created["sessionId"].as_str().expect("id").to_owned();
+    let session_id = owner.start_chat().await;
     owner.push("message:received").await;
     let stored = message_count(&app).await;
 

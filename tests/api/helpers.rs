@@ -603,6 +603,12 @@ impl WsClient {
         }
     }
 
+    /// Starts a chat (`customer:start_chat`) and returns its session id.
+    pub async fn start_chat(&mut self) -> String {
+        let created = self.ok("customer:start_chat", "session:created", serde_json::json!({})).await;
+        created["sessionId"].as_str().expect("a session id").to_owned()
+    }
+
     /// Forgets every frame received and not yet taken.
     pub fn forget_received(&mut self) {
         self.buffered.clear();

@@ -13,8 +13,7 @@ async fn the_bot_hands_over_after_failing_to_understand_twice_in_a_row() {
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut customer = app.customer_socket(&ann).await;
-    let created = customer.ok("customer:start_chat", "session:created", json!({})).await;
-    let session_id = created["sessionId"].as_str().expect("id").to_owned();
+    let session_id = customer.start_chat().await;
     customer.push("message:received").await;
 
     let say = |text: &str, id: &str| json!({ "sessionId": session_id, "content": text, "clientMsgId": id });
@@ -113,8 +112,7 @@ async fn a_client_that_stops_reading_is_disconnected_on_purpose() {
     let mut agent = app.agent_socket(&alice).await;
     agent.ok("agent:join", "agent:joined", json!({})).await;
     let mut customer = app.customer_socket(&ann).await;
-    let created = customer.ok("customer:start_chat", "session:created", json!({})).await;
-    let session_id = created["sessionId"].as_str().expect("id").to_owned();
+    let session_id = customer.start_chat().await;
     customer.ok("customer:request_agent", "status:changed", json!({ "sessionId": session_id })).await;
     agent.push("session:assigned").await;
     customer.close().await;
@@ -157,8 +155,7 @@ async fn a_bot_that_takes_three_seconds_does_not_delay_the_customers_other_reque
     let app = spawn_app_with(AppOptions::default().env("BOT_REPLY_DELAY_MS", "3000")).await;
     let ann = app.visitor("Ann").await;
     let mut widget = app.customer_socket(&ann).await;
-    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = widget.start_chat().await;
     widget.push("message:received").await; // the greeting
     widget
         .ok(

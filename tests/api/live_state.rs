@@ -23,8 +23,7 @@ async fn clearing_messages_over_rest_is_seen_live_and_the_count_follows() {
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut widget = app.customer_socket(&ann).await;
-    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = widget.start_chat().await;
     widget.push("message:received").await; // the greeting
     widget
         .ok("customer:send_message", "message:sent", json!({ "sessionId": id, "content": "hello", "clientMsgId": "1" }))

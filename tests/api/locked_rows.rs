@@ -21,8 +21,7 @@ async fn a_locked_session_row_delays_only_its_own_messages_and_its_sender_gets_a
     for n in 0..5 {
         let person = app.visitor(&format!("Customer {n}")).await;
         let mut socket = app.customer_socket(&person).await;
-        let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
-        let session_id = created["sessionId"].as_str().expect("id").to_owned();
+        let session_id = socket.start_chat().await;
         socket.push("message:received").await; // the bot's greeting
         chats.push((socket, session_id));
     }

@@ -17,8 +17,7 @@ pub async fn queued_customer(app: &TestApp, name: &str, priority: &str) -> Waiti
         _ => app.host_customer(name, priority).await,
     };
     let mut socket = app.customer_socket(&person).await;
-    let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
-    let session_id = created["sessionId"].as_str().expect("sessionId").to_owned();
+    let session_id = socket.start_chat().await;
     let status = socket
         .ok("customer:request_agent", "status:changed", json!({ "sessionId": session_id, "reason": "billing" }))
         .await;

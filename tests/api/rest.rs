@@ -179,8 +179,7 @@ async fn the_61st_message_in_a_minute_from_one_side_is_refused_and_the_other_sid
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut customer = app.customer_socket(&ann).await;
-    let created = customer.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = customer.start_chat().await;
     let alice = app.agent("alice", 1).await;
     let mut agent = app.agent_socket(&alice).await;
     agent.ok("agent:join", "agent:joined", json!({})).await;
@@ -258,8 +257,7 @@ async fn files_are_typed_by_their_content_and_travel_with_messages() {
     let ann = app.visitor("Ann").await;
     let bea = app.visitor("Bea").await;
     let mut customer = app.customer_socket(&ann).await;
-    let created = customer.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = customer.start_chat().await;
     customer.push("message:received").await;
 
     let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
@@ -415,8 +413,7 @@ async fn deleting_an_open_session_closes_it_first_and_keeps_the_record() {
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut socket = app.customer_socket(&ann).await;
-    let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = socket.start_chat().await;
     socket.push("message:received").await;
 
     let (status, _) = app.delete_as(&format!("/api/sessions/{id}"), &ann.token).await;

@@ -181,8 +181,7 @@ async fn a_message_resent_after_the_chat_closed_gets_its_first_acknowledgement()
     let app = spawn_app().await;
     let ann = app.visitor("Ann").await;
     let mut widget = app.customer_socket(&ann).await;
-    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = widget.start_chat().await;
     let first = widget
         .ok(
             "customer:send_message",

@@ -19,8 +19,7 @@ fn options() -> AppOptions {
 async fn assigned_chat(customer: WsClient, agent: WsClient) -> (WsClient, WsClient, String) {
     let (mut customer, mut agent) = (customer, agent);
     agent.ok("agent:join", "agent:joined", json!({})).await;
-    let created = customer.ok("customer:start_chat", "session:created", json!({})).await;
-    let session_id = created["sessionId"].as_str().expect("id").to_owned();
+    let session_id = customer.start_chat().await;
     customer.ok("customer:request_agent", "status:changed", json!({ "sessionId": session_id })).await;
     agent.push("session:assigned").await;
     (customer, agent, session_id)

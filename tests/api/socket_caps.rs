@@ -87,8 +87,7 @@ async fn a_socket_with_too_many_requests_waiting_is_refused_more_until_they_are_
     let app = spawn_app_with(AppOptions::default()).await;
     let ann = app.visitor("Ann").await;
     let mut widget = app.customer_socket(&ann).await;
-    let created = widget.ok("customer:start_chat", "session:created", json!({})).await;
-    let id = created["sessionId"].as_str().expect("id").to_owned();
+    let id = widget.start_chat().await;
 
     // With the database away every resume waits about a second, one after
     // the other: the socket's requests pile up on the server.

@@ -91,18 +91,7 @@ impl Answer {
             }
             Answer::BotAnswer(reply) if bot_follows => Some(reply),
             Answer::BotAnswer(reply) => {
-                let handled_by = match session.status() {
-                    Some(SessionStatus::Assigned) => "agent",
-                    Some(SessionStatus::Waiting) => "queue",
-                    _ => "bot",
-                };
-                reply.send(&ServerEvent::ChatAnswer {
-                    session_id: stored.session_id,
-                    message: view,
-                    response: None,
-                    handled_by,
-                    confidence: None,
-                });
+                session.answer_without_bot(reply, view);
                 None
             }
         }
@@ -719,7 +708,8 @@ impl SessionActor {
         }));
     }
 
-    /// An HTTP caller waited for the bot, but the chat left the bot first.
+    /// An HTTP caller waited for the bot, but no bot answers: the chat is
+    /// with the queue or a person (or left the bot while it thought).
     fn answer_without_bot(&self, http: Reply, customer_view: MessageView) {
         let handled_by = match self.status() {
             Some(SessionStatus::Assigned) => "agent",
