@@ -75,6 +75,12 @@ struct Waiting {
     since: Instant,
 }
 
+/// The half of a `Waiting` that stays with the writer while its message commits.
+struct Sender {
+    reply: oneshot::Sender<Reply>,
+    since: Instant,
+}
+
 impl Waiting {
     fn answer(self, reply: Reply) {
         let _ = self.reply.send(reply);
@@ -197,19 +203,29 @@ impl MessageWriter {
         state.committing = true;
         let pool = self.pool.clone();
         let metrics = self.metrics.clone();
+        // The messages travel to the commit and back, not copied; who to
+        // answer stays here.
+        let (messages, senders): (Vec<NewChatMessage>, Vec<Sender>) = batch
+            .into_iter()
+            .map(|waiting| (waiting.message, Sender { reply: waiting.reply, since: waiting.since }))
+            .unzip();
         let commit = async move {
             let started = Instant::now();
-            let messages: Vec<NewChatMessage> = batch.iter().map(|waiting| waiting.message.clone()).collect();
             let outcomes = commit_batch(&pool, &messages).await;
             log::debug!("message batch of {} committed in {:?}", messages.len(), started.elapsed());
             if let Some(metrics) = &metrics {
                 metrics.writer_batch_size.observe(messages.len() as f64);
                 metrics.writer_commit_seconds.observe(started.elapsed().as_secs_f64());
             }
-            (batch, outcomes)
+            (messages, outcomes)
         };
         // `spawn`, not `wait`: the mailbox keeps taking messages during the commit.
-        ctx.spawn(commit.into_actor(self).map(move |(batch, outcomes), writer, ctx| {
+        ctx.spawn(commit.into_actor(self).map(move |(messages, outcomes), writer, ctx| {
+            let batch = messages
+                .into_iter()
+                .zip(senders)
+                .map(|(message, Sender { reply, since })| Waiting { message, reply, since })
+                .collect();
             writer.settle(lane, batch, outcomes, ctx);
             writer.lanes[lane].committing = false;
             writer.flush(lane, ctx);
