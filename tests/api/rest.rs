@@ -465,7 +465,7 @@ async fn listing_many_sessions_at_once_leaves_the_database_for_everyone_else() {
         assert_eq!(last[0]["sender"], "bot", "the greeting: {session}");
     }
 
-    // Sixty-four such listings at once, and another customer starts a chat meanwhile.
+    // Thirty-two such listings at once, and another customer starts a chat meanwhile.
     let ann = app.visitor("Ann").await;
     let (listings, (status, created)) =
         tokio::join!(futures_util::future::join_all((0..64).map(|_| app.get_as(&path, &flooder.token))), async {
@@ -473,5 +473,13 @@ async fn listing_many_sessions_at_once_leaves_the_database_for_everyone_else() {
             app.post_as("/api/sessions", &ann.token, json!({})).await
         });
     assert_eq!(status, StatusCode::CREATED, "the other customer was kept waiting: {created}");
-    assert!(listings.iter().all(|(status, _)| *status == StatusCode::OK));
+    // The flood itself is answered, or at worst told clearly the database is busy.
+    assert!(listings.iter().any(|(status, _)| *status == StatusCode::OK));
+    for (status, body) in &listings {
+        assert!(
+            *status == StatusCode::OK
+                || (*status == StatusCode::SERVICE_UNAVAILABLE && body["error"] == "database_unavailable"),
+            "{status} {body}"
+        );
+    }
 }
