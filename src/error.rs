@@ -49,12 +49,16 @@ error_codes! {
     NotWaiting => "not_waiting", CONFLICT;
     AgentNotJoined => "agent_not_joined", CONFLICT;
     AgentUnavailable => "agent_unavailable", CONFLICT;
+    SessionOpen => "session_open", CONFLICT;
+    AlreadyRated => "already_rated", CONFLICT;
+    AlreadySetUp => "already_set_up", CONFLICT;
     RateLimited => "rate_limited", TOO_MANY_REQUESTS;
     TooManyOpenChats => "too_many_open_chats", TOO_MANY_REQUESTS;
     TooManySockets => "too_many_sockets", TOO_MANY_REQUESTS;
     ServerFull => "server_full", SERVICE_UNAVAILABLE;
     UnsupportedMediaType => "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
+    QuotaExceeded => "quota_exceeded", PAYLOAD_TOO_LARGE;
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;
     StorageTimeout => "storage_timeout", SERVICE_UNAVAILABLE;
     Overloaded => "overloaded", SERVICE_UNAVAILABLE;
