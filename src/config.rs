@@ -41,7 +41,15 @@ pub struct Settings {
     pub sockets_per_account: usize,
     pub max_sockets: Option<u64>,
     pub login_attempts_per_minute: u32,
+    pub login_failures_per_username: u32,
+    pub allowances: crate::rate_limits::Allowances,
+    pub trust_proxy_headers: bool,
     pub upload_limit_bytes: usize,
+    pub upload_quota_per_customer: i64,
+    pub upload_quota_per_session: i64,
+    pub unclaimed_upload_ttl: Duration,
+    pub receipt_write_interval: Duration,
+    pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
 }
 
@@ -134,7 +142,41 @@ impl Settings {
             sockets_per_account: env.parse_in("SOCKETS_PER_ACCOUNT", 10, 1..=100_000)?,
             max_sockets: env.optional_parse_in("MAX_SOCKETS", 1..=10_000_000)?,
             login_attempts_per_minute: env.parse_in("RATE_LIMIT_LOGINS_PER_MINUTE", 10, 1..=1_000_000)?,
+            login_failures_per_username: env.parse_in(
+                "RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME_PER_MINUTE",
+                100,
+                1..=1_000_000,
+            )?,
+            allowances: crate::rate_limits::Allowances {
+                visitor_tokens_per_address: env.parse_in("RATE_LIMIT_VISITORS_PER_MINUTE", 20, 1..=1_000_000)?,
+                chats_per_customer: env.parse_in("RATE_LIMIT_CHATS_PER_MINUTE", 6, 1..=1_000_000)?,
+                messages_per_customer: env.parse_in("RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE", 120, 1..=10_000_000)?,
+                uploads_per_customer: env.parse_in("RATE_LIMIT_UPLOADS_PER_MINUTE", 10, 1..=1_000_000)?,
+                address_factor: env.parse_in("RATE_LIMIT_ADDRESS_FACTOR", 10, 1..=100_000)?,
+            },
+            trust_proxy_headers: env.flag("TRUST_PROXY_HEADERS")?,
             upload_limit_bytes: env.parse_in("UPLOAD_LIMIT_BYTES", 10 * 1024 * 1024, 1024..=1024 * 1024 * 1024)?,
+            upload_quota_per_customer: env.parse_in(
+                "UPLOAD_QUOTA_BYTES_PER_CUSTOMER",
+                100 * 1024 * 1024,
+                1024..=1024 * 1024 * 1024 * 1024,
+            )?,
+            upload_quota_per_session: env.parse_in(
+                "UPLOAD_QUOTA_BYTES_PER_SESSION",
+                50 * 1024 * 1024,
+                1024..=1024 * 1024 * 1024 * 1024,
+            )?,
+            unclaimed_upload_ttl: Duration::from_secs(env.parse_in(
+                "UPLOAD_UNCLAIMED_TTL_SECS",
+                3600,
+                1..=30 * 86_400,
+            )?),
+            receipt_write_interval: Duration::from_millis(env.parse_in(
+                "RECEIPT_WRITE_INTERVAL_MS",
+                2_000,
+                0..=600_000,
+            )?),
+            metrics_token: env.optional("METRICS_TOKEN"),
             allowed_origins: env.origins("ALLOWED_ORIGINS")?,
         })
     }
@@ -195,6 +237,15 @@ impl Env<'_> {
             }
         }
         Ok(origins)
+    }
+
+    /// `true`/`1`/`yes` or `false`/`0`/`no`; unset is false.
+    fn flag(&self, var: &'static str) -> Result<bool, ConfigError> {
+        match self.optional(var).map(|value| value.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("false" | "0" | "no") => Ok(false),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some(other) => Err(ConfigError { var, problem: format!("must be true or false, got `{other}`") }),
+        }
     }
 
     fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {

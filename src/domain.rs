@@ -118,3 +118,36 @@ impl Priority {
         }
     }
 }
+
+/// Characters that change how text around them is shown without showing
+/// themselves: bidi overrides, embeddings, isolates and marks, the zero-width
+/// space, word joiner and invisible operators, fillers, the soft hyphen and
+/// the byte-order mark. In a name or a file name they let one thing pose as
+/// another (`invoice\u{202e}fdp.hta` shows as `invoiceath.pdf`). The
+/// zero-width joiners (U+200C, U+200D) and variation selectors stay: Persian
+/// names and emoji need them.
+pub fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'
+            | '\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+    )
+}
+
+/// Not fit for a name: control characters and the invisible ones above.
+pub fn is_unprintable(c: char) -> bool {
+    c.is_control() || is_invisible(c)
+}

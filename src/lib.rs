@@ -10,6 +10,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod protocol;
+pub mod rate_limits;
 pub mod routes;
 pub mod startup;
 pub mod telemetry;

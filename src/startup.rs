@@ -33,7 +33,14 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     pub bot_name: String,
     pub upload_limit: usize,
-    pub login_limits: crate::routes::auth::LoginLimits,
+    pub upload_quota_per_customer: i64,
+    pub upload_quota_per_session: i64,
+    pub login_failures: Arc<crate::rate_limits::LoginFailures>,
+    /// Checked for sign-ins to unknown usernames, so they take as long as known ones.
+    pub decoy_hash: String,
+    pub rate_limits: Arc<crate::rate_limits::RateLimits>,
+    pub trust_proxy_headers: bool,
+    pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
     pub static_dir: String,
     pub gauges: Arc<Gauges>,
@@ -122,6 +129,11 @@ impl Application {
         } else {
             Arc::new(Delayed { inner: RuleBot::new(faq), delay: settings.bot_reply_delay })
         };
+        let rate_limits = Arc::new(crate::rate_limits::RateLimits::new(&settings.allowances));
+        let login_failures = Arc::new(crate::rate_limits::LoginFailures::new(
+            settings.login_attempts_per_minute,
+            settings.login_failures_per_username,
+        ));
         let services = Services {
             pool: pool.clone(),
             writer: writer.clone(),
@@ -140,6 +152,8 @@ impl Application {
                 sockets_per_account: settings.sockets_per_account,
             },
             metrics: metrics.clone(),
+            rate_limits: rate_limits.clone(),
+            receipt_write_interval: settings.receipt_write_interval,
         };
         // The queue and the registry each need the other's address.
         let queue_context = Context::<QueueActor>::new();
@@ -148,7 +162,7 @@ impl Application {
         let bot_name = services.bot.name().to_owned();
         queue_context.run(QueueActor::new(services, registry.clone()));
         let state = web::Data::new(AppState {
-            pool,
+            pool: pool.clone(),
             redis,
             writer: writer.clone(),
             registry: registry.clone(),
@@ -156,7 +170,14 @@ impl Application {
             tokens: Arc::new(Tokens::from_keys(&settings.jwt).map_err(StartupError::Keys)?),
             bot_name,
             upload_limit: settings.upload_limit_bytes,
-            login_limits: crate::routes::auth::LoginLimits::new(settings.login_attempts_per_minute),
+            upload_quota_per_customer: settings.upload_quota_per_customer,
+            upload_quota_per_session: settings.upload_quota_per_session,
+            login_failures: login_failures.clone(),
+            decoy_hash: crate::auth::passwords::hash(&uuid::Uuid::new_v4().to_string())
+                .map_err(|error| StartupError::Keys(format!("cannot hash: {error}")))?,
+            rate_limits: rate_limits.clone(),
+            trust_proxy_headers: settings.trust_proxy_headers,
+            metrics_token: settings.metrics_token.clone(),
             allowed_origins: settings.allowed_origins.clone(),
             static_dir: settings.static_dir.clone(),
             gauges: gauges.clone(),
@@ -166,6 +187,8 @@ impl Application {
             hashing: crate::auth::passwords::HashingPool::new(PASSWORD_HASH_THREADS, PASSWORD_HASH_QUEUE)
                 .map_err(|error| StartupError::Keys(format!("cannot start the password hashing threads: {error}")))?,
         });
+
+        actix_web::rt::spawn(housekeeping(pool, rate_limits, login_failures, settings.unclaimed_upload_ttl));
 
         let listener = TcpListener::bind(settings.bind)
             .map_err(|source| StartupError::Bind { addr: settings.bind.to_string(), source })?;
@@ -220,6 +243,29 @@ impl Application {
         self.writer.send(Drain).await.map_err(std::io::Error::other)?;
         log::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// Forgets allowances that are full again and removes files uploaded but
+/// never sent once they are `unclaimed_ttl` old, every minute.
+async fn housekeeping(
+    pool: db::Pool,
+    rate_limits: Arc<crate::rate_limits::RateLimits>,
+    login_failures: Arc<crate::rate_limits::LoginFailures>,
+    unclaimed_ttl: std::time::Duration,
+) {
+    let mut every = tokio::time::interval(crate::rate_limits::FORGET_INTERVAL.min(unclaimed_ttl));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        rate_limits.forget_idle();
+        login_failures.forget_idle();
+        let before = chrono::Utc::now() - chrono::Duration::from_std(unclaimed_ttl).unwrap_or(chrono::Duration::MAX);
+        match db::run(&pool, async |conn| db::queries::attachments::remove_unclaimed(conn, before).await).await {
+            Ok(0) => {}
+            Ok(removed) => log::info!("removed {removed} file(s) uploaded but never sent"),
+            Err(error) => log::warn!("unsent uploads not removed this time: {error}"),
+        }
     }
 }
 

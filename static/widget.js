@@ -915,7 +915,8 @@
       headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + state.token },
       body: JSON.stringify(body)
     }).then(function (response) {
-      if (!response.ok) {
+      // 409: rated already (from another tab); the rating stands.
+      if (!response.ok && response.status !== 409) {
         var err = new Error('HTTP ' + response.status);
         err.status = response.status;
         throw err;

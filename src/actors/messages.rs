@@ -25,6 +25,8 @@ pub struct Caller {
     pub name: Arc<str>,
     /// The queue priority a host website signed into a customer's token.
     pub priority: Option<crate::domain::Priority>,
+    /// Where the caller connected from, for the allowances per address.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// One open socket, as other actors see it.

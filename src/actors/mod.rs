@@ -67,16 +67,39 @@ impl MinuteWindow {
 
     /// Counts an event, or says how long until one would be allowed.
     pub fn admit(&mut self) -> Result<(), Duration> {
+        match self.wait() {
+            Some(wait) => Err(wait),
+            None => {
+                self.record();
+                Ok(())
+            }
+        }
+    }
+
+    /// How long until the next event would be allowed, if it would not be now.
+    pub fn wait(&mut self) -> Option<Duration> {
         let now = std::time::Instant::now();
         while self.recent.front().is_some_and(|at| now.duration_since(*at) >= Self::LENGTH) {
             self.recent.pop_front();
         }
-        if self.recent.len() >= self.allowed {
-            let oldest = self.recent.front().copied().unwrap_or(now);
-            return Err(Self::LENGTH.saturating_sub(now.duration_since(oldest)));
+        if self.recent.len() < self.allowed {
+            return None;
         }
-        self.recent.push_back(now);
-        Ok(())
+        let oldest = self.recent.front().copied().unwrap_or(now);
+        Some(Self::LENGTH.saturating_sub(now.duration_since(oldest)))
+    }
+
+    /// Counts an event whether or not it was allowed.
+    pub fn record(&mut self) {
+        if self.recent.len() >= self.allowed {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(std::time::Instant::now());
+    }
+
+    /// Did anything happen in the last minute?
+    pub fn is_active(&self) -> bool {
+        self.recent.back().is_some_and(|at| at.elapsed() < Self::LENGTH)
     }
 }
 
@@ -89,4 +112,7 @@ pub struct Services {
     pub timing: Timing,
     pub limits: Limits,
     pub metrics: Arc<crate::telemetry::Metrics>,
+    pub rate_limits: Arc<crate::rate_limits::RateLimits>,
+    /// A participant's read receipt is written at most this often.
+    pub receipt_write_interval: Duration,
 }

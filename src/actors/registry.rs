@@ -19,6 +19,7 @@ use crate::actors::Services;
 use crate::db::{self, queries};
 use crate::domain::Role;
 use crate::protocol::client::{AgentRequest, CustomerRequest};
+use crate::rate_limits::Action;
 
 /// At most this many sessions are examined per abandonment sweep.
 const ABANDON_SWEEP_BATCH: i64 = 500;
@@ -65,6 +66,10 @@ impl SessionRegistry {
     }
 
     fn start_chat(&mut self, ctx: &mut Context<Self>, chat: NewChat) {
+        // Refused before an actor or a row exists for it.
+        if let Err(error) = self.services.rate_limits.admit(Action::StartChat, &chat.origin.caller) {
+            return chat.reply.fail(&error);
+        }
         let mut session_id = Uuid::new_v4();
         while self.sessions.contains_key(&session_id) {
             session_id = Uuid::new_v4();

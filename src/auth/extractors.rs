@@ -14,6 +14,7 @@ use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::Role;
 use crate::error::{AppError, ErrorCode};
+use crate::rate_limits::client_address;
 use crate::startup::AppState;
 
 /// The longest display name a token may bring in.
@@ -22,13 +23,25 @@ const NAME_MAX_CHARS: usize = 100;
 /// Checks a token for one of `roles` and the account behind it. A customer
 /// token a host website minted for one of its own users (a `sub` this
 /// server has not seen) creates that customer on first use.
-pub async fn authenticate(state: &AppState, token: &str, roles: &[Role]) -> Result<Caller, AppError> {
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    roles: &[Role],
+    address: Option<std::net::IpAddr>,
+) -> Result<Caller, AppError> {
     let claims = state.tokens.verify(token, roles)?;
     let user = db::run(&state.pool, async |conn| queries::users::find(conn, claims.sub).await).await?;
     let user = match user {
         Some(user) => user,
-        None if claims.role == Role::Customer => {
-            let name: String = claims.name.trim().chars().take(NAME_MAX_CHARS).collect();
+        None if claims.role == Role::Customer && !claims.server_issued => {
+            let name: String = claims
+                .name
+                .chars()
+                .filter(|c| !crate::domain::is_unprintable(*c))
+                .take(NAME_MAX_CHARS)
+                .collect::<String>()
+                .trim()
+                .to_owned();
             let name = if name.is_empty() { "Customer".to_owned() } else { name };
             let username = format!("external-{}", claims.sub.simple());
             db::run(&state.pool, async |conn| {
@@ -54,7 +67,7 @@ pub async fn authenticate(state: &AppState, token: &str, roles: &[Role]) -> Resu
         return Err(AppError::new(ErrorCode::Unauthorized, "this account cannot sign in"));
     }
     let priority = if user.role == Role::Customer { claims.priority } else { None };
-    Ok(Caller { user_id: user.id, role: user.role, name: Arc::from(user.display_name.as_str()), priority })
+    Ok(Caller { user_id: user.id, role: user.role, name: Arc::from(user.display_name.as_str()), priority, address })
 }
 
 /// The bearer token of a request: the Authorization header, else `?token=`.
@@ -99,11 +112,12 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let token = bearer_token(req);
+        let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
             let token =
                 token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
-            authenticate(&state, &token, &[Role::Customer, Role::Agent, Role::Admin]).await.map(Authenticated)
+            authenticate(&state, &token, &[Role::Customer, Role::Agent, Role::Admin], address).await.map(Authenticated)
         })
     }
 }

@@ -35,6 +35,11 @@ pub struct Claims {
     /// tokens never carry one, so a visitor cannot choose their priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<crate::domain::Priority>,
+    /// Set on every token this server signs. Such a token names an account
+    /// this server made, so when that account is gone the token is dead;
+    /// only a host website's token (without it) may bring a new customer in.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server_issued: bool,
 }
 
 pub struct Tokens {
@@ -101,6 +106,7 @@ impl Tokens {
             nbf: now.timestamp(),
             exp: expires_at.timestamp(),
             priority,
+            server_issued: true,
         };
         let token = encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|error| AppError::internal(std::io::Error::other(error.to_string())))?;

@@ -113,9 +113,20 @@ pub struct SessionView {
     pub message_count: i32,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
+    /// The note given when the chat was closed or resolved: shown to staff, never to the customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
 }
 
 impl SessionView {
+    /// What `role` may see of a session: staff also see the closing note.
+    pub fn for_role(session: &ChatSession, customer_name: &str, agent_name: Option<&str>, role: Role) -> Self {
+        SessionView {
+            notes: if role == Role::Customer { None } else { session.resolution_notes.clone() },
+            ..SessionView::new(session, customer_name, agent_name)
+        }
+    }
+
     pub fn new(session: &ChatSession, customer_name: &str, agent_name: Option<&str>) -> Self {
         SessionView {
             session_id: session.id,
@@ -135,6 +146,7 @@ impl SessionView {
             message_count: session.message_count,
             created_at: session.created_at,
             closed_at: session.closed_at,
+            notes: None,
         }
     }
 }

@@ -282,7 +282,7 @@ fn check_capacity(max: i32) -> Result<(), AppError> {
 
 fn check_display_name(name: &str) -> Result<(), AppError> {
     let length = name.trim().chars().count();
-    if length == 0 || length > 100 || name.chars().any(char::is_control) {
+    if length == 0 || length > 100 || name.chars().any(crate::domain::is_unprintable) {
         return Err(AppError::validation("displayName must be 1 to 100 printable characters"));
     }
     Ok(())

@@ -11,6 +11,7 @@ use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::Role;
 use crate::error::{AppError, ErrorBody, ErrorCode};
+use crate::rate_limits::{client_address, Action};
 use crate::routes::OptionalJson;
 use crate::startup::AppState;
 
@@ -42,7 +43,7 @@ pub struct VisitorToken {
 
 fn clean(field: &str, value: Option<String>, max_chars: usize) -> Result<Option<String>, AppError> {
     match value.map(|text| text.trim().to_owned()) {
-        Some(text) if text.chars().count() > max_chars || text.chars().any(char::is_control) => {
+        Some(text) if text.chars().count() > max_chars || text.chars().any(crate::domain::is_unprintable) => {
             Err(AppError::validation(format!("{field} must be at most {max_chars} printable characters")))
         }
         Some(text) if text.is_empty() => Ok(None),
@@ -56,7 +57,7 @@ fn clean(field: &str, value: Option<String>, max_chars: usize) -> Result<Option<
 #[utoipa::path(
     tag = "auth",
     request_body(content = Option<VisitorRequest>, content_type = "application/json"),
-    responses((status = 200, body = VisitorToken), (status = 400, body = ErrorBody))
+    responses((status = 200, body = VisitorToken), (status = 400, body = ErrorBody), (status = 429, description = "More than `RATE_LIMIT_VISITORS_PER_MINUTE` new visitors from one address (`rate_limited`, with `retryAfter`)", body = ErrorBody))
 )]
 #[post("/api/auth/visitor")]
 pub async fn visitor(
@@ -70,8 +71,9 @@ pub async fn visitor(
     if email.as_deref().is_some_and(|email| !email.contains('@')) {
         return Err(AppError::validation("email is not an email address"));
     }
+    let address = client_address(&req, state.trust_proxy_headers);
     if let Some(previous) = bearer_token(&req) {
-        if let Ok(returning) = authenticate(&state, &previous, &[Role::Customer]).await {
+        if let Ok(returning) = authenticate(&state, &previous, &[Role::Customer], address).await {
             let (token, expires_at) =
                 state.tokens.issue(returning.user_id, Role::Customer, &returning.name, VISITOR_TOKEN_TTL)?;
             return Ok(HttpResponse::Ok().json(VisitorToken {
@@ -82,6 +84,8 @@ pub async fn visitor(
             }));
         }
     }
+    // Only new accounts count: a returning visitor is not a new cost.
+    state.rate_limits.admit_from(Action::VisitorToken, None, address)?;
     let name = name.unwrap_or_else(|| "Visitor".to_owned());
     let username = format!("visitor-{}", Uuid::new_v4().simple());
     let user = db::run(&state.pool, async |conn| {
@@ -119,11 +123,12 @@ pub struct LoginToken {
     expires_at: DateTime<Utc>,
 }
 
-/// A token for an agent or an admin. Attempts are limited per address and per username.
+/// A token for an agent or an admin. Wrong passwords are limited per
+/// username and address, and per username with a higher ceiling.
 #[utoipa::path(
     tag = "auth",
     request_body = LoginRequest,
-    responses((status = 200, body = LoginToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody))
+    responses((status = 200, body = LoginToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 429, description = "`RATE_LIMIT_LOGINS_PER_MINUTE` wrong passwords for this username from this address, or `RATE_LIMIT_LOGIN_FAILURES_PER_USERNAME_PER_MINUTE` from everywhere (`rate_limited`, with `retryAfter`)", body = ErrorBody))
 )]
 #[post("/auth/login")]
 pub async fn login(
@@ -132,23 +137,28 @@ pub async fn login(
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, AppError> {
     let LoginRequest { username, password } = body.into_inner();
-    let address = req.peer_addr().map(|peer| peer.ip().to_string()).unwrap_or_default();
-    state.login_limits.check(&address, &username.to_lowercase())?;
+    let address = client_address(&req, state.trust_proxy_headers);
+    state.login_failures.check(&username, address)?;
     let refused = || AppError::new(ErrorCode::InvalidCredentials, "wrong username or password");
     // PostgreSQL stores no NUL in text: such a name cannot exist.
     if username.len() > 64 || password.len() > 1024 || username.contains('\0') {
         return Err(refused());
     }
     let user = db::run(&state.pool, async |conn| queries::users::find_by_username(conn, &username).await).await?;
-    let Some(user) = user.filter(|user| user.role != Role::Customer && !user.disabled) else {
-        return Err(refused());
-    };
-    let Some(hash) = user.password_hash.clone() else { return Err(refused()) };
+    let user = user.filter(|user| user.role != Role::Customer && !user.disabled);
+    // An unknown name is checked against a decoy hash, so it takes as long
+    // as a known one and the answer's timing does not tell which names exist.
+    let hash = user.as_ref().and_then(|user| user.password_hash.clone());
+    let known = hash.is_some();
     // Argon2 is slow and large on purpose: it runs on the hashing pool.
-    let matches = state.hashing.verify(password, hash).await?;
-    if !matches {
-        return Err(refused());
-    }
+    let matches = state.hashing.verify(password, hash.unwrap_or_else(|| state.decoy_hash.clone())).await?;
+    let user = match user {
+        Some(user) if known && matches => user,
+        _ => {
+            state.login_failures.failed(&username, address);
+            return Err(refused());
+        }
+    };
     let (token, expires_at) = state.tokens.issue(user.id, user.role, &user.display_name, STAFF_TOKEN_TTL)?;
     Ok(HttpResponse::Ok().json(LoginToken {
         token,
@@ -178,37 +188,4 @@ pub async fn refresh(state: web::Data<AppState>, caller: Authenticated) -> Resul
         name: caller.name.to_string(),
         expires_at,
     }))
-}
-
-type KeyedLimiter = governor::DefaultKeyedRateLimiter<String>;
-
-/// Sign-in attempts allowed per client address and per username.
-pub struct LoginLimits {
-    by_address: KeyedLimiter,
-    by_username: KeyedLimiter,
-}
-
-impl LoginLimits {
-    pub fn new(per_minute: u32) -> Self {
-        let per_minute = std::num::NonZeroU32::new(per_minute).unwrap_or(std::num::NonZeroU32::MIN);
-        let quota = governor::Quota::per_minute(per_minute);
-        LoginLimits { by_address: KeyedLimiter::keyed(quota), by_username: KeyedLimiter::keyed(quota) }
-    }
-
-    fn check(&self, address: &str, username: &str) -> Result<(), AppError> {
-        use governor::clock::{Clock, DefaultClock};
-        let now = DefaultClock::default().now();
-        for (limiter, key) in [(&self.by_address, address), (&self.by_username, username)] {
-            if let Err(not_until) = limiter.check_key(&key.to_owned()) {
-                let mut error = AppError::rate_limited(not_until.wait_time_from(now));
-                error.message = "too many sign-in attempts; wait and try again".to_owned();
-                return Err(error);
-            }
-        }
-        if self.by_address.len() > 100_000 {
-            self.by_address.retain_recent();
-            self.by_username.retain_recent();
-        }
-        Ok(())
-    }
 }

@@ -58,7 +58,7 @@ pub async fn readable(state: &AppState, caller: &Authenticated, id: Uuid) -> Res
     if !may_read(&caller.0, &session) {
         return Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"));
     }
-    Ok(SessionView::new(&session, &customer_name, agent_name.as_deref()))
+    Ok(SessionView::for_role(&session, &customer_name, agent_name.as_deref(), caller.0.role))
 }
 
 fn may_read(caller: &crate::actors::messages::Caller, session: &ChatSession) -> bool {
@@ -165,7 +165,7 @@ pub async fn list(
     let sessions = rows
         .iter()
         .take(limit as usize)
-        .map(|(session, customer, agent)| SessionView::new(session, customer, agent.as_deref()))
+        .map(|(session, customer, agent)| SessionView::for_role(session, customer, agent.as_deref(), staff.role))
         .collect();
     Ok(HttpResponse::Ok().json(SessionPage { sessions, next_cursor }))
 }
@@ -572,12 +572,12 @@ pub struct RatingBody {
     comment: Option<String>,
 }
 
-/// The customer rates their chat.
+/// The customer rates their chat, once, after it has ended.
 #[utoipa::path(
     tag = "sessions",
     params(("id" = Uuid, Path, description = "Session id")),
     request_body = RatingBody,
-    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The chat is still open (`session_open`) or was rated already (`already_rated`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/sessions/{id}/rating")]
@@ -593,9 +593,15 @@ pub async fn rate(
         return Err(AppError::validation("rating must be from 1 to 5"));
     }
     let comment = client::optional_text("comment", body.comment.clone(), 2_000)?;
-    readable(&state, &caller, id).await?;
+    if readable(&state, &caller, id).await?.status != SessionStatus::Closed {
+        return Err(AppError::new(ErrorCode::SessionOpen, "a chat is rated once it has ended"));
+    }
     let rating = body.rating;
-    db::run(&state.pool, async |conn| queries::analytics::rate(conn, id, rating, comment.as_deref()).await).await?;
+    let rated =
+        db::run(&state.pool, async |conn| queries::analytics::rate(conn, id, rating, comment.as_deref()).await).await?;
+    if !rated {
+        return Err(AppError::new(ErrorCode::AlreadyRated, "this chat has been rated already"));
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -748,7 +754,7 @@ pub async fn user_sessions(
         .map(|(session, customer, agent)| {
             let last = last_by_session.remove(&session.id).unwrap_or_default();
             UserSession {
-                session: SessionView::new(&session, &customer, agent.as_deref()),
+                session: SessionView::for_role(&session, &customer, agent.as_deref(), caller.0.role),
                 // Kept by the writer and reset by a clearing: the visible messages.
                 message_count: i64::from(session.message_count),
                 last_messages: shown_views(&state, &last),

@@ -4,6 +4,7 @@
 use actix_multipart::Multipart;
 use actix_web::http::header;
 use actix_web::{get, post, web, HttpResponse};
+use diesel_async::AsyncConnection;
 use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -15,6 +16,7 @@ use crate::db::{self, queries};
 use crate::domain::{Role, SessionStatus};
 use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::protocol::server::AttachmentView;
+use crate::rate_limits::Action;
 use crate::routes::sessions::readable;
 use crate::startup::AppState;
 
@@ -32,7 +34,9 @@ fn sniff(bytes: &[u8]) -> Option<&'static str> {
 
 fn clean_file_name(name: Option<&str>) -> String {
     let base = name.unwrap_or("file").rsplit(['/', '\\']).next().unwrap_or("file");
-    let cleaned: String = base.chars().filter(|c| !c.is_control() && *c != '"').take(200).collect();
+    // Bidi and invisible characters would let `invoice\u{202e}fdp.hta` show as `invoiceath.pdf`.
+    let cleaned: String =
+        base.chars().filter(|c| !c.is_control() && !crate::domain::is_invisible(*c) && *c != '"').take(200).collect();
     if cleaned.trim().is_empty() {
         "file".to_owned()
     } else {
@@ -63,7 +67,7 @@ pub struct Uploaded {
 #[utoipa::path(
     tag = "attachments",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
-    responses((status = 201, body = Uploaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)),
+    responses((status = 201, body = Uploaded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, description = "The file is over `UPLOAD_LIMIT_BYTES` (`payload_too_large`), or would take the customer past `UPLOAD_QUOTA_BYTES_PER_CUSTOMER` or the chat past `UPLOAD_QUOTA_BYTES_PER_SESSION` (`quota_exceeded`)", body = ErrorBody), (status = 415, body = ErrorBody), (status = 429, description = "More than `RATE_LIMIT_UPLOADS_PER_MINUTE` uploads (`rate_limited`, with `retryAfter`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/uploads")]
@@ -72,6 +76,8 @@ pub async fn upload(
     caller: Authenticated,
     mut form: Multipart,
 ) -> Result<HttpResponse, AppError> {
+    // Counted before the bytes are read: a flood is refused before it is received.
+    state.rate_limits.admit(Action::Upload, &caller.0)?;
     let limit = state.upload_limit;
     let mut session_id: Option<Uuid> = None;
     let mut file: Option<(String, Vec<u8>)> = None;
@@ -119,8 +125,27 @@ pub async fn upload(
         size_bytes: bytes.len() as i64,
         data: &bytes,
     };
-    let stored = db::run(&state.pool, async |conn| queries::attachments::insert(conn, &new_attachment).await).await?;
+    let (per_customer, per_session) = (state.upload_quota_per_customer, state.upload_quota_per_session);
+    let stored = db::run(&state.pool, async |conn| {
+        conn.transaction(async |conn| {
+            let (total, in_session) = queries::attachments::stored_bytes_locked(conn, uploader, session_id).await?;
+            let size = new_attachment.size_bytes;
+            if caller.0.role == Role::Customer && total + size > per_customer {
+                return Ok(Err(quota_exceeded(format!("your files may take {per_customer} bytes in all"))));
+            }
+            if in_session + size > per_session {
+                return Ok(Err(quota_exceeded(format!("one chat's files may take {per_session} bytes"))));
+            }
+            queries::attachments::insert(conn, &new_attachment).await.map(Ok)
+        })
+        .await
+    })
+    .await??;
     Ok(HttpResponse::Created().json(Uploaded { session_id, attachment: AttachmentView::from(&stored) }))
+}
+
+fn quota_exceeded(message: String) -> AppError {
+    AppError::new(ErrorCode::QuotaExceeded, format!("{message}; remove a chat's files or send fewer"))
 }
 
 /// Fetch a file, with a bearer token or `?token=` (for `<img src>`).
@@ -161,5 +186,6 @@ mod tests {
         assert_eq!(sniff("plain words".as_bytes()), Some("text/plain"));
         assert_eq!(sniff(b"MZ\x90\0\x03\0\0\0"), None, "a Windows program is refused");
         assert_eq!(clean_file_name(Some("../../etc/passwd")), "passwd");
+        assert_eq!(clean_file_name(Some("invoice\u{202e}fdp.hta")), "invoicefdp.hta");
     }
 }

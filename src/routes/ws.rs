@@ -14,6 +14,7 @@ use crate::auth::extractors::{authenticate, bearer_token};
 use crate::bus::wire;
 use crate::domain::Role;
 use crate::error::{AppError, ErrorBody, ErrorCode};
+use crate::rate_limits::client_address;
 use crate::startup::AppState;
 
 /// Browsers send an Origin; it must be this server's own or one of ALLOWED_ORIGINS.
@@ -35,7 +36,7 @@ async fn caller(req: &HttpRequest, state: &AppState, roles: &[Role]) -> Result<C
     check_origin(req, state)?;
     let token = bearer_token(req)
         .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "the token query parameter is missing"))?;
-    authenticate(state, &token, roles).await
+    authenticate(state, &token, roles, client_address(req, state.trust_proxy_headers)).await
 }
 
 async fn upgrade<R: SocketRole>(

@@ -196,7 +196,17 @@ async fn metrics_report_connections_messages_queue_and_the_writer() {
             json!({ "sessionId": waiting.session_id, "content": "hello", "clientMsgId": "m" }),
         )
         .await;
-    let response = app.get("/metrics").await;
+    // Only a scraper with METRICS_TOKEN or an admin reads the figures.
+    assert_eq!(app.get("/metrics").await.status(), StatusCode::UNAUTHORIZED);
+    let agent = app.agent("metrics-agent", 1).await;
+    let (status, body) = app.get_as("/metrics", &agent.token).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    let response = app.http.get(format!("{}/metrics", app.address)).bearer_auth("wrong-token").send().await;
+    assert_eq!(response.expect("sent").status(), StatusCode::UNAUTHORIZED);
+    let admin = app.staff("metrics-admin", "admin", 1).await;
+    assert_eq!(app.get_as("/metrics", &admin.token).await.0, StatusCode::OK);
+    let response = app.http.get(format!("{}/metrics", app.address)).bearer_auth(crate::helpers::METRICS_TOKEN);
+    let response = response.send().await.expect("sent");
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers()["content-type"].to_str().unwrap_or_default().starts_with("text/plain"));
     let text = response.text().await.expect("text");

@@ -11,6 +11,8 @@ use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// What a Prometheus scraper of the test server presents.
+pub const METRICS_TOKEN: &str = "test-metrics-token";
 
 /// The server of the PostgreSQL cluster that `scripts/test.sh` started.
 pub fn admin_database_url() -> String {
@@ -161,7 +163,12 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
         .env("WORKERS", "1")
         .env("RUST_LOG", "info,switchboard=debug,actix_web=info")
         .env("STATIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
-        .env("DATABASE_CONNECT_TIMEOUT_MS", "1000");
+        .env("DATABASE_CONNECT_TIMEOUT_MS", "1000")
+        .env("METRICS_TOKEN", METRICS_TOKEN)
+        // Every test client comes from 127.0.0.1: the allowances per address
+        // are raised out of the way, and the tests of them lower them again.
+        .env("RATE_LIMIT_VISITORS_PER_MINUTE", "100000")
+        .env("RATE_LIMIT_ADDRESS_FACTOR", "100000");
     for (key, value) in &options.env {
         command.env(key, value);
     }
@@ -198,6 +205,19 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
 impl TestApp {
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(format!("{}{path}", self.address)).send().await.expect("request sent")
+    }
+
+    /// `/metrics` as a scraper with `METRICS_TOKEN` reads it.
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.address))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .expect("request sent");
+        assert_eq!(response.status(), 200, "/metrics with METRICS_TOKEN");
+        response.text().await.expect("metrics text")
     }
 
     pub async fn get_health(&self) -> (reqwest::StatusCode, serde_json::Value) {

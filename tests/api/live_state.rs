@@ -10,7 +10,7 @@ use crate::helpers::{spawn_app, spawn_app_with, AppOptions, TestApp};
 use crate::queue::queued_customer;
 
 async fn live_session_actors(app: &TestApp) -> i64 {
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let metrics = app.metrics().await;
     metrics
         .lines()
         .find_map(|line| line.strip_prefix("switchboard_live_actors{kind=\"session\"} "))

@@ -82,7 +82,7 @@ async fn a_locked_session_row_delays_only_its_own_messages_and_its_sender_gets_a
     assert!(waited < Duration::from_millis(STATEMENT_TIMEOUT_MS + 2000), "the error came after {waited:?}");
     let stored = app.count("SELECT count(*) FROM chat_messages WHERE client_msg_id = 'stuck-1'").await;
     assert_eq!(stored, 0, "a refused message is not stored");
-    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    let metrics = app.metrics().await;
     assert!(metrics.contains("switchboard_writer_failures_total{reason=\"timed_out\"}"), "{metrics}");
 
     // Once the row is free the same message goes through, once.

@@ -380,7 +380,7 @@ mod tests {
     const STRANGER: Uuid = Uuid::from_u128(4);
 
     fn caller(user_id: Uuid, role: Role) -> Caller {
-        Caller { user_id, role, name: Arc::from("someone"), priority: None }
+        Caller { user_id, role, name: Arc::from("someone"), priority: None, address: None }
     }
 
     fn customer() -> Caller {

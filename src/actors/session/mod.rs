@@ -24,6 +24,7 @@ use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::client::{Content, SessionRequest, StartChat};
 use crate::protocol::server::{MessageView, ServerEvent, SessionView};
+use crate::rate_limits::Action;
 use diesel_async::AsyncConnection;
 
 mod core;
@@ -126,6 +127,27 @@ pub struct SessionActor {
     /// For a socket that joined with a history, the last seq that history
     /// held: it is not sent those messages again.
     seen_up_to: HashMap<SocketId, i64>,
+    /// Each participant's read receipt on its way to the database.
+    receipts: HashMap<Uuid, ReceiptWrites>,
+}
+
+/// One participant's read receipts: written at most once per
+/// `receipt_write_interval`, the latest of those that came in meanwhile,
+/// and acknowledged once it is stored.
+#[derive(Default)]
+struct ReceiptWrites {
+    written_at: Option<std::time::Instant>,
+    writing: bool,
+    timer_set: bool,
+    pending: Option<PendingReceipt>,
+}
+
+struct PendingReceipt {
+    caller: Caller,
+    up_to_seq: i64,
+    /// The socket that sent the latest: the others are told.
+    from: Option<SocketId>,
+    replies: Vec<Reply>,
 }
 
 impl SessionActor {
@@ -150,6 +172,7 @@ impl SessionActor {
             held: Default::default(),
             held_timer: None,
             seen_up_to: HashMap::new(),
+            receipts: HashMap::new(),
         }
     }
 
@@ -510,6 +533,10 @@ impl SessionActor {
             Some(core) => core.admit_message(&origin.caller),
             None => Err(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist")),
         };
+        // A customer's allowance spans all their chats, so many chats are no way around it.
+        let admitted = admitted.and_then(|sender_type| {
+            self.services.rate_limits.admit(Action::CustomerMessage, &origin.caller).map(|()| sender_type)
+        });
         let sender_type = match admitted {
             Ok(sender_type) => sender_type,
             Err(error) if error.code == ErrorCode::SessionClosed => {
@@ -929,29 +956,78 @@ impl SessionActor {
         if !self.core_mut().is_some_and(|core| core.read(origin.caller.user_id, up_to_seq)) {
             return reply.send(&ServerEvent::Ack { event: "mark_read" });
         }
+        let writes = self.receipts.entry(origin.caller.user_id).or_default();
+        let pending = writes.pending.get_or_insert_with(|| PendingReceipt {
+            caller: origin.caller.clone(),
+            up_to_seq,
+            from: None,
+            replies: Vec::new(),
+        });
+        pending.up_to_seq = pending.up_to_seq.max(up_to_seq);
+        pending.from = origin.socket_id();
+        pending.replies.push(reply);
+        self.write_receipt(ctx, origin.caller.user_id);
+    }
+
+    /// Writes a participant's latest receipt unless one is being written or
+    /// was written less than `receipt_write_interval` ago; then a timer
+    /// writes it when that time is up. A flood of receipts costs one write
+    /// per interval, and the mailbox is never held while it is written.
+    fn write_receipt(&mut self, ctx: &mut Context<Self>, user_id: Uuid) {
+        let interval = self.services.receipt_write_interval;
+        let Some(writes) = self.receipts.get_mut(&user_id) else { return };
+        if writes.writing || writes.pending.is_none() {
+            return;
+        }
+        let since = writes.written_at.map(|at| at.elapsed());
+        if let Some(wait) = since.and_then(|since| interval.checked_sub(since)).filter(|wait| !wait.is_zero()) {
+            if !writes.timer_set {
+                writes.timer_set = true;
+                ctx.run_later(wait, move |act, ctx| {
+                    if let Some(writes) = act.receipts.get_mut(&user_id) {
+                        writes.timer_set = false;
+                    }
+                    act.write_receipt(ctx, user_id);
+                });
+            }
+            return;
+        }
+        let Some(receipt) = writes.pending.take() else { return };
+        writes.writing = true;
         let pool = self.services.pool.clone();
-        let (id, caller) = (self.id, origin.caller.clone());
+        let (id, caller, up_to_seq) = (self.id, receipt.caller.clone(), receipt.up_to_seq);
         let write = async move {
             db::run(&pool, async |conn| {
                 queries::receipts::mark_read(conn, id, caller.user_id, caller.role, up_to_seq).await
             })
             .await
         };
-        ctx.wait(write.into_actor(self).map(move |outcome, act, _| match outcome {
-            Ok(read_to) => {
-                reply.send(&ServerEvent::Ack { event: "mark_read" });
-                let role = if origin.caller.role == Role::Admin { Role::Agent } else { origin.caller.role };
-                act.deliver(
-                    &ServerEvent::MessagesRead { session_id: act.id, role, up_to_seq: read_to },
-                    origin.socket_id(),
-                );
+        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
+            if let Some(writes) = act.receipts.get_mut(&user_id) {
+                writes.writing = false;
+                writes.written_at = Some(std::time::Instant::now());
             }
-            Err(error) => {
-                if let Some(core) = act.core_mut() {
-                    core.read_not_stored(origin.caller.user_id);
+            match outcome {
+                Ok(read_to) => {
+                    for reply in receipt.replies {
+                        reply.send(&ServerEvent::Ack { event: "mark_read" });
+                    }
+                    let role = if receipt.caller.role == Role::Admin { Role::Agent } else { receipt.caller.role };
+                    act.deliver(
+                        &ServerEvent::MessagesRead { session_id: act.id, role, up_to_seq: read_to },
+                        receipt.from,
+                    );
                 }
-                reply.fail(&error)
+                Err(error) => {
+                    if let Some(core) = act.core_mut() {
+                        core.read_not_stored(user_id);
+                    }
+                    for reply in receipt.replies {
+                        reply.fail(&error);
+                    }
+                }
             }
+            act.write_receipt(ctx, user_id);
         }));
     }
 

@@ -93,8 +93,9 @@ pub async fn finish(conn: &mut PgConn, session: &ChatSession, resolved: bool) ->
 }
 
 /// The customer's rating of their chat, with an optional comment.
-pub async fn rate(conn: &mut PgConn, session_id: Uuid, rating: i16, comment: Option<&str>) -> QueryResult<()> {
-    diesel::update(session_analytics::table.find(session_id))
+pub async fn rate(conn: &mut PgConn, session_id: Uuid, rating: i16, comment: Option<&str>) -> QueryResult<bool> {
+    // A rating is given once: a second one finds no unrated row.
+    diesel::update(session_analytics::table.find(session_id).filter(session_analytics::rating.is_null()))
         .set((
             session_analytics::rating.eq(rating),
             session_analytics::rating_comment.eq(comment),
@@ -102,5 +103,5 @@ pub async fn rate(conn: &mut PgConn, session_id: Uuid, rating: i16, comment: Opt
         ))
         .execute(conn)
         .await
-        .map(|_| ())
+        .map(|updated| updated == 1)
 }

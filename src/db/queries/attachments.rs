@@ -65,3 +65,42 @@ pub async fn of_messages(conn: &mut PgConn, message_ids: &[Uuid]) -> QueryResult
         .load(conn)
         .await
 }
+
+/// Bytes a customer has stored in all their chats, and in `session_id`,
+/// holding a lock on that customer's uploads until the transaction ends, so
+/// two uploads at once cannot both slip under a quota.
+pub async fn stored_bytes_locked(conn: &mut PgConn, uploader: Uuid, session_id: Uuid) -> QueryResult<(i64, i64)> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))")
+        .bind::<diesel::sql_types::Uuid, _>(uploader)
+        .execute(conn)
+        .await?;
+    let of_uploader = message_attachments::table.filter(message_attachments::uploader_id.eq(uploader));
+    let total: Option<i64> = of_uploader
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("SUM(size_bytes)::bigint"))
+        .get_result(conn)
+        .await?;
+    let in_session: Option<i64> = of_uploader
+        .filter(message_attachments::session_id.eq(session_id))
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("SUM(size_bytes)::bigint"))
+        .get_result(conn)
+        .await?;
+    Ok((total.unwrap_or(0), in_session.unwrap_or(0)))
+}
+
+/// Removes files uploaded before `before` that no message carries.
+pub async fn remove_unclaimed(conn: &mut PgConn, before: chrono::DateTime<chrono::Utc>) -> QueryResult<usize> {
+    diesel::delete(
+        message_attachments::table
+            .filter(message_attachments::message_id.is_null())
+            .filter(message_attachments::created_at.lt(before)),
+    )
+    .execute(conn)
+    .await
+}
+
+/// Removes every file of a session, as when its messages are cleared.
+pub async fn remove_of_session(conn: &mut PgConn, session_id: Uuid) -> QueryResult<usize> {
+    diesel::delete(message_attachments::table.filter(message_attachments::session_id.eq(session_id)))
+        .execute(conn)
+        .await
+}

@@ -413,8 +413,9 @@ pub async fn count(conn: &mut PgConn, session_id: Uuid) -> QueryResult<i64> {
         .await
 }
 
-/// Hides every message of a session (they stay in the database) and sets
-/// its count of visible messages to zero. Run it in a transaction.
+/// Hides every message of a session (they stay in the database), removes
+/// its files and sets its count of visible messages to zero. Run it in a
+/// transaction.
 pub async fn clear(conn: &mut PgConn, session_id: Uuid) -> QueryResult<usize> {
     use crate::db::schema::chat_sessions;
     let hidden = diesel::update(
@@ -426,5 +427,6 @@ pub async fn clear(conn: &mut PgConn, session_id: Uuid) -> QueryResult<usize> {
     .execute(conn)
     .await?;
     diesel::update(chat_sessions::table.find(session_id)).set(chat_sessions::message_count.eq(0)).execute(conn).await?;
+    super::attachments::remove_of_session(conn, session_id).await?;
     Ok(hidden)
 }

@@ -1,0 +1,2 @@
+DROP INDEX message_attachments_unclaimed_idx;
+DROP INDEX message_attachments_uploader_idx;

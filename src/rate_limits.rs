@@ -1,0 +1,286 @@
+//! Allowances per person, not per chat: what one customer account, and one
+//! client address, may do in a minute, whatever number of chats, sockets or
+//! visitor tokens they spread it over; and how many wrong passwords a
+//! username takes before sign-ins for it wait.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use actix_web::HttpRequest;
+use governor::clock::{Clock, DefaultClock};
+use uuid::Uuid;
+
+use crate::actors::messages::Caller;
+use crate::actors::MinuteWindow;
+use crate::error::AppError;
+
+/// What a customer does that costs the service: each has its own allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A new visitor account (`POST /api/auth/visitor`); counted per address only.
+    VisitorToken,
+    StartChat,
+    /// A customer's message, in any of their chats.
+    CustomerMessage,
+    Upload,
+}
+
+impl Action {
+    const ALL: [Action; 4] = [Action::VisitorToken, Action::StartChat, Action::CustomerMessage, Action::Upload];
+
+    fn refusal(self) -> &'static str {
+        match self {
+            Action::VisitorToken => "too many new visitors from your address; wait and try again",
+            Action::StartChat => "too many new chats; wait before starting another",
+            Action::CustomerMessage => "too many messages; slow down",
+            Action::Upload => "too many uploads; wait before sending another file",
+        }
+    }
+}
+
+/// Allowances per minute; see the README's configuration table.
+#[derive(Debug, Clone)]
+pub struct Allowances {
+    pub visitor_tokens_per_address: u32,
+    pub chats_per_customer: u32,
+    pub messages_per_customer: u32,
+    pub uploads_per_customer: u32,
+    /// An address may do this many times what one customer may (people
+    /// behind one office or mobile-carrier address share it).
+    pub address_factor: u32,
+}
+
+type Keyed<K> = governor::DefaultKeyedRateLimiter<K>;
+
+struct Limiter {
+    per_account: Option<Keyed<Uuid>>,
+    per_address: Keyed<IpAddr>,
+}
+
+/// The per-account and per-address allowances of every [`Action`]; shared
+/// by the HTTP routes and the actors, so a limit holds whichever way a
+/// client comes in.
+pub struct RateLimits {
+    limiters: Vec<Limiter>,
+}
+
+fn per_minute(allowed: u32) -> governor::Quota {
+    governor::Quota::per_minute(NonZeroU32::new(allowed).unwrap_or(NonZeroU32::MIN))
+}
+
+impl RateLimits {
+    pub fn new(allowances: &Allowances) -> Self {
+        let factor = allowances.address_factor.max(1);
+        let limiters = Action::ALL
+            .into_iter()
+            .map(|action| {
+                let (account, address) = match action {
+                    Action::VisitorToken => (None, allowances.visitor_tokens_per_address),
+                    Action::StartChat => (Some(allowances.chats_per_customer), allowances.chats_per_customer),
+                    Action::CustomerMessage => {
+                        (Some(allowances.messages_per_customer), allowances.messages_per_customer)
+                    }
+                    Action::Upload => (Some(allowances.uploads_per_customer), allowances.uploads_per_customer),
+                };
+                let address = if account.is_some() { address.saturating_mul(factor) } else { address };
+                Limiter {
+                    per_account: account.map(|allowed| Keyed::keyed(per_minute(allowed))),
+                    per_address: Keyed::keyed(per_minute(address)),
+                }
+            })
+            .collect();
+        RateLimits { limiters }
+    }
+
+    fn limiter(&self, action: Action) -> &Limiter {
+        // Built in the order of Action::ALL, which lists the variants in declaration order.
+        &self.limiters[action as usize]
+    }
+
+    /// Counts `action` for `caller`, or refuses it with `rate_limited` and
+    /// how long to wait. Staff are not limited here.
+    pub fn admit(&self, action: Action, caller: &Caller) -> Result<(), AppError> {
+        if caller.role != crate::domain::Role::Customer {
+            return Ok(());
+        }
+        self.admit_from(action, Some(caller.user_id), caller.address)
+    }
+
+    /// Counts `action` for an account and an address, either of which may be unknown.
+    pub fn admit_from(&self, action: Action, account: Option<Uuid>, address: Option<IpAddr>) -> Result<(), AppError> {
+        let limiter = self.limiter(action);
+        let now = DefaultClock::default().now();
+        let refused = |not_until: governor::NotUntil<_>| {
+            let mut error = AppError::rate_limited(not_until.wait_time_from(now));
+            error.message = action.refusal().to_owned();
+            error
+        };
+        if let (Some(limits), Some(account)) = (&limiter.per_account, account) {
+            limits.check_key(&account).map_err(refused)?;
+        }
+        if let Some(address) = address {
+            limiter.per_address.check_key(&address).map_err(refused)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the accounts and addresses whose allowance is full again, so
+    /// memory follows the recently active clients, not every client ever.
+    pub fn forget_idle(&self) {
+        for limiter in &self.limiters {
+            if let Some(limits) = &limiter.per_account {
+                limits.retain_recent();
+                limits.shrink_to_fit();
+            }
+            limiter.per_address.retain_recent();
+            limiter.per_address.shrink_to_fit();
+        }
+    }
+}
+
+/// Wrong passwords, counted per (username, address) and per username with a
+/// much higher ceiling: one address cannot lock a person out from their own
+/// address, and many addresses together still cannot guess without end.
+/// Only failures count, so a person who signs in often is never held back.
+pub struct LoginFailures {
+    per_username_and_address: u32,
+    per_username: u32,
+    recent: Mutex<HashMap<String, MinuteWindow>>,
+}
+
+/// Usernames and addresses remembered at most; past it the quiet ones are forgotten.
+const LOGIN_FAILURE_KEYS: usize = 100_000;
+
+impl LoginFailures {
+    pub fn new(per_username_and_address: u32, per_username: u32) -> Self {
+        LoginFailures { per_username_and_address, per_username, recent: Mutex::new(HashMap::new()) }
+    }
+
+    fn keys(username: &str, address: Option<IpAddr>) -> [String; 2] {
+        let username = username.to_lowercase();
+        let address = address.map(|address| address.to_string()).unwrap_or_default();
+        [format!("{username}\n{address}"), username]
+    }
+
+    /// Before the password is checked: has this username had its share of
+    /// wrong passwords, from this address or from everywhere?
+    pub fn check(&self, username: &str, address: Option<IpAddr>) -> Result<(), AppError> {
+        let Ok(mut recent) = self.recent.lock() else { return Ok(()) };
+        for key in Self::keys(username, address) {
+            if let Some(wait) = recent.get_mut(&key).and_then(MinuteWindow::wait) {
+                let mut error = AppError::rate_limited(wait);
+                error.message = "too many wrong passwords; wait and try again".to_owned();
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// After a wrong password.
+    pub fn failed(&self, username: &str, address: Option<IpAddr>) {
+        let Ok(mut recent) = self.recent.lock() else { return };
+        if recent.len() >= LOGIN_FAILURE_KEYS {
+            recent.retain(|_, window| window.wait().is_some());
+        }
+        let [pair, username] = Self::keys(username, address);
+        let allowances = [(pair, self.per_username_and_address), (username, self.per_username)];
+        for (key, allowed) in allowances {
+            recent.entry(key).or_insert_with(|| MinuteWindow::new(allowed)).record();
+        }
+    }
+
+    pub fn forget_idle(&self) {
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.retain(|_, window| window.is_active());
+            recent.shrink_to_fit();
+        }
+    }
+}
+
+/// Where a request comes from: the peer's address, or with
+/// `TRUST_PROXY_HEADERS` the address the proxy in front of us saw, which it
+/// appends last to `X-Forwarded-For` (earlier entries are the client's to write).
+pub fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> Option<IpAddr> {
+    if trust_proxy_headers {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+            .last();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.peer_addr().map(|peer| peer.ip())
+}
+
+/// How often allowances that are full again are forgotten.
+pub const FORGET_INTERVAL: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+    use std::sync::Arc;
+
+    fn allowances() -> Allowances {
+        Allowances {
+            visitor_tokens_per_address: 2,
+            chats_per_customer: 2,
+            messages_per_customer: 3,
+            uploads_per_customer: 1,
+            address_factor: 2,
+        }
+    }
+
+    fn customer(address: &str) -> Caller {
+        Caller {
+            user_id: Uuid::new_v4(),
+            role: Role::Customer,
+            name: Arc::from("c"),
+            priority: None,
+            address: address.parse().ok(),
+        }
+    }
+
+    #[test]
+    fn an_account_has_its_allowance_and_an_address_a_larger_one() {
+        let limits = RateLimits::new(&allowances());
+        let (first, second, third) = (customer("10.0.0.1"), customer("10.0.0.1"), customer("10.0.0.1"));
+        for _ in 0..3 {
+            assert!(limits.admit(Action::CustomerMessage, &first).is_ok());
+        }
+        let refused = limits.admit(Action::CustomerMessage, &first).expect_err("the fourth");
+        assert_eq!(refused.code.as_str(), "rate_limited");
+        assert!(refused.retry_after.is_some_and(|seconds| seconds >= 1));
+        // Other accounts from the same address share the address's six.
+        for _ in 0..3 {
+            assert!(limits.admit(Action::CustomerMessage, &second).is_ok());
+        }
+        assert!(limits.admit(Action::CustomerMessage, &third).is_err(), "the address's seventh");
+        assert!(limits.admit(Action::CustomerMessage, &customer("10.0.0.2")).is_ok(), "another address");
+        let staff = Caller { role: Role::Agent, ..first };
+        assert!(limits.admit(Action::CustomerMessage, &staff).is_ok(), "staff are not limited here");
+    }
+
+    #[test]
+    fn wrong_passwords_from_one_address_do_not_lock_the_name_elsewhere() {
+        let failures = LoginFailures::new(3, 5);
+        let attacker = "10.0.0.9".parse().ok();
+        for _ in 0..3 {
+            assert!(failures.check("Bob", attacker).is_ok());
+            failures.failed("Bob", attacker);
+        }
+        assert!(failures.check("bob", attacker).is_err(), "names are compared without case");
+        assert!(failures.check("bob", "10.0.0.1".parse().ok()).is_ok(), "bob's own address");
+        for _ in 0..2 {
+            failures.failed("bob", "10.0.0.7".parse().ok());
+        }
+        assert!(failures.check("bob", "10.0.0.1".parse().ok()).is_err(), "the ceiling for the name");
+    }
+}
