@@ -168,7 +168,12 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
         // Every test client comes from 127.0.0.1: the allowances per address
         // are raised out of the way, and the tests of them lower them again.
         .env("RATE_LIMIT_VISITORS_PER_MINUTE", "100000")
-        .env("RATE_LIMIT_ADDRESS_FACTOR", "100000");
+        .env("RATE_LIMIT_ADDRESS_FACTOR", "100000")
+        // And the allowances per customer, for the tests that drive one
+        // customer hard for another reason; tests/api/abuse.rs sets its own.
+        .env("RATE_LIMIT_CHATS_PER_MINUTE", "100000")
+        .env("RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE", "1000000")
+        .env("RATE_LIMIT_UPLOADS_PER_MINUTE", "100000");
     for (key, value) in &options.env {
         command.env(key, value);
     }
@@ -260,18 +265,19 @@ impl TestApp {
     /// A customer of a host website that signs its own tokens, with the
     /// queue priority the site gives them (visitors cannot choose one).
     pub async fn host_customer(&self, name: &str, priority: &str) -> Person {
-        let priority: switchboard::domain::Priority =
-            serde_json::from_value(serde_json::json!(priority)).expect("a priority");
+        // Signed as a host website would: its own claims, none of the server's own marks.
         let user_id = Uuid::new_v4();
-        let (token, _) = switchboard::auth::jwt::Tokens::new(JWT_SECRET)
-            .issue_with_priority(
-                user_id,
-                switchboard::domain::Role::Customer,
-                name,
-                Some(priority),
-                chrono::Duration::minutes(30),
-            )
-            .expect("a host token");
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "sub": user_id, "role": "customer", "name": name, "priority": priority,
+            "iss": "switchboard", "aud": "switchboard:customer", "iat": now, "nbf": now, "exp": now + 1800,
+        });
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+        )
+        .expect("a host token");
         Person { user_id, name: name.to_owned(), token }
     }
 
