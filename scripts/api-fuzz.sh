@@ -28,7 +28,9 @@ trap cleanup EXIT
 create_test_database switchboard_fuzz
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" fuzz-admin admin 'fuzz-admin-password'
 start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work" \
-    RATE_LIMIT_LOGINS_PER_MINUTE=100000 RATE_LIMIT_MESSAGES_PER_MINUTE=100000
+    RATE_LIMIT_LOGINS_PER_MINUTE=100000 RATE_LIMIT_MESSAGES_PER_MINUTE=100000 \
+    RATE_LIMIT_CHATS_PER_MINUTE=100000 RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE=100000 \
+    RATE_LIMIT_UPLOADS_PER_MINUTE=100000 RATE_LIMIT_VISITORS_PER_MINUTE=100000
 
 token_of() { sed -n 's/.*"token":"\([^"]*\)".*/\1/p'; }
 admin_token=$(curl -sf -X POST "$SWITCHBOARD_URL/auth/login" -H 'content-type: application/json' \

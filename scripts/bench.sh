@@ -27,8 +27,11 @@ say "building the server and the load generator (release)"
 cargo bench --no-run --quiet --bench load 2>/dev/null
 
 create_test_database switchboard_bench
+# The load generator is one address with many customers: the allowances
+# per address and per customer would measure the limits, not the server.
 start_switchboard "$server" "$TEST_DB_URL" "$work" RATE_LIMIT_MESSAGES_PER_MINUTE=1000000 \
-    OPEN_CHATS_PER_CUSTOMER=100000 SOCKETS_PER_ACCOUNT=100000
+    OPEN_CHATS_PER_CUSTOMER=100000 SOCKETS_PER_ACCOUNT=100000 RATE_LIMIT_VISITORS_PER_MINUTE=1000000 \
+    RATE_LIMIT_CHATS_PER_MINUTE=1000000 RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE=10000000 RATE_LIMIT_ADDRESS_FACTOR=1000
 say "server at $SWITCHBOARD_URL (pid $SWITCHBOARD_PID); $(nproc) cores"
 
 report=target/bench-report.md

@@ -38,7 +38,9 @@ export AGENT_USERNAME=alice AGENT_PASSWORD=$(random_hex 12) AGENT_NAME="Alice Ma
 export ADMIN_USERNAME=ops ADMIN_PASSWORD=$(random_hex 12) ADMIN_NAME="Ola Admin"
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$AGENT_USERNAME" agent "$AGENT_PASSWORD" "$AGENT_NAME"
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$ADMIN_USERNAME" admin "$ADMIN_PASSWORD" "$ADMIN_NAME"
-JWT_SECRET=$SWITCHBOARD_JWT_SECRET start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work"
+# Every page of every test opens from 127.0.0.1: many new visitors a minute.
+JWT_SECRET=$SWITCHBOARD_JWT_SECRET start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work" \
+    RATE_LIMIT_VISITORS_PER_MINUTE=10000
 export BASE_URL=$SWITCHBOARD_URL SCREENSHOT_DIR="$PWD/target/screenshots"
 mkdir -p "$SCREENSHOT_DIR"
 

@@ -249,6 +249,13 @@ mod tests {
     }
 
     #[test]
+    fn each_action_finds_its_own_limiter() {
+        for (index, action) in Action::ALL.into_iter().enumerate() {
+            assert_eq!(action as usize, index, "{action:?}");
+        }
+    }
+
+    #[test]
     fn an_account_has_its_allowance_and_an_address_a_larger_one() {
         let limits = RateLimits::new(&allowances());
         let (first, second, third) = (customer("10.0.0.1"), customer("10.0.0.1"), customer("10.0.0.1"));

@@ -89,7 +89,7 @@ pub struct NewSessionBody {
 #[utoipa::path(
     tag = "sessions",
     request_body(content = Option<NewSessionBody>, content_type = "application/json"),
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, description = "The customer has `OPEN_CHATS_PER_CUSTOMER` chats open (`too_many_open_chats`)", body = ErrorBody)),
+    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, description = "The customer has `OPEN_CHATS_PER_CUSTOMER` chats open (`too_many_open_chats`), or started `RATE_LIMIT_CHATS_PER_MINUTE` in the last minute, or their address `RATE_LIMIT_ADDRESS_FACTOR` times that (`rate_limited`, with `retryAfter`)", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/sessions")]
@@ -373,7 +373,7 @@ pub struct MessageAck {
     tag = "messages",
     params(("id" = Uuid, Path, description = "Session id")),
     request_body = PostMessageBody,
-    responses((status = 201, body = MessageAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "Not stored: `database_unavailable`, `storage_timeout` or `overloaded`; resend with the same clientMsgId", body = ErrorBody)),
+    responses((status = 201, body = MessageAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, description = "Over `RATE_LIMIT_MESSAGES_PER_MINUTE` for this side of the chat, or `RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE` across the customer's chats (`rate_limited`, with `retryAfter`)", body = ErrorBody), (status = 503, description = "Not stored: `database_unavailable`, `storage_timeout` or `overloaded`; resend with the same clientMsgId", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/sessions/{id}/messages")]
@@ -639,7 +639,7 @@ pub struct ChatReply {
     tag = "chat",
     params(("X-Session-ID" = Option<Uuid>, Header, description = "The chat to continue")),
     request_body = ChatBody,
-    responses((status = 200, body = ChatReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, description = "Not stored: `database_unavailable`, `storage_timeout` or `overloaded`", body = ErrorBody)),
+    responses((status = 200, body = ChatReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, description = "Over `RATE_LIMIT_MESSAGES_PER_MINUTE` for this side of the chat, or `RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE` across the customer's chats (`rate_limited`, with `retryAfter`); a chat started without `X-Session-ID` also counts against `RATE_LIMIT_CHATS_PER_MINUTE`", body = ErrorBody), (status = 503, description = "Not stored: `database_unavailable`, `storage_timeout` or `overloaded`", body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/chat/message")]
