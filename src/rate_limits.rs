@@ -122,7 +122,7 @@ impl RateLimits {
             limits.check_key(&account).map_err(refused)?;
         }
         if let Some(address) = address {
-            limiter.per_address.check_key(&address).map_err(refused)?;
+            limiter.per_address.check_key(&network_of(address)).map_err(refused)?;
         }
         Ok(())
     }
@@ -161,7 +161,7 @@ impl LoginFailures {
 
     fn keys(username: &str, address: Option<IpAddr>) -> [String; 2] {
         let username = username.to_lowercase();
-        let address = address.map(|address| address.to_string()).unwrap_or_default();
+        let address = address.map(|address| network_of(address).to_string()).unwrap_or_default();
         [format!("{username}\n{address}"), username]
     }
 
@@ -219,6 +219,18 @@ pub fn client_address(req: &HttpRequest, trust_proxy_headers: bool) -> Option<Ip
     req.peer_addr().map(|peer| peer.ip())
 }
 
+/// The unit an allowance per address counts: an IPv4 address, or an IPv6
+/// /64, since one subscriber is given a whole /64 and can use any address in it.
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(v6.to_bits() & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 /// How often allowances that are full again are forgotten.
 pub const FORGET_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -246,6 +258,16 @@ mod tests {
             priority: None,
             address: address.parse().ok(),
         }
+    }
+
+    #[test]
+    fn an_ipv6_subscriber_counts_as_one_address() {
+        let limits = RateLimits::new(&allowances());
+        for n in 0..2 {
+            assert!(limits.admit_from(Action::VisitorToken, None, format!("2001:db8::{n}").parse().ok()).is_ok());
+        }
+        assert!(limits.admit_from(Action::VisitorToken, None, "2001:db8::ffff:1".parse().ok()).is_err());
+        assert!(limits.admit_from(Action::VisitorToken, None, "2001:db8:0:1::1".parse().ok()).is_ok());
     }
 
     #[test]
