@@ -89,6 +89,7 @@ impl Application {
             settings.database_connect_timeout,
             settings.database_statement_timeout,
         );
+        announce_setup(&pool).await;
         let redis = match &settings.redis_url {
             Some(url) => {
                 let manager = RedisConnectionManager::new(url.as_str())
@@ -220,6 +221,15 @@ impl Application {
         self.writer.send(Drain).await.map_err(std::io::Error::other)?;
         log::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// Points whoever started a fresh install at the page that creates its first admin.
+async fn announce_setup(pool: &db::Pool) {
+    match db::run(pool, async |conn| db::queries::users::admin_exists(conn).await).await {
+        Ok(false) => log::info!("no admin yet: open /admin to create the first one"),
+        Ok(true) => {}
+        Err(error) => log::debug!("cannot tell whether an admin exists yet: {error}"),
     }
 }
 
