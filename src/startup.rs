@@ -276,9 +276,18 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     }
 }
 
+/// What the pages may load: only this server's own files, no inline script
+/// or style, and no framing, so text a customer or a host page slips into a
+/// page can never run or restyle it. A response that sets its own policy
+/// (an attachment's `sandbox`) keeps it: DefaultHeaders never overrides.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
 /// Headers that keep browsers from sniffing, framing or leaking.
 fn security_headers() -> middleware::DefaultHeaders {
     middleware::DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))

@@ -1,4 +1,5 @@
-//! A fresh install's first admin, created from the admin page.
+//! A fresh install's first admin, created from the admin page, and the
+//! Content-Security-Policy the pages are served with.
 
 use std::collections::BTreeSet;
 
@@ -107,6 +108,34 @@ async fn requests_racing_to_be_the_first_admin_create_exactly_one() {
         assert_eq!((*status, body["error"].as_str()), (StatusCode::CONFLICT, Some("already_set_up")), "{body}");
     }
     assert_eq!(app.count(ADMINS).await, 1);
+}
+
+#[tokio::test]
+async fn the_pages_are_served_with_a_strict_content_security_policy() {
+    let app = spawn_app().await;
+    for path in ["/", "/agent", "/admin", "/docs/"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let policy = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_else(|| panic!("{path} has no Content-Security-Policy"))
+            .to_owned();
+        for directive in [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(
+                policy.split(';').any(|part| part.trim() == directive),
+                "{path}: {directive} missing from {policy}"
+            );
+        }
+        assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
+    }
 }
 
 #[tokio::test]
