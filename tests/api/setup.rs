@@ -111,7 +111,7 @@ async fn requests_racing_to_be_the_first_admin_create_exactly_one() {
 }
 
 #[tokio::test]
-async fn the_pages_are_served_with_a_strict_content_security_policy() {
+async fn the_pages_are_served_with_a_strict_content_security_policy_and_files_keep_their_sandbox() {
     let app = spawn_app().await;
     for path in ["/", "/agent", "/admin", "/docs/"] {
         let response = app.get(path).await;
@@ -136,6 +136,23 @@ async fn the_pages_are_served_with_a_strict_content_security_policy() {
         }
         assert!(!policy.contains("unsafe-inline"), "{path}: {policy}");
     }
+
+    // A customer's file keeps its own, stricter policy: the pages' one does not replace it.
+    let ann = app.visitor("Ann").await;
+    let (_, session) = app.post_as("/api/sessions", &ann.token, json!({})).await;
+    let session_id = session["sessionId"].as_str().expect("a session id");
+    let (status, file) = app.upload_as(&ann.token, session_id, "note.txt", b"just words".to_vec()).await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let attachment = file["attachmentId"].as_str().expect("an attachment id");
+    let fetched = app
+        .http
+        .get(format!("{}/api/attachments/{attachment}?token={}", app.address, ann.token))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(fetched.status(), StatusCode::OK);
+    let policies: Vec<_> = fetched.headers().get_all("content-security-policy").iter().collect();
+    assert_eq!(policies, ["sandbox"]);
 }
 
 #[tokio::test]
