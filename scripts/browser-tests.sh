@@ -2,8 +2,10 @@
 # Browser tests of the web pages (widget, agent desk, admin page) in headless
 # Chromium, driven by playwright-core under Node's test runner.
 # Needs SWITCHBOARD_BIN and TEST_DATABASE_URL (a superuser URL ending in /postgres).
-# Starts the server on a fresh database, creates an agent and an admin, runs
-# tests/browser/*.test.mjs, and cleans up. Screenshots go to target/screenshots/.
+# Starts the server on a fresh database, creates an agent and an admin, and
+# starts a second server on an empty database (a fresh install, for the
+# first-admin test); runs tests/browser/*.test.mjs, and cleans up.
+# Screenshots go to target/screenshots/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/provision.sh
@@ -18,19 +20,25 @@ say "installing the browser tests' npm packages"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci failed in tests/browser"
 
 work=$(mktemp -d -t switchboard-browser.XXXXXX)
+servers=()
+databases=()
 cleanup() {
     local status=$?
-    stop_switchboard
-    if [ "$status" -ne 0 ] && [ -s "$work/server.log" ]; then
-        say "the server's last log lines"
-        tail -n 40 "$work/server.log" >&2
+    for SWITCHBOARD_PID in "${servers[@]}"; do stop_switchboard; done
+    if [ "$status" -ne 0 ]; then
+        for log in "$work"/*/server.log; do
+            [ -s "$log" ] || continue
+            say "the last log lines of $log"
+            tail -n 40 "$log" >&2
+        done
     fi
-    drop_test_database
+    for TEST_DB_NAME in "${databases[@]}"; do drop_test_database; done
     rm -rf "$work"
     exit "$status"
 }
 trap cleanup EXIT
 create_test_database switchboard_browser
+databases+=("$TEST_DB_NAME")
 
 # The tests mint a host-site token with it, as a shop that signs its users in would.
 export SWITCHBOARD_JWT_SECRET=$(random_hex 32)
@@ -39,9 +47,16 @@ export ADMIN_USERNAME=ops ADMIN_PASSWORD=$(random_hex 12) ADMIN_NAME="Ola Admin"
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$AGENT_USERNAME" agent "$AGENT_PASSWORD" "$AGENT_NAME"
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$ADMIN_USERNAME" admin "$ADMIN_PASSWORD" "$ADMIN_NAME"
 # Every page of every test opens from 127.0.0.1: many new visitors a minute.
-JWT_SECRET=$SWITCHBOARD_JWT_SECRET start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work" \
+JWT_SECRET=$SWITCHBOARD_JWT_SECRET start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work/main" \
     RATE_LIMIT_VISITORS_PER_MINUTE=10000
+servers+=("$SWITCHBOARD_PID")
 export BASE_URL=$SWITCHBOARD_URL SCREENSHOT_DIR="$PWD/target/screenshots"
+
+create_test_database switchboard_browser_fresh
+databases+=("$TEST_DB_NAME")
+start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work/fresh"
+servers+=("$SWITCHBOARD_PID")
+export FRESH_BASE_URL=$SWITCHBOARD_URL
 mkdir -p "$SCREENSHOT_DIR"
 
 say "running the browser tests against $BASE_URL"

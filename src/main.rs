@@ -2,7 +2,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use switchboard::auth::passwords;
+use switchboard::auth::{passwords, staff};
 use switchboard::config::{ConfigError, Settings};
 use switchboard::db::{self, models::NewUser, queries, MigrationDirection};
 use switchboard::domain::Role;
@@ -114,9 +114,7 @@ fn read_password(from_stdin: bool) -> Result<String, String> {
         std::env::var("SWITCHBOARD_PASSWORD")
             .map_err(|_| "give the password on stdin with --password-stdin, or in SWITCHBOARD_PASSWORD".to_owned())?
     };
-    if password.chars().count() < 8 {
-        return Err("the password must be at least 8 characters long".to_owned());
-    }
+    staff::check_password(&password).map_err(|error| error.message)?;
     Ok(password)
 }
 
@@ -127,13 +125,8 @@ async fn add_user(
     display_name: Option<&str>,
     max_chats: i32,
 ) -> Result<(), String> {
-    let username = username.trim();
-    if username.is_empty()
-        || username.len() > 64
-        || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-    {
-        return Err("the username must be 1 to 64 letters, digits or . _ - @".to_owned());
-    }
+    let username = staff::username(username).map_err(|error| error.message)?;
+    let username = username.as_str();
     let password = read_password(password_stdin)?;
     let password_hash = passwords::hash(&password).map_err(|error| error.to_string())?;
     let url = database_url()?;

@@ -96,6 +96,7 @@ impl Application {
             settings.database_connect_timeout,
             settings.database_statement_timeout,
         );
+        announce_setup(&pool).await;
         let redis = match &settings.redis_url {
             Some(url) => {
                 let manager = RedisConnectionManager::new(url.as_str())
@@ -269,6 +270,15 @@ async fn housekeeping(
     }
 }
 
+/// Points whoever started a fresh install at the page that creates its first admin.
+async fn announce_setup(pool: &db::Pool) {
+    match db::run(pool, async |conn| db::queries::users::admin_exists(conn).await).await {
+        Ok(false) => log::info!("no admin yet: open /admin to create the first one"),
+        Ok(true) => {}
+        Err(error) => log::debug!("cannot tell whether an admin exists yet: {error}"),
+    }
+}
+
 /// Password hashes computed at once, and sign-ins that may wait for one.
 const PASSWORD_HASH_THREADS: usize = 2;
 const PASSWORD_HASH_QUEUE: usize = 64;
@@ -312,9 +322,18 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
     }
 }
 
+/// What the pages may load: only this server's own files, no inline script
+/// or style, and no framing, so text a customer or a host page slips into a
+/// page can never run or restyle it. A response that sets its own policy
+/// (an attachment's `sandbox`) keeps it: DefaultHeaders never overrides.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+    img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
 /// Headers that keep browsers from sniffing, framing or leaking.
 fn security_headers() -> middleware::DefaultHeaders {
     middleware::DefaultHeaders::new()
+        .add(("Content-Security-Policy", CONTENT_SECURITY_POLICY))
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))

@@ -3,3 +3,4 @@
 pub mod extractors;
 pub mod jwt;
 pub mod passwords;
+pub mod staff;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::actors::messages::{AgentProfileChanged, CloseSocketsOf, QueueSnapshot};
 use crate::auth::extractors::Admin;
+use crate::auth::staff;
 use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::{Presence, Priority, Role};
@@ -280,14 +281,6 @@ fn check_capacity(max: i32) -> Result<(), AppError> {
     }
 }
 
-fn check_display_name(name: &str) -> Result<(), AppError> {
-    let length = name.trim().chars().count();
-    if length == 0 || length > 100 || name.chars().any(crate::domain::is_unprintable) {
-        return Err(AppError::validation("displayName must be 1 to 100 printable characters"));
-    }
-    Ok(())
-}
-
 /// Create an agent (or an admin).
 #[utoipa::path(
     tag = "admin",
@@ -302,26 +295,18 @@ pub async fn create_agent(
     body: web::Json<NewStaffBody>,
 ) -> Result<HttpResponse, AppError> {
     let body = body.into_inner();
-    let username = body.username.trim().to_owned();
-    if username.is_empty()
-        || username.len() > 64
-        || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-    {
-        return Err(AppError::validation("username must be 1 to 64 letters, digits or . _ - @"));
-    }
-    if body.password.chars().count() < 8 || body.password.len() > 1024 {
-        return Err(AppError::validation("password must be 8 to 1024 characters"));
-    }
+    let username = staff::username(&body.username)?;
+    staff::check_password(&body.password)?;
     if body.role == Role::Customer {
         return Err(AppError::validation("role must be agent or admin"));
     }
     check_capacity(body.max_concurrent)?;
-    check_display_name(&body.display_name)?;
+    let display_name = staff::display_name("displayName", &body.display_name)?;
     let password = body.password;
     let hash = state.hashing.hash(password).await?;
     let new_user = NewUser {
         username: &username,
-        display_name: body.display_name.trim(),
+        display_name,
         email: None,
         role: body.role,
         password_hash: Some(&hash),
@@ -369,13 +354,10 @@ pub async fn update_agent(
     if let Some(max) = body.max_concurrent {
         check_capacity(max)?;
     }
-    if let Some(name) = &body.display_name {
-        check_display_name(name)?;
-    }
+    let name = body.display_name.as_deref().map(|name| staff::display_name("displayName", name)).transpose()?;
     if body.disabled == Some(true) && id == admin.0.user_id {
         return Err(AppError::validation("you cannot disable yourself"));
     }
-    let name = body.display_name.as_deref().map(str::trim);
     let changed = db::run(&state.pool, async |conn| {
         queries::users::update_staff(conn, id, name, body.max_concurrent, body.disabled).await
     })

@@ -159,14 +159,13 @@ pub async fn login(
             return Err(refused());
         }
     };
+    Ok(HttpResponse::Ok().json(staff_token(&state, user)?))
+}
+
+/// A signed-in staff member's token: from a sign-in, or for the first admin as it is created.
+pub fn staff_token(state: &AppState, user: crate::db::models::User) -> Result<LoginToken, AppError> {
     let (token, expires_at) = state.tokens.issue(user.id, user.role, &user.display_name, STAFF_TOKEN_TTL)?;
-    Ok(HttpResponse::Ok().json(LoginToken {
-        token,
-        role: user.role,
-        user_id: user.id,
-        name: user.display_name,
-        expires_at,
-    }))
+    Ok(LoginToken { token, role: user.role, user_id: user.id, name: user.display_name, expires_at })
 }
 
 /// A fresh token for the same account, before the current one expires.

@@ -9,6 +9,7 @@ pub mod health;
 pub mod metrics;
 pub mod pages;
 pub mod sessions;
+pub mod setup;
 pub mod uploads;
 pub mod ws;
 
@@ -59,6 +60,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(admin::create_agent)
         .service(admin::update_agent)
         .service(admin::cleanup)
+        .service(setup::status)
+        .service(setup::create_first_admin)
         .service(pages::agent)
         .service(pages::admin);
 }

@@ -29,6 +29,7 @@ const state = {
 function showLogin(notice) {
   stop();
   $('app').hidden = true;
+  $('setup').hidden = true;
   $('login').hidden = false;
   $('login-notice').textContent = notice || '';
   $('login-notice').hidden = !notice;
@@ -42,6 +43,54 @@ function signOut(notice) {
   state.agents = null;
   showLogin(notice);
 }
+
+// ------------------------------------------------------------------ first admin
+
+/** A fresh install has no admin yet: offer to create one instead of signing in. */
+async function showSignInOrSetup() {
+  const setup = await api('/api/setup');
+  if (setup.ok && setup.data?.needsAdmin === true) showSetup();
+  else showLogin();
+}
+
+function showSetup() {
+  stop();
+  $('app').hidden = true;
+  $('login').hidden = true;
+  $('setup').hidden = false;
+  setTimeout(() => document.querySelector('[data-testid=setup-name]').focus(), 0);
+}
+
+$('setup-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('[data-testid=setup-error]');
+  const submit = form.querySelector('[type=submit]');
+  error.hidden = true;
+  submit.disabled = true;
+  submit.classList.add('is-busy');
+  // form.name would be the form's own name attribute, not the field: ask the elements.
+  const field = (key) => form.elements.namedItem(key).value;
+  const result = await api('/api/setup/admin', {
+    method: 'POST',
+    body: { name: field('name').trim(), username: field('username').trim(), password: field('password') },
+  });
+  submit.disabled = false;
+  submit.classList.remove('is-busy');
+  if (result.ok && result.data?.token) {
+    form.reset();
+    auth.set(result.data);
+    start(result.data);
+  } else if (result.error.error === 'already_set_up') {
+    form.reset();
+    showLogin('An admin account exists already. Sign in with it, or ask its owner for one.');
+  } else {
+    error.textContent = result.error.message || `The admin was not created (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
+
+// ------------------------------------------------------------------ sign-in form
 
 wireLogin({
   form: $('login-form'),
@@ -61,6 +110,7 @@ function start(login) {
   state.login = login;
   state.stopped = false;
   $('login').hidden = true;
+  $('setup').hidden = true;
   $('app').hidden = false;
   $('me-name').textContent = login.name;
   $('me').querySelector('.avatar')?.remove();
@@ -486,4 +536,4 @@ $('create-form').addEventListener('submit', async (event) => {
 
 const saved = auth.get();
 if (saved && saved.role === 'admin') start(saved);
-else showLogin();
+else showSignInOrSetup();

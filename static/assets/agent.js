@@ -1027,15 +1027,21 @@ function renderDetails(chat) {
   if (!chat) return;
   const s = chat.session;
   const meta = s.metadata && typeof s.metadata === 'object' ? s.metadata : {};
+  // The visitor's browser reports the page and its title, so either may be
+  // made up: the link shows where it really leads, never the title, and the
+  // title is only text, marked as the browser's claim.
   let page = null;
   if (typeof meta.page === 'string') {
     try {
       const url = new URL(meta.page);
       page = /^https?:$/.test(url.protocol)
-        ? h('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer', text: meta.pageTitle || url.href })
+        ? h('a', { href: url.href, title: url.href, target: '_blank', rel: 'noopener noreferrer', testid: 'agent-detail-page-link', text: `${url.host}${url.pathname}` })
         : meta.page;
     } catch { page = meta.page; }
   }
+  const pageTitle = typeof meta.pageTitle === 'string' && meta.pageTitle.trim()
+    ? h('span', {}, h('span', { testid: 'agent-detail-page-title', text: meta.pageTitle.trim() }), h('small', { class: 'muted', text: ' · as reported by the visitor\'s browser' }))
+    : null;
   box.append(
     h('div', { class: 'details-card' },
       avatar(s.customerName, 'avatar-xl'),
@@ -1047,6 +1053,7 @@ function renderDetails(chat) {
       detailRow('Title', s.title),
       detailRow('Category', s.category),
       detailRow('Page', page),
+      detailRow('Page title', pageTitle),
       detailRow('Context', s.botContext),
       detailRow('Language', typeof meta.language === 'string' ? meta.language : null),
       detailRow('Referrer', typeof meta.referrer === 'string' ? meta.referrer : null),

@@ -281,6 +281,8 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/admin/agents",
         "PATCH /api/admin/agents/{id}",
         "POST /api/admin/cleanup",
+        "GET /api/setup",
+        "POST /api/setup/admin",
         "GET /agent",
         "GET /admin",
     ]

@@ -21,6 +21,7 @@ mod queue;
 mod queue_abuse;
 mod rest;
 mod resume;
+mod setup;
 mod shutdown;
 mod slow_clients;
 mod socket_caps;

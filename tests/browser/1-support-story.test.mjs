@@ -119,6 +119,16 @@ describe('a customer and an agent complete a support chat', () => {
     await agentChat().waitFor();
     await item.waitFor({ state: 'detached' });
 
+    // The page the customer wrote from: the link reads where it really leads, and the
+    // title the customer's browser reported (which anyone can set) is plain text beside it.
+    const shop = new URL(`${BASE_URL}/`);
+    const pageLink = agent.getByTestId('agent-detail-page-link');
+    assert.equal(await pageLink.textContent(), `${shop.host}${shop.pathname}`);
+    assert.equal(await pageLink.getAttribute('href'), shop.href);
+    const pageTitle = agent.getByTestId('agent-detail-page-title');
+    assert.equal(await pageTitle.textContent(), await customer.title());
+    assert.equal(await pageTitle.evaluate((node) => node.closest('a')), null, 'the title is not a link');
+
     // The customer learns who is helping them.
     await until(async () => (await customer.getByTestId('sb-agent-name').textContent().catch(() => '')) === AGENT.name,
       "the agent's name in the widget header");

@@ -49,6 +49,22 @@ export function watch(page, label) {
   return record;
 }
 
+/**
+ * Records every Content-Security-Policy violation on the page. The browser
+ * fires `securitypolicyviolation` for each (also from inside the widget's
+ * shadow root); the listener is installed before any page script runs.
+ */
+export async function watchCsp(page) {
+  const violations = [];
+  await page.exposeFunction('__reportCspViolation', (text) => violations.push(text));
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (event) => {
+      window.__reportCspViolation(`${event.effectiveDirective} blocked ${event.blockedURI || 'an inline script or style'} (${event.sourceFile || 'the page'}:${event.lineNumber})`);
+    });
+  });
+  return violations;
+}
+
 /** Polls `check` until it returns a truthy value; fails with `what` after `timeout` ms. */
 export async function until(check, what, timeout = 10000) {
   const deadline = Date.now() + timeout;

@@ -71,3 +71,25 @@ pub async fn update_staff(
         .execute(conn)
         .await
 }
+
+/// Whether any admin account exists, disabled ones included: an install
+/// whose admins are all disabled is not a fresh install.
+pub async fn admin_exists(conn: &mut PgConn) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(users::table.filter(users::role.eq(crate::domain::Role::Admin))))
+        .get_result(conn)
+        .await
+}
+
+/// Creates `new_admin` only if no admin exists yet, and returns `None` if
+/// one does. Run it in a transaction: the advisory lock it takes lasts until
+/// the transaction ends, so of two requests racing on a fresh install the
+/// second waits, then finds the first one's admin.
+pub async fn insert_first_admin(conn: &mut PgConn, new_admin: &NewUser<'_>) -> QueryResult<Option<User>> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('switchboard:first-admin', 0))")
+        .execute(conn)
+        .await?;
+    if admin_exists(conn).await? {
+        return Ok(None);
+    }
+    insert(conn, new_admin).await.map(Some)
+}
