@@ -104,6 +104,17 @@ async fn new_visitors_and_new_chats_are_limited_per_address_and_per_customer() {
     }
     let (status, body) = start_chat_from(&app, "203.0.113.7", &from_one_address[2].token).await;
     assert_rate_limited(status, &body);
+    // A flood of refused requests leaves nothing behind: no rows, no memory.
+    let before = app.rss_kib();
+    for round in 0..10 {
+        let visitors = (0..30).map(|_| visitor_from(&app, "203.0.113.7", "Flood"));
+        assert!(join_all(visitors).await.iter().all(|response| response.status() == StatusCode::TOO_MANY_REQUESTS));
+        let chats = (0..30).map(|_| start_chat_from(&app, "203.0.113.7", &eve.token));
+        assert!(join_all(chats).await.iter().all(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS), "{round}");
+    }
+    let after = app.rss_kib();
+    assert!(after.saturating_sub(before) < 8 * 1024, "RSS grew from {before} KiB to {after} KiB");
+    assert_eq!(app.count("SELECT count(*) FROM users").await, 5);
     // Nobody else is held back.
     assert_eq!(start_chat_from(&app, "198.51.100.1", &other.token).await.0, StatusCode::CREATED);
     assert_eq!(app.count("SELECT count(*) FROM chat_sessions").await, 5);
