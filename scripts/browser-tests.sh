@@ -57,6 +57,10 @@ databases+=("$TEST_DB_NAME")
 start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work/fresh"
 servers+=("$SWITCHBOARD_PID")
 export FRESH_BASE_URL=$SWITCHBOARD_URL
+# What the person installing reads in the log, as the admin page asks.
+FRESH_SETUP_CODE=$(sed -n 's/.*enter the setup code \([0-9a-f]*\) .*/\1/p' "$work/fresh/server.log" | head -n 1)
+[ -n "$FRESH_SETUP_CODE" ] || die "the fresh server printed no setup code; see $work/fresh/server.log"
+export FRESH_SETUP_CODE
 mkdir -p "$SCREENSHOT_DIR"
 
 say "running the browser tests against $BASE_URL"

@@ -40,7 +40,8 @@ cat >&2 <<MSG
   Admin page       http://localhost:$http_port/admin
   API reference    http://localhost:$http_port/docs/
   Health, metrics  http://localhost:$http_port/health  http://localhost:$http_port/metrics
-  First visit: open http://localhost:$http_port/admin to create the first admin account
+  First visit: open http://localhost:$http_port/admin and enter the setup code
+                   the server prints below, to create the first admin account
   Create an agent  echo 'a-password' | DATABASE_URL=$DATABASE_URL \
                      target/release/switchboard user add alice --role agent --password-stdin
                    (--role admin for an admin; agents can also be added on the admin page)

@@ -41,6 +41,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::rate_limits::RateLimits>,
     pub trust_proxy_headers: bool,
     pub metrics_token: Option<String>,
+    /// Printed in the log at start-up; `POST /api/setup/admin` needs it.
+    pub setup_code: String,
     pub allowed_origins: Vec<String>,
     pub static_dir: String,
     pub gauges: Arc<Gauges>,
@@ -96,7 +98,10 @@ impl Application {
             settings.database_connect_timeout,
             settings.database_statement_timeout,
         );
-        announce_setup(&pool).await;
+        // Only someone who can read the server's log can create the first
+        // admin: a page on another site (DNS rebinding included) cannot.
+        let setup_code = uuid::Uuid::new_v4().simple().to_string()[..16].to_owned();
+        announce_setup(&pool, &setup_code).await;
         let redis = match &settings.redis_url {
             Some(url) => {
                 let manager = RedisConnectionManager::new(url.as_str())
@@ -179,6 +184,7 @@ impl Application {
             rate_limits: rate_limits.clone(),
             trust_proxy_headers: settings.trust_proxy_headers,
             metrics_token: settings.metrics_token.clone(),
+            setup_code,
             allowed_origins: settings.allowed_origins.clone(),
             static_dir: settings.static_dir.clone(),
             gauges: gauges.clone(),
@@ -271,9 +277,11 @@ async fn housekeeping(
 }
 
 /// Points whoever started a fresh install at the page that creates its first admin.
-async fn announce_setup(pool: &db::Pool) {
+async fn announce_setup(pool: &db::Pool, setup_code: &str) {
     match db::run(pool, async |conn| db::queries::users::admin_exists(conn).await).await {
-        Ok(false) => log::info!("no admin yet: open /admin to create the first one"),
+        Ok(false) => {
+            log::warn!("no admin yet: open /admin and enter the setup code {setup_code} to create the first one")
+        }
         Ok(true) => {}
         Err(error) => log::debug!("cannot tell whether an admin exists yet: {error}"),
     }

@@ -70,15 +70,18 @@ pub async fn authenticate(
     Ok(Caller { user_id: user.id, role: user.role, name: Arc::from(user.display_name.as_str()), priority, address })
 }
 
-/// The bearer token of a request: the Authorization header, else `?token=`.
-pub fn bearer_token(req: &HttpRequest) -> Option<String> {
-    let header = req
-        .headers()
+/// The token of the Authorization header.
+pub fn bearer_header(req: &HttpRequest) -> Option<String> {
+    req.headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(|token| token.trim().to_owned());
-    header.or_else(|| {
+        .map(|token| token.trim().to_owned())
+}
+
+/// The bearer token of a request: the Authorization header, else `?token=`.
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    bearer_header(req).or_else(|| {
         web::Query::<TokenParam>::from_query(req.query_string()).ok().and_then(|query| query.into_inner().token)
     })
 }

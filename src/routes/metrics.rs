@@ -3,23 +3,19 @@
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
 use crate::actors::messages::{LiveActors, QueueSnapshot};
-use crate::auth::extractors::{authenticate, bearer_token};
+use crate::auth::extractors::{authenticate, bearer_header};
 use crate::domain::{Priority, Role};
 use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::startup::AppState;
 
 /// A scraper's `METRICS_TOKEN`, or an admin's token.
 async fn check_access(req: &HttpRequest, state: &AppState) -> Result<(), AppError> {
-    let token = bearer_token(req).ok_or_else(|| {
+    // The header only: a token in the URL would end up in access logs.
+    let token = bearer_header(req).ok_or_else(|| {
         AppError::new(ErrorCode::Unauthorized, "metrics need a bearer token: METRICS_TOKEN or an admin's")
     })?;
-    if let Some(expected) = &state.metrics_token {
-        // Compared in time that does not depend on where the bytes differ.
-        let same_length = token.len() == expected.len();
-        let difference = token.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if same_length && difference == 0 {
-            return Ok(());
-        }
+    if state.metrics_token.as_deref().is_some_and(|expected| crate::routes::setup::same_secret(&token, expected)) {
+        return Ok(());
     }
     authenticate(state, &token, &[Role::Admin], None).await.map(|_| ())
 }

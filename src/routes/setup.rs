@@ -33,6 +33,9 @@ pub struct FirstAdminRequest {
     password: String,
     /// The name others see.
     name: String,
+    /// The code the server printed in its log at start-up.
+    #[serde(rename = "setupCode")]
+    setup_code: String,
 }
 
 /// Whether the install still waits for its first admin.
@@ -47,15 +50,16 @@ pub async fn status(state: web::Data<AppState>) -> Result<HttpResponse, AppError
 }
 
 /// Creates the first admin and signs them in. Only while no admin exists,
-/// and only from this server's own pages (the `Origin` header must be this
-/// server's origin, as a browser sends it).
+/// only from this server's own pages (the `Origin` header must be this
+/// server's origin, as a browser sends it), and only with the setup code
+/// the server printed in its log.
 #[utoipa::path(
     tag = "setup",
     request_body = FirstAdminRequest,
     responses(
         (status = 201, description = "The admin was created; the token signs them in, as `POST /auth/login` would", body = LoginToken),
         (status = 400, description = "The username, password or name is not acceptable (`validation_failed`)", body = ErrorBody),
-        (status = 403, description = "The request did not come from this server's own page: its `Origin` header is missing or foreign (`forbidden`)", body = ErrorBody),
+        (status = 403, description = "The request did not come from this server's own page (its `Origin` header is missing or foreign), or the setup code is not the one the server printed in its log (`forbidden`)", body = ErrorBody),
         (status = 409, description = "An admin exists already (`already_set_up`), or the username belongs to an agent (`conflict`)", body = ErrorBody),
         (status = 503, description = "The database is unavailable, or too many passwords are being hashed at once", body = ErrorBody)
     )
@@ -67,7 +71,13 @@ pub async fn create_first_admin(
     body: web::Json<FirstAdminRequest>,
 ) -> Result<HttpResponse, AppError> {
     check_own_origin(&req)?;
-    let FirstAdminRequest { username, password, name } = body.into_inner();
+    let FirstAdminRequest { username, password, name, setup_code } = body.into_inner();
+    if !same_secret(&setup_code, &state.setup_code) {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "the setup code is wrong: the server prints it in its log at start-up while no admin exists",
+        ));
+    }
     let username = staff::username(&username)?;
     staff::check_password(&password)?;
     let name = staff::display_name("name", &name)?.to_owned();
@@ -98,6 +108,12 @@ pub async fn create_first_admin(
     let Some(admin) = created else { return Err(already_set_up()) };
     log::info!("first admin {} created from the admin page", admin.username);
     Ok(HttpResponse::Created().json(crate::routes::auth::staff_token(&state, admin)?))
+}
+
+/// Compared in time that does not depend on where the bytes differ.
+pub fn same_secret(given: &str, expected: &str) -> bool {
+    let difference = given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    given.len() == expected.len() && difference == 0
 }
 
 fn already_set_up() -> AppError {

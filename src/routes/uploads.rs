@@ -45,6 +45,7 @@ fn clean_file_name(name: Option<&str>) -> String {
 }
 
 #[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
 #[allow(dead_code)]
 pub struct UploadForm {
     /// The chat the file belongs to.

@@ -58,7 +58,7 @@ function showSetup() {
   $('app').hidden = true;
   $('login').hidden = true;
   $('setup').hidden = false;
-  setTimeout(() => document.querySelector('[data-testid=setup-name]').focus(), 0);
+  setTimeout(() => document.querySelector('[data-testid=setup-code]').focus(), 0);
 }
 
 $('setup-form').addEventListener('submit', async (event) => {
@@ -73,7 +73,12 @@ $('setup-form').addEventListener('submit', async (event) => {
   const field = (key) => form.elements.namedItem(key).value;
   const result = await api('/api/setup/admin', {
     method: 'POST',
-    body: { name: field('name').trim(), username: field('username').trim(), password: field('password') },
+    body: {
+      setupCode: field('setupCode').trim(),
+      name: field('name').trim(),
+      username: field('username').trim(),
+      password: field('password'),
+    },
   });
   submit.disabled = false;
   submit.classList.remove('is-busy');

@@ -266,6 +266,10 @@ async fn uploads_have_quotas_a_rate_and_unsent_or_cleared_files_go_away() {
     }
     let (status, body) = app.upload_as(&eve.token, &first, "a.png", png()).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("quota_exceeded")), "{body}");
+    // A chat's quota counts everyone's files, staff's included.
+    let admin = app.staff("root", "admin", 1).await;
+    let (status, body) = app.upload_as(&admin.token, &first, "staff.png", png()).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("quota_exceeded")), "{body}");
     let (status, sent) = app.upload_as(&eve.token, &second, "b.png", png()).await;
     assert_eq!(status, StatusCode::CREATED);
     let (status, body) = app.upload_as(&eve.token, &second, "b.png", png()).await;

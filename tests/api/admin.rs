@@ -203,6 +203,8 @@ async fn metrics_report_connections_messages_queue_and_the_writer() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
     let response = app.http.get(format!("{}/metrics", app.address)).bearer_auth("wrong-token").send().await;
     assert_eq!(response.expect("sent").status(), StatusCode::UNAUTHORIZED);
+    let in_the_url = format!("/metrics?token={}", crate::helpers::METRICS_TOKEN);
+    assert_eq!(app.get(&in_the_url).await.status(), StatusCode::UNAUTHORIZED, "a token in the URL lands in logs");
     let admin = app.staff("metrics-admin", "admin", 1).await;
     assert_eq!(app.get_as("/metrics", &admin.token).await.0, StatusCode::OK);
     let response = app.http.get(format!("{}/metrics", app.address)).bearer_auth(crate::helpers::METRICS_TOKEN);

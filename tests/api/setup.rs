@@ -15,9 +15,21 @@ fn first_admin(username: &str) -> serde_json::Value {
 }
 
 impl TestApp {
-    /// A POST to the setup endpoint as the admin page on this server sends it.
+    /// The setup code the server printed in its log, as the person installing reads it.
+    fn setup_code(&self) -> String {
+        let log = self.log();
+        let (_, after) = log.split_once("enter the setup code ").expect("a setup code in the log");
+        after.split_whitespace().next().unwrap_or_default().to_owned()
+    }
+
+    /// A POST to the setup endpoint as the admin page on this server sends
+    /// it, with the setup code from the log unless `body` brings its own.
     async fn post_setup(&self, body: &serde_json::Value, origin: Option<&str>) -> Answer {
-        let mut request = self.http.post(format!("{}/api/setup/admin", self.address)).json(body);
+        let mut body = body.clone();
+        if body.get("setupCode").is_none() {
+            body["setupCode"] = json!(self.setup_code());
+        }
+        let mut request = self.http.post(format!("{}/api/setup/admin", self.address)).json(&body);
         if let Some(origin) = origin {
             request = request.header(reqwest::header::ORIGIN, origin);
         }
@@ -40,13 +52,30 @@ async fn the_first_admin_is_created_from_the_admin_page_once_and_only_from_this_
     let own_origin = app.address.clone();
     let other_scheme = own_origin.replace("http://", "https://");
     assert!(app.needs_admin().await, "a fresh install needs its first admin");
-    assert!(app.log().contains("no admin yet: open /admin to create the first one"), "the start-up log says so");
+    assert!(app.log().contains("no admin yet: open /admin and enter the setup code"), "the start-up log says so");
 
     // A page on another site, or a client that sends no Origin, cannot create it.
     for origin in [None, Some("http://shop.example"), Some("null"), Some(&other_scheme)] {
         let (status, body) = app.post_setup(&first_admin("ola"), origin).await;
         assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{origin:?}: {body}");
     }
+    // Nor can anyone who has not read the log, such as a page that rebinds
+    // its own host name to this server (its Host and Origin then agree).
+    let mut without_code = first_admin("ola");
+    without_code["setupCode"] = json!("0123456789abcdef");
+    let (status, body) = app.post_setup(&without_code, Some(&own_origin)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    let port = own_origin.rsplit(':').next().unwrap_or_default();
+    let rebound = app
+        .http
+        .post(format!("{}/api/setup/admin", app.address))
+        .header(reqwest::header::HOST, format!("evil.example:{port}"))
+        .header(reqwest::header::ORIGIN, format!("http://evil.example:{port}"))
+        .json(&without_code)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
     // The same rules as any agent account.
     for (bad, field) in [
         (json!({ "username": "has space", "password": "a-long-password", "name": "Ola" }), "username"),

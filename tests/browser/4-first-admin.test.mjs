@@ -40,6 +40,7 @@ describe('the first admin of a fresh install', () => {
   });
 
   it('creates the admin and lands in the admin console, signed in', async () => {
+    await page.getByTestId('setup-code').fill(process.env.FRESH_SETUP_CODE || '');
     await page.getByTestId('setup-name').fill(FIRST.name);
     await page.getByTestId('setup-username').fill(FIRST.username);
     await page.getByTestId('setup-password').fill(FIRST.password);

@@ -66,22 +66,26 @@ pub async fn of_messages(conn: &mut PgConn, message_ids: &[Uuid]) -> QueryResult
         .await
 }
 
-/// Bytes a customer has stored in all their chats, and in `session_id`,
-/// holding a lock on that customer's uploads until the transaction ends, so
-/// two uploads at once cannot both slip under a quota.
+/// Bytes `uploader` has stored in all their chats, and bytes `session_id`
+/// holds from everyone, holding locks on both counts until the transaction
+/// ends, so two uploads at once cannot both slip under a quota.
 pub async fn stored_bytes_locked(conn: &mut PgConn, uploader: Uuid, session_id: Uuid) -> QueryResult<(i64, i64)> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))")
-        .bind::<diesel::sql_types::Uuid, _>(uploader)
-        .execute(conn)
-        .await?;
-    let of_uploader = message_attachments::table.filter(message_attachments::uploader_id.eq(uploader));
-    let total: Option<i64> = of_uploader
-        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("SUM(size_bytes)::bigint"))
+    // Always in this order (uploader, then chat), so two uploads never wait on each other crosswise.
+    for key in [uploader, session_id] {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))")
+            .bind::<diesel::sql_types::Uuid, _>(key)
+            .execute(conn)
+            .await?;
+    }
+    let sum = || diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("SUM(size_bytes)::bigint");
+    let total: Option<i64> = message_attachments::table
+        .filter(message_attachments::uploader_id.eq(uploader))
+        .select(sum())
         .get_result(conn)
         .await?;
-    let in_session: Option<i64> = of_uploader
+    let in_session: Option<i64> = message_attachments::table
         .filter(message_attachments::session_id.eq(session_id))
-        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("SUM(size_bytes)::bigint"))
+        .select(sum())
         .get_result(conn)
         .await?;
     Ok((total.unwrap_or(0), in_session.unwrap_or(0)))
