@@ -94,6 +94,25 @@ impl Tokens {
         priority: Option<crate::domain::Priority>,
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>), AppError> {
+        self.sign(user_id, role, name, priority, true, ttl)
+    }
+
+    /// A fresh token in place of `claims`, for `ttl`. A host website's token
+    /// stays a host website's, so it never gains what only this server's
+    /// own tokens have.
+    pub fn reissue(&self, claims: &Claims, name: &str, ttl: Duration) -> Result<(String, DateTime<Utc>), AppError> {
+        self.sign(claims.sub, claims.role, name, claims.priority, claims.server_issued, ttl)
+    }
+
+    fn sign(
+        &self,
+        user_id: Uuid,
+        role: Role,
+        name: &str,
+        priority: Option<crate::domain::Priority>,
+        server_issued: bool,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>), AppError> {
         let now = Utc::now();
         let expires_at = now + ttl;
         let claims = Claims {
@@ -106,7 +125,7 @@ impl Tokens {
             nbf: now.timestamp(),
             exp: expires_at.timestamp(),
             priority,
-            server_issued: true,
+            server_issued,
         };
         let token = encode(&Header::new(self.algorithm), &claims, &self.encoding)
             .map_err(|error| AppError::internal(std::io::Error::other(error.to_string())))?;

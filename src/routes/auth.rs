@@ -175,11 +175,19 @@ pub fn staff_token(state: &AppState, user: crate::db::models::User) -> Result<Lo
     security(("bearer" = []))
 )]
 #[post("/auth/refresh")]
-pub async fn refresh(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, AppError> {
+pub async fn refresh(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    caller: Authenticated,
+) -> Result<HttpResponse, AppError> {
     let caller = caller.0;
-    let ttl = if caller.role == Role::Customer { VISITOR_TOKEN_TTL } else { STAFF_TOKEN_TTL };
-    let (token, expires_at) =
-        state.tokens.issue_with_priority(caller.user_id, caller.role, &caller.name, caller.priority, ttl)?;
+    let presented = bearer_token(&req).unwrap_or_default();
+    let claims = state.tokens.verify(&presented, &[caller.role])?;
+    let ours = if caller.role == Role::Customer { VISITOR_TOKEN_TTL } else { STAFF_TOKEN_TTL };
+    // A host website chose how long its customer's token lasts: a refresh
+    // renews that, and never stretches a short token into one of ours.
+    let ttl = if claims.server_issued { ours } else { Duration::seconds(claims.exp - claims.iat).min(ours) };
+    let (token, expires_at) = state.tokens.reissue(&claims, &caller.name, ttl.max(Duration::minutes(1)))?;
     Ok(HttpResponse::Ok().json(LoginToken {
         token,
         role: caller.role,

@@ -215,6 +215,26 @@ async fn tokens_refresh_visitors_return_and_host_sites_can_mint_customer_tokens(
     let created = socket.ok("customer:start_chat", "session:created", json!({})).await;
     assert_eq!(created["session"]["customerId"], their_user.to_string());
     assert_eq!(created["session"]["customerName"], "Dana from Shop");
+
+    // A refresh renews a token for as long as its issuer chose: a host's
+    // half-hour token stays a half-hour host token, a visitor's is ours.
+    let payload = |token: &str| -> serde_json::Value {
+        let part = token.split('.').nth(1).expect("a JWT payload");
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).expect("base64"))
+            .expect("JSON claims")
+    };
+    let lifetime =
+        |claims: &serde_json::Value| claims["exp"].as_i64().unwrap_or(0) - claims["iat"].as_i64().unwrap_or(0);
+    let host = app.host_customer("Vera", "high").await;
+    let (status, renewed) = app.post_as("/auth/refresh", &host.token, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    let renewed = payload(renewed["token"].as_str().expect("token"));
+    assert_eq!(lifetime(&renewed), 1800, "{renewed}");
+    assert!(renewed.get("server_issued").is_none(), "{renewed}");
+    assert_eq!(renewed["priority"], "high");
+    let ours = payload(fresh["token"].as_str().expect("token"));
+    assert_eq!(lifetime(&ours), 30 * 86_400);
+    assert_eq!(ours["server_issued"], true);
 }
 
 #[tokio::test]
