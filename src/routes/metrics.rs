@@ -14,7 +14,7 @@ async fn check_access(req: &HttpRequest, state: &AppState) -> Result<(), AppErro
     let token = bearer_header(req).ok_or_else(|| {
         AppError::new(ErrorCode::Unauthorized, "metrics need a bearer token: METRICS_TOKEN or an admin's")
     })?;
-    if state.metrics_token.as_deref().is_some_and(|expected| crate::routes::setup::same_secret(&token, expected)) {
+    if state.metrics_token.as_deref().is_some_and(|expected| crate::auth::same_secret(&token, expected)) {
         return Ok(());
     }
     authenticate(state, &token, &[Role::Admin], None).await.map(|_| ())

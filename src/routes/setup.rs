@@ -72,7 +72,7 @@ pub async fn create_first_admin(
 ) -> Result<HttpResponse, AppError> {
     check_own_origin(&req)?;
     let FirstAdminRequest { username, password, name, setup_code } = body.into_inner();
-    if !same_secret(&setup_code, &state.setup_code) {
+    if !crate::auth::same_secret(&setup_code, &state.setup_code) {
         return Err(AppError::new(
             ErrorCode::Forbidden,
             "the setup code is wrong: the server prints it in its log at start-up while no admin exists",
@@ -108,12 +108,6 @@ pub async fn create_first_admin(
     let Some(admin) = created else { return Err(already_set_up()) };
     log::info!("first admin {} created from the admin page", admin.username);
     Ok(HttpResponse::Created().json(crate::routes::auth::staff_token(&state, admin)?))
-}
-
-/// Compared in time that does not depend on where the bytes differ.
-pub fn same_secret(given: &str, expected: &str) -> bool {
-    let difference = given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    given.len() == expected.len() && difference == 0
 }
 
 fn already_set_up() -> AppError {

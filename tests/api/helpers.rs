@@ -705,6 +705,11 @@ impl TestApp {
         .await
     }
 
+    /// A file as an `<img src>` fetches it: the token in the query string.
+    pub async fn fetch_attachment(&self, attachment: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(&format!("/api/attachments/{attachment}?token={token}"))).send().await.expect("sent")
+    }
+
     /// A count from the database.
     pub async fn count(&self, sql: &str) -> i64 {
         self.db.client().await.query_one(sql, &[]).await.expect("count").get(0)

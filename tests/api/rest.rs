@@ -290,12 +290,7 @@ async fn files_are_typed_by_their_content_and_travel_with_messages() {
     assert_eq!(carried["attachmentId"], attachment.as_str());
     assert_eq!(carried["url"], format!("/api/attachments/{attachment}"));
 
-    let fetched = app
-        .http
-        .get(format!("{}/api/attachments/{attachment}?token={}", app.address, ann.token))
-        .send()
-        .await
-        .expect("sent");
+    let fetched = app.fetch_attachment(&attachment, &ann.token).await;
     assert_eq!(fetched.status(), StatusCode::OK);
     assert_eq!(fetched.headers()["content-type"], "image/png");
     assert_eq!(fetched.bytes().await.expect("bytes").to_vec(), png);

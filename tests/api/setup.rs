@@ -173,12 +173,7 @@ async fn the_pages_are_served_with_a_strict_content_security_policy_and_files_ke
     let (status, file) = app.upload_as(&ann.token, session_id, "note.txt", b"just words".to_vec()).await;
     assert_eq!(status, StatusCode::CREATED, "{file}");
     let attachment = file["attachmentId"].as_str().expect("an attachment id");
-    let fetched = app
-        .http
-        .get(format!("{}/api/attachments/{attachment}?token={}", app.address, ann.token))
-        .send()
-        .await
-        .expect("sent");
+    let fetched = app.fetch_attachment(attachment, &ann.token).await;
     assert_eq!(fetched.status(), StatusCode::OK);
     let policies: Vec<_> = fetched.headers().get_all("content-security-policy").iter().collect();
     assert_eq!(policies, ["sandbox"]);

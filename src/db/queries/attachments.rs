@@ -66,29 +66,37 @@ pub async fn of_messages(conn: &mut PgConn, message_ids: &[Uuid]) -> QueryResult
         .await
 }
 
+#[derive(QueryableByName)]
+struct StoredBytes {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    by_uploader: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    in_session: i64,
+}
+
 /// Bytes `uploader` has stored in all their chats, and bytes `session_id`
 /// holds from everyone, holding locks on both counts until the transaction
 /// ends, so two uploads at once cannot both slip under a quota.
 pub async fn stored_bytes_locked(conn: &mut PgConn, uploader: Uuid, session_id: Uuid) -> QueryResult<(i64, i64)> {
     // Always in this order (uploader, then chat), so two uploads never wait on each other crosswise.
-    for key in [uploader, session_id] {
-        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1))")
-            .bind::<diesel::sql_types::Uuid, _>(key)
-            .execute(conn)
-            .await?;
-    }
-    let sum = || diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>("SUM(size_bytes)::bigint");
-    let total: Option<i64> = message_attachments::table
-        .filter(message_attachments::uploader_id.eq(uploader))
-        .select(sum())
-        .get_result(conn)
-        .await?;
-    let in_session: Option<i64> = message_attachments::table
-        .filter(message_attachments::session_id.eq(session_id))
-        .select(sum())
-        .get_result(conn)
-        .await?;
-    Ok((total.unwrap_or(0), in_session.unwrap_or(0)))
+    diesel::sql_query(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 1)), \
+                pg_advisory_xact_lock(hashtextextended($2::text, 1))",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(uploader)
+    .bind::<diesel::sql_types::Uuid, _>(session_id)
+    .execute(conn)
+    .await?;
+    let stored: StoredBytes = diesel::sql_query(
+        "SELECT COALESCE(SUM(size_bytes) FILTER (WHERE uploader_id = $1), 0)::bigint AS by_uploader, \
+                COALESCE(SUM(size_bytes) FILTER (WHERE session_id = $2), 0)::bigint AS in_session \
+         FROM message_attachments WHERE uploader_id = $1 OR session_id = $2",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(uploader)
+    .bind::<diesel::sql_types::Uuid, _>(session_id)
+    .get_result(conn)
+    .await?;
+    Ok((stored.by_uploader, stored.in_session))
 }
 
 /// Removes files uploaded before `before` that no message carries.
