@@ -5,6 +5,8 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::bots::{FallbackMode, LlmSettings, UpstreamSettings};
+
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {var} {problem}")]
 pub struct ConfigError {
@@ -36,6 +38,8 @@ pub struct Settings {
     pub outbound_backlog_limit: u64,
     pub bot_faq_file: Option<String>,
     pub bot_reply_delay: Duration,
+    pub bot: BotChoice,
+    pub bot_fallback: FallbackMode,
     pub messages_per_minute: u32,
     pub open_chats_per_customer: u32,
     pub sockets_per_account: usize,
@@ -137,6 +141,17 @@ impl Settings {
             )?,
             bot_faq_file: env.optional("BOT_FAQ_FILE"),
             bot_reply_delay: Duration::from_millis(env.parse_in("BOT_REPLY_DELAY_MS", 0, 0..=600_000)?),
+            bot: env.bot()?,
+            bot_fallback: match env.optional("BOT_FALLBACK").as_deref().unwrap_or("rules") {
+                "rules" => FallbackMode::Rules,
+                "handoff" => FallbackMode::Handoff,
+                other => {
+                    return Err(ConfigError {
+                        var: "BOT_FALLBACK",
+                        problem: format!("must be rules or handoff, got `{other}`"),
+                    })
+                }
+            },
             messages_per_minute: env.parse_in("RATE_LIMIT_MESSAGES_PER_MINUTE", 60, 1..=1_000_000)?,
             open_chats_per_customer: env.parse_in("OPEN_CHATS_PER_CUSTOMER", 3, 1..=100_000)?,
             sockets_per_account: env.parse_in("SOCKETS_PER_ACCOUNT", 10, 1..=100_000)?,
@@ -180,6 +195,19 @@ impl Settings {
             allowed_origins: env.origins("ALLOWED_ORIGINS")?,
         })
     }
+}
+
+/// Which bot answers first (`BOT`).
+#[derive(Debug, Clone)]
+pub enum BotChoice {
+    /// Keywords and the FAQ file; needs no network.
+    Rules,
+    Llm(LlmSettings),
+    /// Remote NLU and domain agents listed in a file.
+    Remote {
+        agents_file: String,
+        upstream: UpstreamSettings,
+    },
 }
 
 /// How tokens are signed: a shared secret (HS256, the default) or an RSA key
@@ -245,6 +273,47 @@ impl Env<'_> {
             None | Some("false" | "0" | "no") => Ok(false),
             Some("true" | "1" | "yes") => Ok(true),
             Some(other) => Err(ConfigError { var, problem: format!("must be true or false, got `{other}`") }),
+        }
+    }
+
+    fn upstream(&self) -> Result<UpstreamSettings, ConfigError> {
+        let ms = |var, default, range| self.parse_in(var, default, range).map(Duration::from_millis);
+        Ok(UpstreamSettings {
+            connect_timeout: ms("BOT_CONNECT_TIMEOUT_MS", 3_000, 10..=600_000)?,
+            first_token_timeout: ms("BOT_FIRST_TOKEN_TIMEOUT_MS", 10_000, 10..=600_000)?,
+            reply_timeout: ms("BOT_REPLY_TIMEOUT_MS", 30_000, 10..=3_600_000)?,
+            retries: self.parse_in("BOT_RETRIES", 2, 0..=10)?,
+            breaker_failures: self.parse_in("BOT_BREAKER_FAILURES", 5, 1..=10_000)?,
+            breaker_cooldown: Duration::from_secs(self.parse_in("BOT_BREAKER_COOLDOWN_SECS", 30, 1..=86_400)?),
+        })
+    }
+
+    fn bot(&self) -> Result<BotChoice, ConfigError> {
+        match self.optional("BOT").as_deref().map(str::trim).unwrap_or("rules") {
+            "rules" => Ok(BotChoice::Rules),
+            "remote" => {
+                Ok(BotChoice::Remote { agents_file: self.required("BOT_AGENTS_FILE")?, upstream: self.upstream()? })
+            }
+            "llm" => {
+                let system_prompt = match self.optional("LLM_SYSTEM_PROMPT_FILE") {
+                    Some(_) => String::from_utf8(self.file("LLM_SYSTEM_PROMPT_FILE")?).map_err(|_| ConfigError {
+                        var: "LLM_SYSTEM_PROMPT_FILE",
+                        problem: "is not UTF-8 text".to_owned(),
+                    })?,
+                    None => crate::bots::DEFAULT_SYSTEM_PROMPT.to_owned(),
+                };
+                Ok(BotChoice::Llm(LlmSettings {
+                    base_url: self.url("LLM_BASE_URL", &["http://", "https://"])?,
+                    api_key: self.optional("LLM_API_KEY"),
+                    model: self.required("LLM_MODEL")?,
+                    system_prompt,
+                    temperature: self.parse_in("LLM_TEMPERATURE", 0.3, 0.0..=2.0)?,
+                    max_tokens: self.parse_in("LLM_MAX_TOKENS", 400, 1..=100_000)?,
+                    context_tokens: self.parse_in("LLM_CONTEXT_TOKENS", 3_000, 100..=1_000_000)?,
+                    upstream: self.upstream()?,
+                }))
+            }
+            other => Err(ConfigError { var: "BOT", problem: format!("must be rules, llm or remote, got `{other}`") }),
         }
     }
 

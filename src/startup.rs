@@ -15,7 +15,8 @@ use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::{Limits, Services, Timing};
 use crate::auth::jwt::Tokens;
-use crate::bots::{Bot, Delayed, FaqFile, RuleBot};
+use crate::bots::{AgentsFile, Bot, Delayed, Fallback, FaqFile, LlmBot, RemoteBot, RuleBot};
+use crate::config::BotChoice;
 use crate::config::Settings;
 use crate::db::{self, MigrationDirection};
 use crate::routes;
@@ -31,7 +32,7 @@ pub struct AppState {
     pub registry: Addr<SessionRegistry>,
     pub queue: Addr<QueueActor>,
     pub tokens: Arc<Tokens>,
-    pub bot_name: String,
+    pub bot: Arc<dyn Bot>,
     pub upload_limit: usize,
     pub upload_quota_per_customer: i64,
     pub upload_quota_per_session: i64,
@@ -68,6 +69,8 @@ pub enum StartupError {
     Bind { addr: String, source: std::io::Error },
     #[error("REDIS_URL is not a valid Redis URL: {0}")]
     Redis(String),
+    #[error("BOT: {0}")]
+    Bot(String),
     #[error("BOT_FAQ_FILE: {0}")]
     Faq(String),
     #[error("metrics: {0}")]
@@ -130,11 +133,7 @@ impl Application {
             Some(path) => FaqFile::load(path).map_err(StartupError::Faq)?,
             None => FaqFile::builtin().map_err(|error| StartupError::Faq(error.to_string()))?,
         };
-        let bot: Arc<dyn Bot> = if settings.bot_reply_delay.is_zero() {
-            Arc::new(RuleBot::new(faq))
-        } else {
-            Arc::new(Delayed { inner: RuleBot::new(faq), delay: settings.bot_reply_delay })
-        };
+        let bot = build_bot(&settings, faq, &metrics)?;
         let rate_limits = Arc::new(crate::rate_limits::RateLimits::new(&settings.allowances));
         let login_failures = Arc::new(crate::rate_limits::LoginFailures::new(
             settings.login_attempts_per_minute,
@@ -165,7 +164,7 @@ impl Application {
         let queue_context = Context::<QueueActor>::new();
         let queue = queue_context.address();
         let registry = SessionRegistry::new(services.clone(), queue.clone()).start();
-        let bot_name = services.bot.name().to_owned();
+        let bot = services.bot.clone();
         queue_context.run(QueueActor::new(services, registry.clone()));
         let state = web::Data::new(AppState {
             pool: pool.clone(),
@@ -174,7 +173,7 @@ impl Application {
             registry: registry.clone(),
             queue,
             tokens: Arc::new(Tokens::from_keys(&settings.jwt).map_err(StartupError::Keys)?),
-            bot_name,
+            bot,
             upload_limit: settings.upload_limit_bytes,
             upload_quota_per_customer: settings.upload_quota_per_customer,
             upload_quota_per_session: settings.upload_quota_per_session,
@@ -392,4 +391,25 @@ async fn wait_for_signal() -> &'static str {
 async fn wait_for_signal() -> &'static str {
     let _ = tokio::signal::ctrl_c().await;
     "Ctrl-C"
+}
+
+/// The bot `BOT` names, with the rule bot as its fallback.
+fn build_bot(settings: &Settings, faq: FaqFile, metrics: &Arc<Metrics>) -> Result<Arc<dyn Bot>, StartupError> {
+    let rules = Arc::new(RuleBot::new(faq));
+    let fallback = Fallback { mode: settings.bot_fallback, rules: rules.clone() };
+    let bot: Arc<dyn Bot> = match &settings.bot {
+        BotChoice::Rules if settings.bot_reply_delay.is_zero() => rules,
+        BotChoice::Rules => {
+            Arc::new(Delayed { inner: RuleBot::new(rules.faq().clone()), delay: settings.bot_reply_delay })
+        }
+        BotChoice::Llm(llm) => {
+            Arc::new(LlmBot::new(llm.clone(), fallback, metrics.clone()).map_err(StartupError::Bot)?)
+        }
+        BotChoice::Remote { agents_file, upstream } => {
+            let file = AgentsFile::load(agents_file).map_err(StartupError::Bot)?;
+            Arc::new(RemoteBot::new(file, upstream, fallback, metrics.clone()).map_err(StartupError::Bot)?)
+        }
+    };
+    log::info!("bot: {} ({})", bot.name(), bot.kind());
+    Ok(bot)
 }

@@ -83,6 +83,14 @@ pub struct Metrics {
     pub writer_locked_sessions: prometheus::IntGauge,
     /// Messages the writer answered with an error, by why.
     pub writer_failures: prometheus::IntCounterVec,
+    /// Requests to a bot's upstreams (the LLM, remote agents), by outcome.
+    pub bot_requests: prometheus::IntCounterVec,
+    pub bot_tokens: prometheus::IntCounterVec,
+    /// Time to a good answer from an upstream, retries included.
+    pub bot_latency: prometheus::HistogramVec,
+    pub bot_first_token: prometheus::HistogramVec,
+    /// Bot turns the fallback answered, by bot and why.
+    pub bot_fallbacks: prometheus::IntCounterVec,
     created: Instant,
     /// When the writer last failed a message, in ms since `created`; 0 for never.
     writer_last_failure_ms: AtomicU64,
@@ -90,7 +98,7 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Result<Arc<Self>, prometheus::Error> {
-        use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGaugeVec, Opts};
+        use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
         let registry = prometheus::Registry::new();
         let connections =
             IntGaugeVec::new(Opts::new("switchboard_connections", "Open WebSocket connections"), &["role"])?;
@@ -134,7 +142,39 @@ impl Metrics {
         registry.register(Box::new(writer_lag_seconds.clone()))?;
         registry.register(Box::new(writer_failures.clone()))?;
         registry.register(Box::new(writer_locked_sessions.clone()))?;
+        let bot_requests = IntCounterVec::new(
+            Opts::new("switchboard_bot_requests_total", "Requests to the bot's upstreams, by upstream and outcome"),
+            &["upstream", "outcome"],
+        )?;
+        let bot_tokens = IntCounterVec::new(
+            Opts::new("switchboard_bot_tokens_total", "Tokens the LLM reported using, by kind"),
+            &["upstream", "kind"],
+        )?;
+        let seconds = vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0];
+        let bot_latency = HistogramVec::new(
+            HistogramOpts::new("switchboard_bot_latency_seconds", "Time to a good answer from a bot upstream")
+                .buckets(seconds.clone()),
+            &["upstream"],
+        )?;
+        let bot_first_token = HistogramVec::new(
+            HistogramOpts::new("switchboard_bot_first_token_seconds", "Time to the LLM's first token").buckets(seconds),
+            &["upstream"],
+        )?;
+        let bot_fallbacks = IntCounterVec::new(
+            Opts::new("switchboard_bot_fallbacks_total", "Bot turns answered by the fallback, by bot and failure"),
+            &["bot", "failure"],
+        )?;
+        registry.register(Box::new(bot_requests.clone()))?;
+        registry.register(Box::new(bot_tokens.clone()))?;
+        registry.register(Box::new(bot_latency.clone()))?;
+        registry.register(Box::new(bot_first_token.clone()))?;
+        registry.register(Box::new(bot_fallbacks.clone()))?;
         Ok(Arc::new(Metrics {
+            bot_requests,
+            bot_tokens,
+            bot_latency,
+            bot_first_token,
+            bot_fallbacks,
             registry,
             connections,
             live_actors,

@@ -1,29 +1,84 @@
 //! Bots answer customers before a person does. The session actor talks to a
-//! `dyn Bot`, so a remote or LLM-backed bot can replace the built-in one.
+//! `dyn Bot`, so the built-in rule bot, an LLM (`llm`) and a pipeline of
+//! remote agents (`remote`) are interchangeable (`BOT=rules|llm|remote`).
 
+mod breaker;
+mod llm;
+mod remote;
 mod rules;
+mod upstream;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{Priority, SenderType};
+
+pub use llm::{LlmBot, LlmSettings, DEFAULT_SYSTEM_PROMPT};
+pub use remote::{AgentsFile, RemoteBot};
 pub use rules::{FaqFile, RuleBot};
+pub use upstream::UpstreamSettings;
+
+/// One earlier message of the chat, as a bot sees it.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub sender: SenderType,
+    pub content: String,
+}
+
+/// Takes the text of the answer as it is generated; the session shows it to
+/// the chat as `message:delta` frames.
+pub type DraftSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// What the bot knows when it answers.
-pub struct BotTurn<'a> {
-    pub customer_name: &'a str,
-    pub bot_context: Option<&'a str>,
-    pub text: &'a str,
+pub struct BotTurn {
+    pub session_id: uuid::Uuid,
+    pub customer_name: String,
+    pub bot_context: Option<String>,
+    pub text: String,
+    /// Earlier messages of the chat, oldest first, without `text`.
+    pub history: Vec<Line>,
+    pub draft: DraftSink,
+}
+
+/// Why a bot hands the chat to a person, when it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BotHandoff {
+    /// The customer asked, in words, for a person.
+    CustomerAsked,
+    /// The bot (a model's tool call, a remote agent) decided to.
+    Decided { reason: String, priority: Option<Priority> },
+    /// The bot's upstream failed and the fallback is a person.
+    Unavailable,
+}
+
+/// What the bot understood of the customer's message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Understanding {
+    pub intent: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub entities: Option<serde_json::Value>,
+    pub confidence: Option<f32>,
 }
 
 #[derive(Debug, Clone)]
 pub struct BotReply {
     pub content: String,
-    pub intent: Option<String>,
-    pub confidence: f32,
+    pub understanding: Understanding,
     /// False when the bot did not understand; twice in a row hands the chat to a person.
     pub understood: bool,
-    /// True when the customer asked for a person.
-    pub handoff: bool,
+    pub handoff: Option<BotHandoff>,
+    /// How the answer came about (tool calls, agents asked, timings), stored with the message.
+    pub processing: Option<serde_json::Value>,
+}
+
+impl BotReply {
+    pub fn confidence(&self) -> f32 {
+        self.understanding.confidence.unwrap_or(0.0)
+    }
 }
 
 pub type BotFuture = Pin<Box<dyn Future<Output = BotReply> + Send>>;
@@ -31,8 +86,60 @@ pub type BotFuture = Pin<Box<dyn Future<Output = BotReply> + Send>>;
 pub trait Bot: Send + Sync {
     /// The name shown next to the bot's messages.
     fn name(&self) -> &str;
+    /// `rules`, `llm` or `remote`, as `/api/info` and `/health` show it.
+    fn kind(&self) -> &'static str;
     fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply;
-    fn reply(&self, turn: BotTurn<'_>) -> BotFuture;
+    fn reply(&self, turn: BotTurn) -> BotFuture;
+    /// True while an upstream is refused by its circuit breaker.
+    fn degraded(&self) -> bool {
+        false
+    }
+}
+
+/// What a bot whose upstream fails does instead (`BOT_FALLBACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackMode {
+    /// The rule bot answers from the FAQ.
+    Rules,
+    /// The chat goes to a person with reason `bot_unavailable`.
+    Handoff,
+}
+
+/// The answer when the upstream failed: never silence.
+#[derive(Clone)]
+pub struct Fallback {
+    pub mode: FallbackMode,
+    pub rules: Arc<RuleBot>,
+}
+
+impl Fallback {
+    /// `failure` says what went wrong; it is kept in the message's processing.
+    pub fn reply(
+        &self,
+        text: &str,
+        failure: &str,
+        mut processing: serde_json::Map<String, serde_json::Value>,
+    ) -> BotReply {
+        processing.insert("failure".to_owned(), failure.into());
+        let mut reply = match self.mode {
+            FallbackMode::Rules => {
+                processing.insert("fallback".to_owned(), "rules".into());
+                self.rules.answer(text)
+            }
+            FallbackMode::Handoff => {
+                processing.insert("fallback".to_owned(), "handoff".into());
+                BotReply {
+                    content: "I can't answer that right now, so I'm passing you to a member of our team.".to_owned(),
+                    understanding: Understanding::default(),
+                    understood: true,
+                    handoff: Some(BotHandoff::Unavailable),
+                    processing: None,
+                }
+            }
+        };
+        reply.processing = Some(serde_json::Value::Object(processing));
+        reply
+    }
 }
 
 /// A bot that answers like `inner`, but only after `delay`, as a remote
@@ -47,16 +154,28 @@ impl<B: Bot> Bot for Delayed<B> {
         self.inner.name()
     }
 
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
     fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply {
         self.inner.greeting(customer_name, bot_context)
     }
 
-    fn reply(&self, turn: BotTurn<'_>) -> BotFuture {
+    fn reply(&self, turn: BotTurn) -> BotFuture {
         let answer = self.inner.reply(turn);
         let delay = self.delay;
         Box::pin(async move {
             tokio::time::sleep(delay).await;
             answer.await
         })
+    }
+}
+
+/// Cuts `text` to at most `max` characters, on a character boundary.
+pub(crate) fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => text[..end].to_owned(),
+        None => text.to_owned(),
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Bot, BotFuture, BotReply, BotTurn};
+use super::{Bot, BotFuture, BotHandoff, BotReply, BotTurn, Understanding};
 
 /// The default FAQ, used when no file is configured.
 const DEFAULT_FAQ: &str = include_str!("faq.json");
@@ -63,41 +63,57 @@ impl RuleBot {
         RuleBot { faq }
     }
 
-    fn answer(&self, text: &str) -> BotReply {
+    pub fn faq(&self) -> &FaqFile {
+        &self.faq
+    }
+
+    /// FAQ entries that mention words of `text`, best first.
+    pub fn search(&self, text: &str) -> Vec<(&FaqEntry, usize)> {
         let normalised = normalise(text);
-        if self.faq.handoff_phrases.iter().any(|phrase| mentions(&normalised, phrase)) {
-            return BotReply {
-                content: self.faq.handoff.clone(),
-                intent: Some("handoff".to_owned()),
-                confidence: 1.0,
-                understood: true,
-                handoff: true,
-            };
-        }
-        let best = self
+        let mut found: Vec<(&FaqEntry, usize)> = self
             .faq
             .entries
             .iter()
             .map(|entry| (entry, entry.keywords.iter().filter(|keyword| mentions(&normalised, keyword)).count()))
             .filter(|(_, hits)| *hits > 0)
-            .max_by_key(|(_, hits)| *hits);
-        match best {
+            .collect();
+        // Stable: among equals, the FAQ's own order.
+        found.sort_by_key(|(_, hits)| std::cmp::Reverse(*hits));
+        found
+    }
+
+    pub fn answer(&self, text: &str) -> BotReply {
+        let normalised = normalise(text);
+        if self.faq.handoff_phrases.iter().any(|phrase| mentions(&normalised, phrase)) {
+            return BotReply {
+                content: self.faq.handoff.clone(),
+                understanding: understanding("handoff", 1.0),
+                understood: true,
+                handoff: Some(BotHandoff::CustomerAsked),
+                processing: None,
+            };
+        }
+        match self.search(text).first() {
             Some((entry, hits)) => BotReply {
                 content: entry.answer.clone(),
-                intent: Some(entry.intent.clone()),
-                confidence: (0.5 + 0.25 * hits as f32).min(1.0),
+                understanding: understanding(&entry.intent, (0.5 + 0.25 * *hits as f32).min(1.0)),
                 understood: true,
-                handoff: false,
+                handoff: None,
+                processing: None,
             },
             None => BotReply {
                 content: self.faq.fallback.clone(),
-                intent: None,
-                confidence: 0.0,
+                understanding: Understanding { confidence: Some(0.0), ..Understanding::default() },
                 understood: false,
-                handoff: false,
+                handoff: None,
+                processing: None,
             },
         }
     }
+}
+
+fn understanding(intent: &str, confidence: f32) -> Understanding {
+    Understanding { intent: Some(intent.to_owned()), entities: None, confidence: Some(confidence) }
 }
 
 impl Bot for RuleBot {
@@ -105,18 +121,22 @@ impl Bot for RuleBot {
         &self.faq.name
     }
 
+    fn kind(&self) -> &'static str {
+        "rules"
+    }
+
     fn greeting(&self, customer_name: &str, _bot_context: Option<&str>) -> BotReply {
         BotReply {
             content: self.faq.greeting.replace("{name}", customer_name),
-            intent: Some("greeting".to_owned()),
-            confidence: 1.0,
+            understanding: understanding("greeting", 1.0),
             understood: true,
-            handoff: false,
+            handoff: None,
+            processing: None,
         }
     }
 
-    fn reply(&self, turn: BotTurn<'_>) -> BotFuture {
-        let reply = self.answer(turn.text);
+    fn reply(&self, turn: BotTurn) -> BotFuture {
+        let reply = self.answer(&turn.text);
         Box::pin(std::future::ready(reply))
     }
 }
@@ -132,15 +152,15 @@ mod tests {
     #[test]
     fn plain_words_asking_for_a_person_hand_off() {
         for text in ["I want to talk to a human", "AGENT please", "can I speak to a real person?", "talk to someone"] {
-            assert!(bot().answer(text).handoff, "{text}");
+            assert_eq!(bot().answer(text).handoff, Some(BotHandoff::CustomerAsked), "{text}");
         }
-        assert!(!bot().answer("where is my package").handoff);
+        assert_eq!(bot().answer("where is my package").handoff, None);
     }
 
     #[test]
     fn faq_questions_get_their_answer_and_nonsense_is_not_understood() {
         let reply = bot().answer("How long does shipping take?");
-        assert_eq!(reply.intent.as_deref(), Some("shipping"));
+        assert_eq!(reply.understanding.intent.as_deref(), Some("shipping"));
         assert!(reply.understood);
         let reply = bot().answer("qwerty zxcv");
         assert!(!reply.understood);

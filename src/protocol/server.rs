@@ -33,6 +33,25 @@ pub struct MessageView {
     pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentView>,
+    /// The draft this bot message was streamed as (`message:delta`); it replaces the draft.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_id: Option<Uuid>,
+    /// What the bot understood and how it answered: shown to staff, never to the customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot: Option<Box<BotDetails>>,
+}
+
+/// A bot message's understanding and processing record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BotDetails {
+    pub intent: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub entities: Option<serde_json::Value>,
+    pub confidence: Option<f32>,
+    /// Tool calls and their results, the agents asked and how long each took, a fallback and why.
+    #[schema(value_type = Option<Object>)]
+    pub processing: Option<serde_json::Value>,
 }
 
 /// A file carried by a message.
@@ -72,7 +91,24 @@ impl MessageView {
             message_type: message.message_type.clone(),
             created_at: message.created_at,
             attachments: Vec::new(),
+            draft_id: None,
+            bot: (message.sender_type == SenderType::Bot).then(|| {
+                Box::new(BotDetails {
+                    intent: message.intent.clone(),
+                    entities: message.entities.clone(),
+                    confidence: message.confidence,
+                    processing: message.processing.clone(),
+                })
+            }),
         }
+    }
+
+    /// What `role` may see of the message: the bot's details are for staff.
+    pub fn for_role(mut self, role: Role) -> Self {
+        if role == Role::Customer {
+            self.bot = None;
+        }
+        self
     }
 
     pub fn with_attachments(mut self, files: &[AttachmentMeta]) -> Self {
@@ -193,6 +229,12 @@ pub enum ServerEvent {
     MessageSent { session_id: Uuid, message_id: Uuid, seq: i64, client_msg_id: String, created_at: DateTime<Utc> },
     #[serde(rename = "message:received")]
     MessageReceived(MessageView),
+    /// More of a bot answer being generated; `text` follows what came before.
+    #[serde(rename = "message:delta", rename_all = "camelCase")]
+    MessageDelta { session_id: Uuid, draft_id: Uuid, text: String },
+    /// A draft that will not be committed (the chat left the bot meanwhile).
+    #[serde(rename = "message:draft_discarded", rename_all = "camelCase")]
+    DraftDiscarded { session_id: Uuid, draft_id: Uuid },
     #[serde(rename = "status:changed", rename_all = "camelCase")]
     StatusChanged {
         session_id: Uuid,

@@ -72,6 +72,15 @@ pub struct Health {
     uptime_seconds: u64,
     version: &'static str,
     connections: i64,
+    bot: BotHealth,
+}
+
+/// The bot in use; `degraded` while an upstream's circuit breaker is open
+/// (its fallback answers meanwhile, so the server stays healthy).
+#[derive(Serialize, utoipa::ToSchema)]
+struct BotHealth {
+    kind: &'static str,
+    status: &'static str,
 }
 
 async fn check_database(state: &AppState) -> DependencyHealth {
@@ -120,6 +129,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         uptime_seconds: state.gauges.started_at.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION"),
         connections: state.gauges.open_connections(),
+        bot: BotHealth { kind: state.bot.kind(), status: if state.bot.degraded() { "degraded" } else { "up" } },
     };
     if database_up {
         HttpResponse::Ok().json(body)
@@ -133,6 +143,8 @@ pub struct Info {
     name: &'static str,
     version: &'static str,
     features: Vec<&'static str>,
+    /// `rules`, `llm` or `remote`.
+    bot: &'static str,
 }
 
 /// What this server is and which optional parts are switched on.
@@ -143,5 +155,10 @@ pub async fn info(state: web::Data<AppState>) -> HttpResponse {
     if state.redis.is_some() {
         features.push("redis");
     }
-    HttpResponse::Ok().json(Info { name: "switchboard", version: env!("CARGO_PKG_VERSION"), features })
+    HttpResponse::Ok().json(Info {
+        name: "switchboard",
+        version: env!("CARGO_PKG_VERSION"),
+        features,
+        bot: state.bot.kind(),
+    })
 }

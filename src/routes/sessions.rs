@@ -257,8 +257,9 @@ pub struct MessagePage {
     has_more: bool,
 }
 
-fn shown_views(state: &AppState, rows: &[queries::messages::Shown]) -> Vec<MessageView> {
-    rows.iter().map(|row| MessageView::shown(row, &state.bot_name)).collect()
+/// Messages as `role` may see them: the bot's details are for staff.
+fn shown_views(state: &AppState, rows: &[queries::messages::Shown], role: Role) -> Vec<MessageView> {
+    rows.iter().map(|row| MessageView::shown(row, state.bot.name()).for_role(role)).collect()
 }
 
 /// A session's messages by seq: the newest page, or before or after a seq.
@@ -298,7 +299,7 @@ pub async fn messages(
             }
         }
     }
-    Ok(HttpResponse::Ok().json(MessagePage { messages: shown_views(&state, &rows), has_more }))
+    Ok(HttpResponse::Ok().json(MessagePage { messages: shown_views(&state, &rows, caller.0.role), has_more }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -346,7 +347,12 @@ pub async fn history(
         Ok((rows, total))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(HistoryPage { messages: shown_views(&state, &rows), total, limit, offset }))
+    Ok(HttpResponse::Ok().json(HistoryPage {
+        messages: shown_views(&state, &rows, caller.0.role),
+        total,
+        limit,
+        offset,
+    }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -445,7 +451,7 @@ pub async fn resume(
     let id = id.into_inner();
     let session = readable(&state, &caller, id).await?;
     let rows = db::run(&state.pool, async |conn| queries::messages::shown(conn, id, Window::After(0)).await).await?;
-    Ok(HttpResponse::Ok().json(ResumeBody { session, history: shown_views(&state, &rows) }))
+    Ok(HttpResponse::Ok().json(ResumeBody { session, history: shown_views(&state, &rows, caller.0.role) }))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -757,7 +763,7 @@ pub async fn user_sessions(
                 session: SessionView::for_role(&session, &customer, agent.as_deref(), caller.0.role),
                 // Kept by the writer and reset by a clearing: the visible messages.
                 message_count: i64::from(session.message_count),
-                last_messages: shown_views(&state, &last),
+                last_messages: shown_views(&state, &last, caller.0.role),
             }
         })
         .collect();

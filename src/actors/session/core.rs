@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::actors::messages::Caller;
 use crate::actors::MinuteWindow;
+use crate::bots::Line;
 use crate::db::models::{ChatMessage, ChatSession};
 use crate::domain::{Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
@@ -22,20 +23,31 @@ pub const BOT_BACKLOG: usize = 5;
 /// A typing indicator that goes on is repeated at most this often.
 pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
 
+/// Earlier messages kept for the bot's context, at most this many…
+pub const HISTORY_LINES: usize = 40;
+/// …and this many characters in all.
+pub const HISTORY_CHARS: usize = 16_000;
+
 /// Why a chat goes to the queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandoffReason {
     /// The customer asked the bot, in words, for a person.
     CustomerAsked,
     /// The bot did not understand twice in a row.
     BotCouldNotHelp,
+    /// The bot's model or agents failed and the fallback is a person.
+    BotUnavailable,
+    /// The bot chose to (a model's `transfer_to_human`, a remote agent), for this reason.
+    BotDecided(String),
 }
 
 impl HandoffReason {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             HandoffReason::CustomerAsked => "customer_asked",
             HandoffReason::BotCouldNotHelp => "bot_could_not_help",
+            HandoffReason::BotUnavailable => "bot_unavailable",
+            HandoffReason::BotDecided(reason) => reason,
         }
     }
 }
@@ -95,6 +107,10 @@ pub struct SessionCore {
     last_customer_text: Option<String>,
     /// How far each participant has read, as far as this session knows.
     read_up_to: HashMap<Uuid, i64>,
+    /// The chat's latest words while the bot has it, for the bot's context:
+    /// kept here so a turn never reads the history back from the database.
+    history: VecDeque<Line>,
+    history_chars: usize,
 }
 
 impl SessionCore {
@@ -111,6 +127,8 @@ impl SessionCore {
             agent_has_replied: false,
             last_customer_text: None,
             read_up_to: HashMap::new(),
+            history: VecDeque::new(),
+            history_chars: 0,
         }
     }
 
@@ -185,6 +203,31 @@ impl SessionCore {
             self.row.last_seq = message.seq;
         }
         self.row.last_activity = message.created_at;
+        let spoken = matches!(message.sender_type, SenderType::Customer | SenderType::Bot);
+        if self.row.status == SessionStatus::Bot && spoken && message.message_type == "text" {
+            self.remember_line(Line { sender: message.sender_type, content: message.content.clone() });
+        }
+    }
+
+    /// Keeps a line of the chat for the bot, dropping the oldest beyond the bounds.
+    pub fn remember_line(&mut self, line: Line) {
+        self.history_chars += line.content.len();
+        self.history.push_back(line);
+        while self.history.len() > HISTORY_LINES || (self.history_chars > HISTORY_CHARS && self.history.len() > 1) {
+            if let Some(old) = self.history.pop_front() {
+                self.history_chars -= old.content.len();
+            }
+        }
+    }
+
+    /// What was said before the customer's `text` (its latest occurrence), oldest first.
+    pub fn history_before(&self, text: &str) -> Vec<Line> {
+        let asked = self
+            .history
+            .iter()
+            .rposition(|line| line.sender == SenderType::Customer && line.content == text)
+            .unwrap_or(self.history.len());
+        self.history.iter().take(asked).cloned().collect()
     }
 
     pub fn messages_cleared(&mut self) {
@@ -220,16 +263,16 @@ impl SessionCore {
         }
     }
 
-    /// The bot answered the customer's earlier message.
-    pub fn bot_answered(&mut self, understood: bool, customer_asked_for_person: bool) -> BotAnswer {
+    /// The bot answered the customer's earlier message; `handoff` is the bot's own call for a person.
+    pub fn bot_answered(&mut self, understood: bool, handoff: Option<HandoffReason>) -> BotAnswer {
         if self.row.status != SessionStatus::Bot {
             self.bot_thinking = false;
             self.bot_backlog.clear();
             return BotAnswer::Stale;
         }
         self.bot_misses = if understood { 0 } else { self.bot_misses + 1 };
-        let handoff = if customer_asked_for_person {
-            Some(HandoffReason::CustomerAsked)
+        let handoff = if handoff.is_some() {
+            handoff
         } else if self.bot_misses >= BOT_MISSES_BEFORE_HANDOFF {
             Some(HandoffReason::BotCouldNotHelp)
         } else {
@@ -262,6 +305,8 @@ impl SessionCore {
         self.bot_misses = 0;
         self.bot_thinking = false;
         self.bot_backlog.clear();
+        self.history.clear();
+        self.history_chars = 0;
     }
 
     /// An agent got the chat; false when it closed meanwhile.
@@ -491,9 +536,9 @@ mod tests {
         assert_eq!(core.message_stored(SenderType::Customer, "one"), AfterMessage::AskBot("one".into()));
         assert_eq!(core.message_stored(SenderType::Customer, "two"), AfterMessage::BotBusy);
         assert_eq!(core.message_stored(SenderType::Customer, "three"), AfterMessage::BotBusy);
-        assert_eq!(core.bot_answered(true, false), BotAnswer::Post { handoff: None, next: Some("two".into()) });
-        assert_eq!(core.bot_answered(true, false), BotAnswer::Post { handoff: None, next: Some("three".into()) });
-        assert_eq!(core.bot_answered(true, false), BotAnswer::Post { handoff: None, next: None });
+        assert_eq!(core.bot_answered(true, None), BotAnswer::Post { handoff: None, next: Some("two".into()) });
+        assert_eq!(core.bot_answered(true, None), BotAnswer::Post { handoff: None, next: Some("three".into()) });
+        assert_eq!(core.bot_answered(true, None), BotAnswer::Post { handoff: None, next: None });
         assert_eq!(core.message_stored(SenderType::Customer, "four"), AfterMessage::AskBot("four".into()));
     }
 
@@ -505,37 +550,66 @@ mod tests {
             assert_eq!(core.message_stored(SenderType::Customer, &format!("m{n}")), AfterMessage::BotBusy);
         }
         let oldest_kept = format!("m{}", 3);
-        assert_eq!(core.bot_answered(true, false), BotAnswer::Post { handoff: None, next: Some(oldest_kept) });
+        assert_eq!(core.bot_answered(true, None), BotAnswer::Post { handoff: None, next: Some(oldest_kept) });
     }
 
     #[test]
     fn two_misses_in_a_row_or_asking_for_a_person_hand_off() {
         let mut core = core(SessionStatus::Bot, None);
         core.message_stored(SenderType::Customer, "?");
-        assert_eq!(core.bot_answered(false, false), BotAnswer::Post { handoff: None, next: None });
+        assert_eq!(core.bot_answered(false, None), BotAnswer::Post { handoff: None, next: None });
         core.message_stored(SenderType::Customer, "??");
         assert_eq!(
-            core.bot_answered(false, false),
+            core.bot_answered(false, None),
             BotAnswer::Post { handoff: Some(HandoffReason::BotCouldNotHelp), next: None }
         );
 
         let mut core = self::core(SessionStatus::Bot, None);
         core.message_stored(SenderType::Customer, "?");
-        core.bot_answered(false, false);
+        core.bot_answered(false, None);
         core.message_stored(SenderType::Customer, "where is my order");
         // Understood: the count starts again.
-        assert_eq!(core.bot_answered(true, false), BotAnswer::Post { handoff: None, next: None });
+        assert_eq!(core.bot_answered(true, None), BotAnswer::Post { handoff: None, next: None });
         core.message_stored(SenderType::Customer, "?");
-        assert_eq!(core.bot_answered(false, false), BotAnswer::Post { handoff: None, next: None });
+        assert_eq!(core.bot_answered(false, None), BotAnswer::Post { handoff: None, next: None });
 
         let mut core = self::core(SessionStatus::Bot, None);
         core.message_stored(SenderType::Customer, "a human please");
         core.message_stored(SenderType::Customer, "now");
         assert_eq!(
-            core.bot_answered(true, true),
+            core.bot_answered(true, Some(HandoffReason::CustomerAsked)),
             BotAnswer::Post { handoff: Some(HandoffReason::CustomerAsked), next: None },
             "a handoff drops what waited for the bot"
         );
+        let mut core = self::core(SessionStatus::Bot, None);
+        core.message_stored(SenderType::Customer, "hmm");
+        assert_eq!(core.bot_answered(false, None), BotAnswer::Post { handoff: None, next: None });
+        core.message_stored(SenderType::Customer, "my card was stolen");
+        let decided = HandoffReason::BotDecided("card stolen".to_owned());
+        assert_eq!(
+            core.bot_answered(false, Some(decided.clone())),
+            BotAnswer::Post { handoff: Some(decided), next: None },
+            "the bot's own reason wins over its misses"
+        );
+    }
+
+    #[test]
+    fn the_bot_context_is_bounded_and_stops_at_the_question() {
+        let mut core = core(SessionStatus::Bot, None);
+        let line = |sender, content: &str| Line { sender, content: content.to_owned() };
+        for n in 0..HISTORY_LINES + 5 {
+            core.remember_line(line(SenderType::Customer, &format!("q{n}")));
+            core.remember_line(line(SenderType::Bot, &format!("a{n}")));
+        }
+        let all = core.history_before("not said");
+        assert_eq!(all.len(), HISTORY_LINES);
+        assert_eq!(all.last().map(|line| line.content.as_str()), Some(format!("a{}", HISTORY_LINES + 4).as_str()));
+        let before = core.history_before(&format!("q{}", HISTORY_LINES + 4));
+        assert_eq!(before.len(), HISTORY_LINES - 2, "the question and what followed it are left out");
+        core.remember_line(line(SenderType::Customer, &"x".repeat(HISTORY_CHARS)));
+        assert_eq!(core.history_before("none").len(), 1, "a long line pushes the rest out");
+        core.queued();
+        assert!(core.history_before("none").is_empty(), "a person has the chat: the bot's context is dropped");
     }
 
     #[test]
@@ -548,7 +622,7 @@ mod tests {
                 SessionStatus::Waiting => core.queued(),
                 _ => core.replace_row(row(SessionStatus::Closed, None)),
             }
-            assert_eq!(core.bot_answered(true, false), BotAnswer::Stale, "{leave:?}");
+            assert_eq!(core.bot_answered(true, None), BotAnswer::Stale, "{leave:?}");
         }
     }
 

@@ -15,7 +15,7 @@ use crate::actors::persistence::PersistMessage;
 use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::Services;
-use crate::bots::{BotReply, BotTurn};
+use crate::bots::{BotHandoff, BotReply, BotTurn};
 use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
 use crate::db::queries::messages::{Persisted, Window};
@@ -29,7 +29,7 @@ use diesel_async::AsyncConnection;
 
 mod core;
 
-use self::core::{AfterMessage, AgentRequest, BotAnswer, SessionCore};
+use self::core::{AfterMessage, AgentRequest, BotAnswer, HandoffReason, SessionCore};
 
 enum State {
     Loading,
@@ -129,6 +129,28 @@ pub struct SessionActor {
     seen_up_to: HashMap<SocketId, i64>,
     /// Each participant's read receipt on its way to the database.
     receipts: HashMap<Uuid, ReceiptWrites>,
+    /// The bot's answer as it is being generated.
+    draft: Option<Draft>,
+}
+
+/// A bot answer streamed to the chat before it is stored.
+struct Draft {
+    id: Uuid,
+    text: String,
+    /// False once the answer is complete: no more text, and a socket that
+    /// joins now gets the stored message, not the draft.
+    open: bool,
+}
+
+/// A draft longer than this is not shown further (the stored answer is whole).
+const MAX_DRAFT_BYTES: usize = 16 * 1024;
+
+/// More text of the bot's draft, from the bot's own task.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct BotDelta {
+    draft_id: Uuid,
+    text: String,
 }
 
 /// One participant's read receipts: written at most once per
@@ -173,6 +195,7 @@ impl SessionActor {
             held_timer: None,
             seen_up_to: HashMap::new(),
             receipts: HashMap::new(),
+            draft: None,
         }
     }
 
@@ -224,11 +247,33 @@ impl SessionActor {
     /// have it yet (a socket that joined with a history may already).
     fn deliver_message(&self, view: MessageView, except: Option<SocketId>) {
         let seq = view.seq;
+        let customer_frame = (view.bot.is_some())
+            .then(|| ServerEvent::MessageReceived(view.clone().for_role(Role::Customer)).frame(None));
         let frame = ServerEvent::MessageReceived(view).frame(None);
         for (id, socket) in &self.participants {
             let has_it = self.seen_up_to.get(id).is_some_and(|seen| *seen >= seq);
             if Some(*id) != except && !has_it {
-                socket.outbox.send(frame.clone());
+                match (&customer_frame, socket.caller.role) {
+                    (Some(customer_frame), Role::Customer) => socket.outbox.send(customer_frame.clone()),
+                    _ => socket.outbox.send(frame.clone()),
+                }
+            }
+        }
+    }
+
+    /// A socket that joins while the bot is still writing gets the draft so far.
+    fn catch_up_draft(&self, socket: &SocketHandle) {
+        if let Some(draft) = self.draft.as_ref().filter(|draft| draft.open && !draft.text.is_empty()) {
+            let event = ServerEvent::MessageDelta { session_id: self.id, draft_id: draft.id, text: draft.text.clone() };
+            socket.outbox.send(event.frame(None));
+        }
+    }
+
+    /// The open draft will not be stored: the participants drop it.
+    fn discard_draft(&mut self) {
+        if let Some(draft) = self.draft.take() {
+            if !draft.text.is_empty() {
+                self.deliver(&ServerEvent::DraftDiscarded { session_id: self.id, draft_id: draft.id }, None);
             }
         }
     }
@@ -377,7 +422,7 @@ impl SessionActor {
     where
         F: FnOnce(&mut Self, &mut Context<Self>, Option<MessageView>) + 'static,
     {
-        self.post_attempt(ctx, message, sender_name, then, 0);
+        self.post_attempt(ctx, message, (sender_name, None), then, 0);
     }
 
     /// One try at `post`. Nobody is waiting to resend an automatic message
@@ -387,7 +432,7 @@ impl SessionActor {
         &mut self,
         ctx: &mut Context<Self>,
         message: NewChatMessage,
-        sender_name: Option<String>,
+        shown_as: (Option<String>, Option<Uuid>),
         then: F,
         attempt: usize,
     ) where
@@ -401,14 +446,18 @@ impl SessionActor {
         let retry = message.clone();
         self.persist(ctx, message, move |act, ctx, outcome| match outcome {
             Ok(persisted) => {
-                let view = MessageView::new(&persisted.message, sender_name);
+                let (sender_name, draft_id) = shown_as;
+                let view = MessageView { draft_id, ..MessageView::new(&persisted.message, sender_name) };
+                if draft_id.is_some() && act.draft.as_ref().map(|draft| draft.id) == draft_id {
+                    act.draft = None;
+                }
                 act.show_message(ctx, view.clone(), None);
                 then(act, ctx, Some(view))
             }
             Err(error) => match RETRIES.get(attempt) {
                 Some(delay) => {
                     log::warn!("session {}: an automatic message was not stored, trying again: {error}", act.id);
-                    ctx.run_later(*delay, move |act, ctx| act.post_attempt(ctx, retry, sender_name, then, attempt + 1));
+                    ctx.run_later(*delay, move |act, ctx| act.post_attempt(ctx, retry, shown_as, then, attempt + 1));
                 }
                 None => {
                     log::error!("session {}: an automatic message was not stored: {error}", act.id);
@@ -428,8 +477,10 @@ impl SessionActor {
 
     fn bot_message(&self, reply: &BotReply) -> NewChatMessage {
         NewChatMessage {
-            intent: reply.intent.clone(),
-            confidence: Some(reply.confidence),
+            intent: reply.understanding.intent.clone(),
+            entities: reply.understanding.entities.clone(),
+            confidence: reply.understanding.confidence,
+            processing: reply.processing.clone(),
             ..NewChatMessage::text(self.id, SenderType::Bot, None, reply.content.clone())
         }
     }
@@ -499,12 +550,28 @@ impl SessionActor {
     fn load(&mut self, ctx: &mut Context<Self>) {
         let pool = self.services.pool.clone();
         let id = self.id;
-        let load = async move { db::run(&pool, async |conn| queries::sessions::find_with_names(conn, id).await).await };
+        let load = async move {
+            db::run(&pool, async |conn| {
+                let Some(found) = queries::sessions::find_with_names(conn, id).await? else { return Ok(None) };
+                // While the bot has the chat, its context: the latest lines, read once.
+                let recent = if found.0.status == SessionStatus::Bot {
+                    let window = Window::Before { seq: i64::MAX, limit: core::HISTORY_LINES as i64 };
+                    queries::messages::shown(conn, id, window).await?
+                } else {
+                    Vec::new()
+                };
+                Ok(Some((found, recent)))
+            })
+            .await
+        };
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             act.state = match outcome {
-                Ok(Some((session, customer_name, agent_name))) => {
+                Ok(Some(((session, customer_name, agent_name), recent))) => {
                     act.shown_seq = session.last_seq;
-                    let core = SessionCore::new(session, act.services.limits.messages_per_minute);
+                    let mut core = SessionCore::new(session, act.services.limits.messages_per_minute);
+                    for shown in &recent {
+                        core.remember(&shown.message);
+                    }
                     State::Ready(Box::new(Loaded { core, customer_name, agent_name }))
                 }
                 Ok(None) => {
@@ -691,20 +758,38 @@ impl SessionActor {
     /// that comes after the chat left the bot.
     fn bot_turn(&mut self, ctx: &mut Context<Self>, text: String, asked: Option<(Reply, MessageView)>) {
         let Ok(loaded) = self.loaded() else { return };
-        let customer_name = loaded.customer_name.clone();
-        let bot_context = loaded.core.row().bot_context.clone();
-        let answer = self.services.bot.reply(BotTurn {
-            customer_name: &customer_name,
-            bot_context: bot_context.as_deref(),
-            text: &text,
-        });
+        let draft_id = Uuid::new_v4();
+        let turn = BotTurn {
+            session_id: self.id,
+            customer_name: loaded.customer_name.clone(),
+            bot_context: loaded.core.row().bot_context.clone(),
+            history: loaded.core.history_before(&text),
+            text,
+            draft: {
+                let session = ctx.address();
+                Arc::new(move |text: &str| session.do_send(BotDelta { draft_id, text: text.to_owned() }))
+            },
+        };
+        self.draft = Some(Draft { id: draft_id, text: String::new(), open: true });
+        let answer = self.services.bot.reply(turn);
         ctx.spawn(answer.into_actor(self).map(move |reply, act, ctx| {
+            if let Some(draft) = act.draft.as_mut().filter(|draft| draft.id == draft_id) {
+                draft.open = false;
+            }
+            let asked_for = reply.handoff.as_ref().map(|handoff| match handoff {
+                BotHandoff::CustomerAsked => HandoffReason::CustomerAsked,
+                BotHandoff::Unavailable => HandoffReason::BotUnavailable,
+                BotHandoff::Decided { reason, .. } => HandoffReason::BotDecided(reason.clone()),
+            });
             let decision = match act.core_mut() {
-                Some(core) => core.bot_answered(reply.understood, reply.handoff),
+                Some(core) => core.bot_answered(reply.understood, asked_for),
                 None => BotAnswer::Stale,
             };
             let (handoff, next) = match decision {
                 BotAnswer::Stale => {
+                    if act.draft.as_ref().is_some_and(|draft| draft.id == draft_id) {
+                        act.discard_draft();
+                    }
                     if let Some((http, customer_view)) = asked {
                         act.answer_without_bot(http, customer_view);
                     }
@@ -712,26 +797,40 @@ impl SessionActor {
                 }
                 BotAnswer::Post { handoff, next } => (handoff, next),
             };
+            // The bot may ask for a lower priority than the chat's, never a higher one.
+            let priority = match &reply.handoff {
+                Some(BotHandoff::Decided { priority, .. }) => *priority,
+                _ => None,
+            };
             let message = act.bot_message(&reply);
             let name = act.services.bot.name().to_owned();
-            let confidence = reply.confidence;
-            act.post(ctx, message, Some(name), move |act, ctx, bot_view| {
-                if let Some((http, customer_view)) = asked {
-                    http.send(&ServerEvent::ChatAnswer {
-                        session_id: act.id,
-                        message: customer_view,
-                        response: bot_view,
-                        handled_by: "bot",
-                        confidence: Some(confidence),
-                    });
-                }
-                if let Some(reason) = handoff {
-                    act.hand_off(ctx, Some(reason.as_str().to_owned()), None);
-                }
-                if let Some(text) = next {
-                    act.bot_turn(ctx, text, None);
-                }
-            });
+            let confidence = reply.confidence();
+            act.post_attempt(
+                ctx,
+                message,
+                (Some(name), Some(draft_id)),
+                move |act, ctx, bot_view| {
+                    if bot_view.is_none() && act.draft.as_ref().is_some_and(|draft| draft.id == draft_id) {
+                        act.discard_draft();
+                    }
+                    if let Some((http, customer_view)) = asked {
+                        http.send(&ServerEvent::ChatAnswer {
+                            session_id: act.id,
+                            message: customer_view,
+                            response: bot_view.map(|view| view.for_role(Role::Customer)),
+                            handled_by: "bot",
+                            confidence: Some(confidence),
+                        });
+                    }
+                    if let Some(reason) = handoff {
+                        act.hand_off(ctx, Some(reason.as_str().to_owned()), None, priority);
+                    }
+                    if let Some(text) = next {
+                        act.bot_turn(ctx, text, None);
+                    }
+                },
+                0,
+            );
         }));
     }
 
@@ -758,11 +857,17 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         reason: Option<String>,
         request: Option<(Option<SocketId>, Reply)>,
+        bot_priority: Option<Priority>,
     ) {
         let Ok(loaded) = self.loaded() else { return };
+        let allowed = loaded.core.row().priority;
+        let priority = match bot_priority {
+            Some(asked) if asked.rank() > allowed.rank() => asked,
+            _ => allowed,
+        };
         let enqueue = Enqueue {
             session_id: self.id,
-            priority: loaded.core.row().priority,
+            priority,
             reason,
             customer_name: loaded.customer_name.clone(),
             preview: loaded.core.last_customer_text().map(str::to_owned),
@@ -789,6 +894,7 @@ impl SessionActor {
                 loaded.core.queued();
                 loaded.agent_name = None;
             }
+            act.discard_draft();
             let changed = ServerEvent::StatusChanged {
                 session_id: act.id,
                 status: SessionStatus::Waiting,
@@ -819,12 +925,16 @@ impl SessionActor {
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(rows) => {
                 let bot_name = act.services.bot.name().to_owned();
-                let messages = rows.iter().map(|row| MessageView::shown(row, &bot_name)).collect();
+                let role = origin.caller.role;
+                let messages = rows.iter().map(|row| MessageView::shown(row, &bot_name).for_role(role)).collect();
                 let Some(session) = act.view() else { return reply.fail(&AppError::not_found("session")) };
                 reply.send(&ServerEvent::SessionResumed { session, messages });
                 act.attach_origin(&origin, ctx);
                 if let (Some(socket_id), Some(last)) = (origin.socket_id(), rows.last()) {
                     act.note_seen(socket_id, last.message.seq);
+                }
+                if let Some(socket) = &origin.socket {
+                    act.catch_up_draft(socket);
                 }
             }
             Err(error) => reply.fail(&error),
@@ -1345,6 +1455,7 @@ impl SessionActor {
                         ctx,
                         reason.or_else(|| Some("customer_requested".to_owned())),
                         Some((origin.socket_id(), reply)),
+                        None,
                     ),
                     AgentRequest::TellPosition => {
                         // Already waiting: say where, change nothing.
@@ -1533,6 +1644,23 @@ impl Handler<Retire> for SessionActor {
             self.registry.do_send(ToSession { session_id: self.id, wake: true, message: Reattach(socket) });
         }
         ctx.stop();
+    }
+}
+
+impl Handler<BotDelta> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, BotDelta { draft_id, text }: BotDelta, _: &mut Self::Context) {
+        // Text that comes after the chat left the bot, or past the bound, is not shown.
+        if self.status() != Some(SessionStatus::Bot) {
+            return;
+        }
+        let Some(draft) = self.draft.as_mut().filter(|draft| draft.id == draft_id && draft.open) else { return };
+        if draft.text.len() + text.len() > MAX_DRAFT_BYTES {
+            return;
+        }
+        draft.text.push_str(&text);
+        self.deliver(&ServerEvent::MessageDelta { session_id: self.id, draft_id, text }, None);
     }
 }
 
