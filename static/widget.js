@@ -441,6 +441,7 @@
   };
   var messages = {};         // messageId -> true
   var seqs = {};             // seq -> li
+  var drafts = {};           // draftId -> {li, text}: bot answers still being written
   var outbox = [];           // {clientMsgId, content, attachments, el, state}
 
   // ---------------------------------------------------------------- socket
@@ -498,6 +499,8 @@
       if (ws !== socket) return;
       ws = null;
       connected = false;
+      // A resume sends any draft again, whole.
+      dropDrafts();
       state.resumed = false;
       root.setAttribute('data-connection', 'closed');
       for (var ref in refs) {
@@ -561,6 +564,8 @@
     if (d.sessionId && d.sessionId !== state.sessionId) return;
     switch (event) {
       case 'message:received': addMessage(d, true); break;
+      case 'message:delta': growDraft(d); break;
+      case 'message:draft_discarded': dropDraft(d.draftId); break;
       case 'message:sent': acknowledge(d); break;
       case 'messages:cleared': clearShownMessages(); break;
       case 'status:changed':
@@ -1028,9 +1033,46 @@
     regroup();
   }
 
+  // The bot's answer as it is written: one bubble that grows, replaced by
+  // the stored message (same draftId) or dropped if it is discarded.
+  function growDraft(d) {
+    if (!d || !d.draftId || typeof d.text !== 'string') return;
+    if (d.sessionId && state.sessionId && d.sessionId !== state.sessionId) return;
+    var draft = drafts[d.draftId];
+    if (!draft) {
+      var li = messageElement({ sender: 'bot', senderName: state.botName, createdAt: new Date().toISOString() }, false);
+      li.classList.add('sb-draft');
+      li.setAttribute('data-testid', 'sb-draft');
+      li.setAttribute('aria-busy', 'true');
+      draft = drafts[d.draftId] = { li: li, text: '' };
+      els.messages.appendChild(li);
+      hideTyping();
+    }
+    draft.text += d.text;
+    var bubble = draft.li.querySelector('.sb-bubble');
+    clear(bubble);
+    bubble.appendChild(richText(draft.text));
+    regroup();
+    scrollToEnd(false);
+  }
+
+  function dropDraft(draftId) {
+    var draft = drafts[draftId];
+    if (!draft) return;
+    draft.li.remove();
+    delete drafts[draftId];
+    regroup();
+  }
+
+  function dropDrafts() {
+    Object.keys(drafts).forEach(dropDraft);
+  }
+
   function addMessage(m, live) {
     if (!m || !m.messageId || typeof m.seq !== 'number') return;
     if (m.sessionId && state.sessionId && m.sessionId !== state.sessionId) return;
+    if (m.draftId) dropDraft(m.draftId);
+    if (m.sender === 'bot' && m.senderName) state.botName = m.senderName;
     if (messages[m.messageId] || seqs[m.seq]) return; // already shown
     var mine = m.sender === 'customer';
     var li = messageElement(m, mine);

@@ -27,6 +27,7 @@ const REASONS = {
   customer_asked: 'Asked for a person',
   customer_requested: 'Asked for a person',
   bot_could_not_help: 'The bot could not help',
+  bot_unavailable: 'The bot was unavailable',
   agent_left: 'Agent left',
   transferred: 'Transferred',
 };
@@ -644,7 +645,7 @@ function messageElement(chat, message) {
   const meta = h('div', { class: 'msg-meta' },
     h('span', { class: 'msg-name', text: senderName(message) }), tag,
     h('time', { class: 'msg-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
-  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments));
+  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments), botDetails(message.bot));
   if (mine) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
   if (!mine) {
     const face = sender === 'bot' ? h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true' }, icon('bot', 15)) : avatar(message.senderName);
@@ -652,6 +653,23 @@ function messageElement(chat, message) {
   }
   li.append(main);
   return li;
+}
+
+// What the bot understood and did, for the agent: "bot: intent card_lost, 0.82 · used search_faq".
+function botDetails(bot) {
+  if (!bot) return null;
+  const parts = [];
+  if (bot.intent) parts.push(`intent ${bot.intent}`);
+  if (typeof bot.confidence === 'number') parts.push(bot.confidence.toFixed(2));
+  const processing = bot.processing || {};
+  const tools = (processing.rounds || []).flatMap((round) => (round.toolCalls || []).map((call) => call.name));
+  const notes = [];
+  if (tools.length) notes.push(`used ${[...new Set(tools)].join(', ')}`);
+  if (processing.answeredBy) notes.push(`answered by ${processing.answeredBy}`);
+  if (processing.fallback) notes.push(`fallback (${processing.failure || 'failed'})`);
+  if (!parts.length && !notes.length) return null;
+  const text = ['bot: ' + (parts.join(', ') || processing.bot || 'answer'), ...notes].join(' · ');
+  return h('div', { class: 'bot-details', testid: 'agent-bot-details', text });
 }
 
 function attachmentList(list) {
