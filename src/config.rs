@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::bots::{FallbackMode, LlmSettings, UpstreamSettings};
+use crate::bots::{AgentsFile, FallbackMode, LlmSettings, UpstreamSettings};
 
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {var} {problem}")]
@@ -204,10 +204,7 @@ pub enum BotChoice {
     Rules,
     Llm(LlmSettings),
     /// Remote NLU and domain agents listed in a file.
-    Remote {
-        agents_file: String,
-        upstream: UpstreamSettings,
-    },
+    Remote { agents: AgentsFile, upstream: UpstreamSettings },
 }
 
 /// How tokens are signed: a shared secret (HS256, the default) or an RSA key
@@ -292,7 +289,10 @@ impl Env<'_> {
         match self.optional("BOT").as_deref().map(str::trim).unwrap_or("rules") {
             "rules" => Ok(BotChoice::Rules),
             "remote" => {
-                Ok(BotChoice::Remote { agents_file: self.required("BOT_AGENTS_FILE")?, upstream: self.upstream()? })
+                let path = self.required("BOT_AGENTS_FILE")?;
+                let agents =
+                    AgentsFile::load(&path).map_err(|problem| ConfigError { var: "BOT_AGENTS_FILE", problem })?;
+                Ok(BotChoice::Remote { agents, upstream: self.upstream()? })
             }
             "llm" => {
                 let system_prompt = match self.optional("LLM_SYSTEM_PROMPT_FILE") {

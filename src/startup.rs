@@ -15,7 +15,7 @@ use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::{Limits, Services, Timing};
 use crate::auth::jwt::Tokens;
-use crate::bots::{AgentsFile, Bot, Delayed, Fallback, FaqFile, LlmBot, RemoteBot, RuleBot};
+use crate::bots::{Bot, Delayed, Fallback, FaqFile, LlmBot, RemoteBot, RuleBot};
 use crate::config::BotChoice;
 use crate::config::Settings;
 use crate::db::{self, MigrationDirection};
@@ -405,9 +405,8 @@ fn build_bot(settings: &Settings, faq: FaqFile, metrics: &Arc<Metrics>) -> Resul
         BotChoice::Llm(llm) => {
             Arc::new(LlmBot::new(llm.clone(), fallback, metrics.clone()).map_err(StartupError::Bot)?)
         }
-        BotChoice::Remote { agents_file, upstream } => {
-            let file = AgentsFile::load(agents_file).map_err(StartupError::Bot)?;
-            Arc::new(RemoteBot::new(file, upstream, fallback, metrics.clone()).map_err(StartupError::Bot)?)
+        BotChoice::Remote { agents, upstream } => {
+            Arc::new(RemoteBot::new(agents.clone(), upstream, fallback, metrics.clone()).map_err(StartupError::Bot)?)
         }
     };
     log::info!("bot: {} ({})", bot.name(), bot.kind());

@@ -3,10 +3,13 @@
 //! `scripts/test.sh`, which provides both.
 
 mod helpers;
+#[path = "../standin/mod.rs"]
+mod standin;
 
 mod abuse;
 mod admin;
 mod auth;
+mod bots;
 mod bad_input;
 mod chat_flow;
 mod configuration;
