@@ -224,9 +224,9 @@ const WORD_GAP: Duration = Duration::from_millis(20);
 const STORY_GAP: Duration = Duration::from_millis(150);
 const SLOWPOKE_DELAY: Duration = Duration::from_secs(30);
 
-const LONG_STORY: &str = "Once upon a time a parcel left our warehouse on a rainy Monday morning. \
-    It travelled by truck, then by train, then by a tiny boat across the bay. \
-    On Thursday it reached your door, a little damp but whole, and the courier smiled as he rang the bell.";
+const LONG_STORY: &str = "Once upon a time a parcel left our warehouse on a rainy Monday. \
+    It travelled by truck, then by train, then by boat across the bay. \
+    On Thursday it reached your door, a little damp but whole, and the courier smiled.";
 
 /// Decides the answer from the last message and the last user text.
 fn decide(request: &Value, messages: &[Value]) -> Decision {
@@ -251,10 +251,11 @@ fn decide(request: &Value, messages: &[Value]) -> Decision {
         Reply::Drop { chunks: vec!["Let me ".into(), "check that ".into()] }
     } else if (said.contains("human") || said.contains("person")) && offers("transfer_to_human") {
         let priority = if said.contains("whenever") { "low" } else { "high" };
-        let arguments = json!({ "reason": "customer asked for a person", "priority": priority }).to_string();
+        // Written out so the keys keep OpenAI's (the prompt's) order.
+        let arguments = format!(r#"{{"reason":"customer asked for a person","priority":"{priority}"}}"#);
         Reply::ToolCall { name: "transfer_to_human", arguments }
     } else if said.contains("refund") && offers("search_faq") {
-        Reply::ToolCall { name: "search_faq", arguments: json!({ "query": "refund policy" }).to_string() }
+        Reply::ToolCall { name: "search_faq", arguments: r#"{"query":"refund policy"}"#.to_string() }
     } else if said.contains("long story") {
         text_reply(LONG_STORY, STORY_GAP)
     } else {
@@ -520,15 +521,15 @@ fn split_arguments(arguments: &str) -> Vec<String> {
 
 const AGENT_DELAY: Duration = Duration::from_secs(10);
 
-/// Parses and records an agent request; a bad body gets a 400.
-fn agent_request(path: &str, body: &[u8], state: &State) -> Result<Value, HttpResponse> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(request) => {
-            state.record(path, &request);
-            Ok(request)
-        }
-        Err(err) => Err(HttpResponse::BadRequest().json(json!({ "error": format!("invalid JSON: {err}") }))),
-    }
+/// Parses and records an agent request.
+fn agent_request(path: &str, body: &[u8], state: &State) -> serde_json::Result<Value> {
+    let request = serde_json::from_slice(body)?;
+    state.record(path, &request);
+    Ok(request)
+}
+
+fn bad_json(err: serde_json::Error) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": format!("invalid JSON: {err}") }))
 }
 
 fn lowercase_text(request: &Value) -> String {
@@ -538,7 +539,7 @@ fn lowercase_text(request: &Value) -> String {
 async fn nlu(body: Bytes, state: web::Data<State>) -> HttpResponse {
     let request = match agent_request("/nlu", &body, &state) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(err) => return bad_json(err),
     };
     let text = lowercase_text(&request);
     if text.contains("nlu down") {
@@ -565,7 +566,7 @@ async fn agent(name: web::Path<String>, body: Bytes, state: web::Data<State>) ->
     let path = format!("/agents/{name}");
     let request = match agent_request(&path, &body, &state) {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(err) => return bad_json(err),
     };
     match name.as_str() {
         "banking" => HttpResponse::Ok().json(banking(&request)),
