@@ -204,7 +204,10 @@ pub enum BotChoice {
     Rules,
     Llm(LlmSettings),
     /// Remote NLU and domain agents listed in a file.
-    Remote { agents: AgentsFile, upstream: UpstreamSettings },
+    Remote {
+        agents: AgentsFile,
+        upstream: UpstreamSettings,
+    },
 }
 
 /// How tokens are signed: a shared secret (HS256, the default) or an RSA key
