@@ -63,5 +63,30 @@ FRESH_SETUP_CODE=$(sed -n 's/.*enter the setup code \([0-9a-f]*\) .*/\1/p' "$wor
 export FRESH_SETUP_CODE
 mkdir -p "$SCREENSHOT_DIR"
 
+# A server whose bot is an LLM: the stand-in OpenAI-compatible server of
+# tests/standin plays the model (the API tests use the same one).
+STANDIN_BIN=${STANDIN_BIN:-$PWD/target/debug/examples/standin}
+if [ ! -x "$STANDIN_BIN" ]; then
+    say "building the stand-in LLM server"
+    cargo build --quiet --example standin
+fi
+mkdir -p "$work/standin"
+"$STANDIN_BIN" --api-key sk-browser-tests >"$work/standin/out.log" 2>&1 &
+servers+=("$!")
+for _ in $(seq 1 100); do
+    standin_url=$(sed -n 's/^standin listening on //p' "$work/standin/out.log")
+    [ -n "$standin_url" ] && break
+    sleep 0.1
+done
+[ -n "${standin_url:-}" ] || die "the stand-in LLM server did not start; see $work/standin/out.log"
+create_test_database switchboard_browser_llm
+databases+=("$TEST_DB_NAME")
+add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$AGENT_USERNAME" agent "$AGENT_PASSWORD" "$AGENT_NAME"
+start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work/llm" \
+    BOT=llm LLM_BASE_URL="$standin_url/v1" LLM_API_KEY=sk-browser-tests LLM_MODEL=standin-1 \
+    RATE_LIMIT_VISITORS_PER_MINUTE=10000
+servers+=("$SWITCHBOARD_PID")
+export LLM_BOT_BASE_URL=$SWITCHBOARD_URL
+
 say "running the browser tests against $BASE_URL"
 (cd tests/browser && node --test --test-concurrency=1 --test-reporter=spec ./*.test.mjs)

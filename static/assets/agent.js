@@ -338,7 +338,7 @@ function renderQueue(items) {
         h('span', { class: `prio prio-${item.priority}`, testid: 'agent-queue-priority', text: item.priority })),
       item.preview ? h('p', { class: 'queue-preview', testid: 'agent-queue-preview', text: item.preview }) : h('p', { class: 'queue-preview muted', text: 'No message yet' }),
       h('div', { class: 'queue-row queue-foot' },
-        h('span', { class: 'queue-reason', text: reason ? `#${item.position} · ${reason}` : `#${item.position} in line` }),
+        h('span', { class: 'queue-reason', testid: 'agent-queue-reason', title: reason || '', dataset: { reason: item.reason || '' }, text: reason ? `#${item.position} · ${reason}` : `#${item.position} in line` }),
         pickupButton)));
   }
   $('queue-count').textContent = String(items.length);
