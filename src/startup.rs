@@ -396,7 +396,7 @@ async fn wait_for_signal() -> &'static str {
 /// The bot `BOT` names, with the rule bot as its fallback.
 fn build_bot(settings: &Settings, faq: FaqFile, metrics: &Arc<Metrics>) -> Result<Arc<dyn Bot>, StartupError> {
     let rules = Arc::new(RuleBot::new(faq));
-    let fallback = Fallback { mode: settings.bot_fallback, rules: rules.clone() };
+    let fallback = Fallback { mode: settings.bot_fallback, rules: rules.clone(), metrics: metrics.clone() };
     let bot: Arc<dyn Bot> = match &settings.bot {
         BotChoice::Rules if settings.bot_reply_delay.is_zero() => rules,
         BotChoice::Rules => {

@@ -739,6 +739,7 @@
     state.rating = 0;
     messages = {};
     seqs = {};
+    drafts = {};
     outbox = [];
     clear(els.messages);
     hideTyping();

@@ -13,8 +13,11 @@ enum State {
     Open {
         until: Instant,
     },
-    /// One trial request is out; the others are refused until it answers.
-    HalfOpen,
+    /// One trial request is out since then; the others are refused until it
+    /// answers, or for a cooldown if it never does.
+    HalfOpen {
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -44,10 +47,14 @@ impl Breaker {
         match *state {
             State::Closed { .. } => true,
             State::Open { until } if Instant::now() >= until => {
-                *state = State::HalfOpen;
+                *state = State::HalfOpen { since: Instant::now() };
                 true
             }
-            State::Open { .. } | State::HalfOpen => false,
+            State::HalfOpen { since } if since.elapsed() >= self.cooldown => {
+                *state = State::HalfOpen { since: Instant::now() };
+                true
+            }
+            State::Open { .. } | State::HalfOpen { .. } => false,
         }
     }
 
@@ -59,7 +66,7 @@ impl Breaker {
         let mut state = self.state();
         let failures = match *state {
             State::Closed { failures } => failures + 1,
-            State::Open { .. } | State::HalfOpen => self.failures_to_open,
+            State::Open { .. } | State::HalfOpen { .. } => self.failures_to_open,
         };
         *state = if failures >= self.failures_to_open {
             State::Open { until: Instant::now() + self.cooldown }
@@ -68,8 +75,9 @@ impl Breaker {
         };
     }
 
+    /// Refusing requests, or letting one trial through.
     pub fn is_open(&self) -> bool {
-        matches!(*self.state(), State::Open { until } if Instant::now() < until)
+        !matches!(*self.state(), State::Closed { .. })
     }
 }
 
@@ -89,6 +97,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(60));
         assert!(breaker.allow(), "the trial after the cooldown");
         assert!(!breaker.allow(), "only one trial at a time");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(breaker.allow(), "a trial that never answered does not keep it shut");
         breaker.failed();
         assert!(!breaker.allow(), "a failed trial opens it again");
         std::thread::sleep(Duration::from_millis(60));

@@ -12,15 +12,20 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::upstream::{client, Failure, Upstream, UpstreamSettings};
-use super::{clip, Bot, BotFuture, BotHandoff, BotReply, BotTurn, DraftSink, Fallback, Line, RuleBot, Understanding};
-use crate::domain::{Priority, SenderType};
+use super::upstream::{client, Failure, Upstream, UpstreamSettings, MAX_RESPONSE_BYTES};
+use super::{
+    clip, decided_handoff, Bot, BotFuture, BotHandoff, BotReply, BotTurn, DraftSink, Fallback, Line, Understanding,
+    MAX_REPLY_CHARS,
+};
+use crate::domain::SenderType;
 use crate::telemetry::Metrics;
 
-/// Tool calls a model may make before it must answer.
+/// Rounds of tool calls a model may make before it must answer…
 const MAX_TOOL_ROUNDS: usize = 3;
-/// A transfer reason longer than this is cut.
-const MAX_REASON_CHARS: usize = 200;
+/// …and calls in one round.
+const MAX_TOOL_CALLS: usize = 4;
+/// A tool call's arguments longer than this are refused.
+const MAX_ARGUMENTS_BYTES: usize = 4096;
 /// FAQ articles a search returns to the model.
 const SEARCH_RESULTS: usize = 3;
 
@@ -52,31 +57,20 @@ struct Inner {
     settings: LlmSettings,
     client: reqwest::Client,
     upstream: Upstream,
-    rules: Arc<RuleBot>,
     fallback: Fallback,
-    metrics: Arc<Metrics>,
 }
 
 impl LlmBot {
     pub fn new(settings: LlmSettings, fallback: Fallback, metrics: Arc<Metrics>) -> Result<Self, String> {
         let url = format!("{}/chat/completions", settings.base_url.trim_end_matches('/'));
-        let upstream = Upstream::new("llm", &url, &settings.upstream, metrics.clone());
-        Ok(LlmBot {
-            inner: Arc::new(Inner {
-                client: client(&settings.upstream)?,
-                settings,
-                upstream,
-                rules: fallback.rules.clone(),
-                fallback,
-                metrics,
-            }),
-        })
+        let upstream = Upstream::new("llm", &url, &settings.upstream, metrics);
+        Ok(LlmBot { inner: Arc::new(Inner { client: client(&settings.upstream)?, settings, upstream, fallback }) })
     }
 }
 
 impl Bot for LlmBot {
     fn name(&self) -> &str {
-        self.inner.rules.name()
+        self.inner.fallback.rules.name()
     }
 
     fn kind(&self) -> &'static str {
@@ -89,7 +83,7 @@ impl Bot for LlmBot {
 
     /// The greeting costs no tokens: it is the FAQ's.
     fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply {
-        self.inner.rules.greeting(customer_name, bot_context)
+        self.inner.fallback.rules.greeting(customer_name, bot_context)
     }
 
     fn reply(&self, turn: BotTurn) -> BotFuture {
@@ -102,8 +96,7 @@ impl Bot for LlmBot {
                 Ok(Err((failure, processing))) => (failure.code(), processing),
                 Err(_) => ("timeout".to_owned(), inner.processing()),
             };
-            inner.metrics.bot_fallbacks.with_label_values(&["llm", &failure]).inc();
-            inner.fallback.reply(&turn.text, &failure, processing)
+            inner.fallback.reply("llm", &turn.text, &failure, processing)
         })
     }
 }
@@ -115,14 +108,20 @@ struct Draft {
 }
 
 impl Draft {
-    fn push(&self, text: &str) {
+    /// Adds text to the answer; false once the answer is as long as a message may be.
+    fn push(&self, text: &str) -> bool {
         if text.is_empty() {
-            return;
+            return true;
         }
-        if let Ok(mut shown) = self.text.lock() {
-            shown.push_str(text);
+        let Ok(mut shown) = self.text.lock() else { return false };
+        let room = MAX_REPLY_CHARS.saturating_sub(shown.chars().count());
+        let text = clip(text, room);
+        shown.push_str(&text);
+        drop(shown);
+        if !text.is_empty() {
+            (self.sink)(&text);
         }
-        (self.sink)(text);
+        room > text.chars().count()
     }
 
     fn text(&self) -> String {
@@ -154,26 +153,24 @@ struct ToolCall {
     arguments: String,
 }
 
+// Servers differ in what they leave out and what they send as `null`: both mean none.
 #[derive(Deserialize)]
 struct Chunk {
-    #[serde(default)]
-    choices: Vec<ChunkChoice>,
+    choices: Option<Vec<ChunkChoice>>,
     usage: Option<Usage>,
     error: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct ChunkChoice {
-    #[serde(default)]
-    delta: Delta,
+    delta: Option<Delta>,
     finish_reason: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 struct Delta {
     content: Option<String>,
-    #[serde(default)]
-    tool_calls: Vec<ToolCallDelta>,
+    tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 #[derive(Deserialize)]
@@ -192,10 +189,8 @@ struct FunctionDelta {
 
 #[derive(Deserialize)]
 struct Usage {
-    #[serde(default)]
-    prompt_tokens: u64,
-    #[serde(default)]
-    completion_tokens: u64,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
 }
 
 type Failed = (Failure, Map<String, Value>);
@@ -256,8 +251,7 @@ impl Inner {
                     rounds.push(round);
                     record.insert("rounds".to_owned(), Value::Array(rounds));
                     record.insert("ms".to_owned(), (started.elapsed().as_millis() as u64).into());
-                    let said = draft.text().trim().to_owned();
-                    let content = if said.is_empty() { self.rules.faq().handoff.clone() } else { said };
+                    let content = self.fallback.words_or_handoff(&draft.text());
                     return Ok(answer(content, Some(handoff), record));
                 }
                 let result = self.run_tool(&call.name, &arguments);
@@ -288,6 +282,7 @@ impl Inner {
             "search_faq" => {
                 let query = arguments.get("query").and_then(Value::as_str).unwrap_or_default();
                 let found: Vec<String> = self
+                    .fallback
                     .rules
                     .search(query)
                     .into_iter()
@@ -307,7 +302,8 @@ impl Inner {
     /// The system prompt, the history that fits the budget, and the customer's words.
     fn prompt(&self, turn: &BotTurn) -> Vec<Value> {
         let mut system = self.settings.system_prompt.clone();
-        system.push_str(&format!("\n\nThe customer's name is {}.", turn.customer_name));
+        // The name is the customer's own words: quoted and cut, never instructions.
+        system.push_str(&format!("\n\nThe customer gave their name as {:?}.", clip(&turn.customer_name, 80)));
         if let Some(context) = turn.bot_context.as_deref().filter(|context| !context.trim().is_empty()) {
             system.push_str(&format!("\nWhat the website says about this customer or page: {context}"));
         }
@@ -342,7 +338,9 @@ impl Inner {
         if let Some(key) = &self.settings.api_key {
             request = request.bearer_auth(key);
         }
-        let response = tokio::time::timeout(patience, request.send())
+        // The first token is due `patience` after the request, headers included.
+        let first_due = tokio::time::Instant::now() + patience;
+        let response = tokio::time::timeout_at(first_due, request.send())
             .await
             .map_err(|_| Failure::Timeout)?
             .map_err(|error| Failure::from_reqwest(&error))?;
@@ -350,14 +348,24 @@ impl Inner {
         if !status.is_success() {
             return Err(Failure::Status(status.as_u16()));
         }
-        let mut events = response.bytes_stream().eventsource();
+        let mut received = 0usize;
+        let bytes = response.bytes_stream().map(move |chunk| {
+            // A body cut short reads as a decoding error to reqwest: for us it is a dropped stream.
+            let chunk = chunk.map_err(|_| Failure::Dropped)?;
+            received += chunk.len();
+            if received > MAX_RESPONSE_BYTES {
+                return Err(Failure::BadResponse("the answer is too large".to_owned()));
+            }
+            Ok(chunk)
+        });
+        let mut events = bytes.eventsource();
         let mut completion = Completion::default();
         let mut shown_any = false;
         let mut done = false;
         loop {
-            // Before the first token the model may think for `patience`; after
-            // it, a pause as long means the stream is stuck.
-            let next = match tokio::time::timeout(patience, events.next()).await {
+            // After the first token, a pause as long as `patience` means the stream is stuck.
+            let due = if completion.first_token.is_some() { tokio::time::Instant::now() + patience } else { first_due };
+            let next = match tokio::time::timeout_at(due, events.next()).await {
                 Ok(next) => next,
                 Err(_) if shown_any => return Err(Failure::DroppedAfterOutput),
                 Err(_) => return Err(Failure::Timeout),
@@ -365,6 +373,9 @@ impl Inner {
             let event = match next {
                 None => break,
                 Some(Ok(event)) => event,
+                Some(Err(eventsource_stream::EventStreamError::Transport(Failure::BadResponse(why)))) => {
+                    return Err(Failure::BadResponse(why))
+                }
                 Some(Err(_)) if shown_any => return Err(Failure::DroppedAfterOutput),
                 Some(Err(_)) => return Err(Failure::Dropped),
             };
@@ -378,27 +389,33 @@ impl Inner {
                 return Err(Failure::BadResponse(error.to_string()));
             }
             if let Some(usage) = chunk.usage {
-                completion.prompt_tokens = usage.prompt_tokens;
-                completion.completion_tokens = usage.completion_tokens;
+                completion.prompt_tokens = usage.prompt_tokens.unwrap_or_default();
+                completion.completion_tokens = usage.completion_tokens.unwrap_or_default();
             }
-            for choice in chunk.choices {
-                let delta = choice.delta;
-                let has_token =
-                    delta.content.as_deref().is_some_and(|text| !text.is_empty()) || !delta.tool_calls.is_empty();
+            let mut full = false;
+            for choice in chunk.choices.unwrap_or_default() {
+                let delta = choice.delta.unwrap_or_default();
+                let calls = delta.tool_calls.unwrap_or_default();
+                let has_token = delta.content.as_deref().is_some_and(|text| !text.is_empty()) || !calls.is_empty();
                 if has_token && completion.first_token.is_none() {
                     completion.first_token = Some(sent.elapsed());
                     self.upstream.first_token(sent.elapsed());
                 }
                 if let Some(text) = delta.content {
                     shown_any |= !text.is_empty();
-                    draft.push(&text);
+                    full |= !draft.push(&text);
                 }
-                for call in delta.tool_calls {
-                    merge_tool_call(&mut completion.tool_calls, call);
+                for call in calls {
+                    merge_tool_call(&mut completion.tool_calls, call)?;
                 }
                 if choice.finish_reason.is_some() {
                     completion.finish_reason = choice.finish_reason;
                 }
+            }
+            if full {
+                // As long as a message may be: the rest is not read.
+                completion.finish_reason = Some("length".to_owned());
+                break;
             }
         }
         // A stream may end without `[DONE]` once it said why it finished; without either it was cut.
@@ -425,21 +442,16 @@ fn answer(content: String, handoff: Option<BotHandoff>, record: Map<String, Valu
 
 /// `transfer_to_human`'s arguments: a reason (cleaned and cut) and maybe a priority.
 fn transfer(arguments: &Value) -> BotHandoff {
-    let reason: String = arguments
-        .get("reason")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !crate::domain::is_unprintable(*c))
-        .collect();
-    let reason = clip(reason.trim(), MAX_REASON_CHARS);
-    let priority = arguments.get("priority").and_then(Value::as_str).and_then(|text| text.parse::<Priority>().ok());
-    BotHandoff::Decided { reason: if reason.is_empty() { "bot_transferred".to_owned() } else { reason }, priority }
+    let text = |key: &str| arguments.get(key).and_then(Value::as_str);
+    decided_handoff(text("reason"), text("priority"), "bot_transferred")
 }
 
 /// Streamed tool calls come in pieces keyed by index: the first names the
 /// function, the rest carry its arguments bit by bit.
-fn merge_tool_call(calls: &mut Vec<ToolCall>, delta: ToolCallDelta) {
+fn merge_tool_call(calls: &mut Vec<ToolCall>, delta: ToolCallDelta) -> Result<(), Failure> {
+    if delta.index >= MAX_TOOL_CALLS {
+        return Err(Failure::BadResponse(format!("more than {MAX_TOOL_CALLS} tool calls")));
+    }
     while calls.len() <= delta.index {
         calls.push(ToolCall::default());
     }
@@ -455,6 +467,10 @@ fn merge_tool_call(calls: &mut Vec<ToolCall>, delta: ToolCallDelta) {
             call.arguments.push_str(&arguments);
         }
     }
+    if call.name.len() + call.arguments.len() > MAX_ARGUMENTS_BYTES {
+        return Err(Failure::BadResponse("a tool call's arguments are too long".to_owned()));
+    }
+    Ok(())
 }
 
 fn tools() -> Value {
@@ -535,22 +551,29 @@ mod tests {
             id: id.map(str::to_owned),
             function: Some(FunctionDelta { name: name.map(str::to_owned), arguments: Some(arguments.to_owned()) }),
         };
-        merge_tool_call(&mut calls, piece(0, Some("call_1"), Some("search_faq"), ""));
-        merge_tool_call(&mut calls, piece(0, None, None, "{\"query\":"));
-        merge_tool_call(&mut calls, piece(0, None, None, "\"refunds\"}"));
+        merge_tool_call(&mut calls, piece(0, Some("call_1"), Some("search_faq"), "")).expect("a call");
+        merge_tool_call(&mut calls, piece(0, None, None, "{\"query\":")).expect("a piece");
+        merge_tool_call(&mut calls, piece(0, None, None, "\"refunds\"}")).expect("a piece");
         assert_eq!(calls.len(), 1);
         assert_eq!(calls[0].id, "call_1");
         assert_eq!(calls[0].name, "search_faq");
         assert_eq!(calls[0].arguments, "{\"query\":\"refunds\"}");
+        assert!(merge_tool_call(&mut calls, piece(1_000_000_000, None, None, "")).is_err(), "a wild index is refused");
+        assert!(
+            merge_tool_call(&mut calls, piece(0, None, None, &"x".repeat(5000))).is_err(),
+            "as are endless arguments"
+        );
+        assert_eq!(calls.len(), 1);
     }
 
     #[test]
     fn a_transfer_reason_is_cleaned_and_its_priority_read() {
         let handoff = transfer(&json!({ "reason": "needs\u{202e} a refund", "priority": "low" }));
-        assert_eq!(handoff, BotHandoff::Decided { reason: "needs a refund".to_owned(), priority: Some(Priority::Low) });
+        let low = Some(crate::domain::Priority::Low);
+        assert_eq!(handoff, BotHandoff::Decided { reason: "needs a refund".to_owned(), priority: low });
         let handoff = transfer(&json!({ "reason": "x".repeat(500), "priority": "urgent!!" }));
         let BotHandoff::Decided { reason, priority } = handoff else { panic!("a decided handoff") };
-        assert_eq!(reason.chars().count(), MAX_REASON_CHARS);
+        assert_eq!(reason.chars().count(), super::super::MAX_REASON_CHARS);
         assert_eq!(priority, None);
     }
 }

@@ -105,21 +105,29 @@ pub enum FallbackMode {
     Handoff,
 }
 
+/// The longest answer a bot's upstream may give (a message's own limit).
+pub const MAX_REPLY_CHARS: usize = 4000;
+/// A handoff reason longer than this is cut.
+pub const MAX_REASON_CHARS: usize = 200;
+
 /// The answer when the upstream failed: never silence.
 #[derive(Clone)]
 pub struct Fallback {
     pub mode: FallbackMode,
     pub rules: Arc<RuleBot>,
+    pub metrics: Arc<crate::telemetry::Metrics>,
 }
 
 impl Fallback {
-    /// `failure` says what went wrong; it is kept in the message's processing.
+    /// `bot` failed for `failure`; both are counted and kept in the message's processing.
     pub fn reply(
         &self,
+        bot: &str,
         text: &str,
         failure: &str,
         mut processing: serde_json::Map<String, serde_json::Value>,
     ) -> BotReply {
+        self.metrics.bot_fallbacks.with_label_values(&[bot, failure]).inc();
         processing.insert("failure".to_owned(), failure.into());
         let mut reply = match self.mode {
             FallbackMode::Rules => {
@@ -139,6 +147,29 @@ impl Fallback {
         };
         reply.processing = Some(serde_json::Value::Object(processing));
         reply
+    }
+}
+
+impl Fallback {
+    /// What a bot handing over says when its upstream said nothing: the FAQ's words.
+    pub fn words_or_handoff(&self, said: &str) -> String {
+        let said = said.trim();
+        if said.is_empty() {
+            self.rules.faq().handoff.clone()
+        } else {
+            clip(said, MAX_REPLY_CHARS)
+        }
+    }
+}
+
+/// A model's or an agent's call for a person: the reason cleaned of
+/// invisible characters and cut, the priority if it is one.
+pub fn decided_handoff(reason: Option<&str>, priority: Option<&str>, unnamed: &str) -> BotHandoff {
+    let reason: String = reason.unwrap_or_default().chars().filter(|c| !crate::domain::is_unprintable(*c)).collect();
+    let reason = clip(reason.trim(), MAX_REASON_CHARS);
+    BotHandoff::Decided {
+        reason: if reason.is_empty() { unnamed.to_owned() } else { reason },
+        priority: priority.and_then(|text| text.parse::<Priority>().ok()),
     }
 }
 

@@ -11,13 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::upstream::{client, Failure, Upstream, UpstreamSettings};
-use super::{clip, Bot, BotFuture, BotHandoff, BotReply, BotTurn, Fallback, RuleBot, Understanding};
-use crate::domain::{Priority, SenderType};
+use super::{clip, decided_handoff, Bot, BotFuture, BotHandoff, BotReply, BotTurn, Fallback, Understanding};
+use crate::domain::SenderType;
 use crate::telemetry::Metrics;
 
-/// Longest reply or handoff reason kept from an agent.
-const MAX_REPLY_CHARS: usize = 4000;
-const MAX_REASON_CHARS: usize = 200;
+/// Entities bigger than this, written out, are not kept.
+const MAX_ENTITIES_BYTES: usize = 4096;
 
 /// The agents file (`BOT_AGENTS_FILE`), JSON.
 #[derive(Debug, Clone, Deserialize)]
@@ -113,9 +112,9 @@ struct Inner {
     agents: Vec<Agent>,
     fallback_chain: Vec<String>,
     min_confidence: f32,
-    rules: Arc<RuleBot>,
+    /// The whole turn, every agent asked included.
+    turn_timeout: Duration,
     fallback: Fallback,
-    metrics: Arc<Metrics>,
 }
 
 impl RemoteBot {
@@ -139,9 +138,8 @@ impl RemoteBot {
                 agents,
                 fallback_chain: file.fallback,
                 min_confidence: file.min_confidence,
-                rules: fallback.rules.clone(),
+                turn_timeout: settings.reply_timeout,
                 fallback,
-                metrics,
             }),
         })
     }
@@ -149,7 +147,7 @@ impl RemoteBot {
 
 impl Bot for RemoteBot {
     fn name(&self) -> &str {
-        self.inner.rules.name()
+        self.inner.fallback.rules.name()
     }
 
     fn kind(&self) -> &'static str {
@@ -161,17 +159,23 @@ impl Bot for RemoteBot {
     }
 
     fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply {
-        self.inner.rules.greeting(customer_name, bot_context)
+        self.inner.fallback.rules.greeting(customer_name, bot_context)
     }
 
     fn reply(&self, turn: BotTurn) -> BotFuture {
         let inner = self.inner.clone();
-        Box::pin(async move { inner.reply(turn).await })
+        Box::pin(async move {
+            let started = Instant::now();
+            match tokio::time::timeout(inner.turn_timeout, inner.reply(&turn)).await {
+                Ok(reply) => reply,
+                Err(_) => inner.fallback.reply("remote", &turn.text, "timeout", processing(Vec::new(), started)),
+            }
+        })
     }
 }
 
 impl Inner {
-    async fn reply(&self, turn: BotTurn) -> BotReply {
+    async fn reply(&self, turn: &BotTurn) -> BotReply {
         let started = Instant::now();
         let mut steps = Vec::new();
         let mut body = json!({
@@ -185,23 +189,14 @@ impl Inner {
             })).collect::<Vec<_>>(),
         });
         let understanding = match &self.nlu {
-            Some(nlu) => match self.ask(nlu, &body, &mut steps).await {
-                Some(answer) => read_understanding(&answer),
-                None => Understanding::default(),
-            },
+            Some(nlu) => self.ask(nlu, &body, &mut steps, read_understanding).await.unwrap_or_default(),
             None => Understanding::default(),
         };
         body["intent"] = json!(understanding.intent);
         body["entities"] = understanding.entities.clone().unwrap_or_else(|| json!({}));
         body["confidence"] = json!(understanding.confidence);
         for agent in self.candidates(understanding.intent.as_deref()) {
-            let Some(answer) = self.ask(agent, &body, &mut steps).await else { continue };
-            let Ok(answer) = serde_json::from_value::<AgentAnswer>(answer) else {
-                if let Some(step) = steps.last_mut() {
-                    step["outcome"] = "bad_response".into();
-                }
-                continue;
-            };
+            let Some(answer) = self.ask(agent, &body, &mut steps, read_answer).await else { continue };
             let handoff = answer.handoff.and_then(read_handoff);
             if answer.reply.trim().is_empty() && handoff.is_none() {
                 if let Some(step) = steps.last_mut() {
@@ -209,14 +204,11 @@ impl Inner {
                 }
                 continue;
             }
-            let confidence = answer.confidence.or(understanding.confidence);
+            let confidence = answer.confidence.filter(|value| value.is_finite()).map(|value| value.clamp(0.0, 1.0));
+            let confidence = confidence.or(understanding.confidence);
             let mut record = processing(steps, started);
             record.insert("answeredBy".to_owned(), agent.entry.name.clone().into());
-            let content = if answer.reply.trim().is_empty() {
-                self.rules.faq().handoff.clone()
-            } else {
-                clip(answer.reply.trim(), MAX_REPLY_CHARS)
-            };
+            let content = self.fallback.words_or_handoff(&answer.reply);
             return BotReply {
                 content,
                 understood: handoff.is_some() || confidence.unwrap_or(1.0) >= self.min_confidence,
@@ -226,8 +218,7 @@ impl Inner {
             };
         }
         let failure = if steps.is_empty() { "no_agent" } else { "agents_failed" };
-        self.metrics.bot_fallbacks.with_label_values(&["remote", failure]).inc();
-        let mut reply = self.fallback.reply(&turn.text, failure, processing(steps, started));
+        let mut reply = self.fallback.reply("remote", &turn.text, failure, processing(steps, started));
         if reply.understanding.intent.is_none() {
             reply.understanding = Understanding { confidence: reply.understanding.confidence, ..understanding };
         }
@@ -251,13 +242,23 @@ impl Inner {
         chosen
     }
 
-    /// One agent's answer, or `None`; either way a step of the record.
-    async fn ask(&self, agent: &Agent, body: &Value, steps: &mut Vec<Value>) -> Option<Value> {
+    /// One agent's answer as `read` makes it out, or `None`; either way a
+    /// step of the record. An answer `read` refuses is the agent's failure.
+    async fn ask<T>(
+        &self,
+        agent: &Agent,
+        body: &Value,
+        steps: &mut Vec<Value>,
+        read: fn(Value) -> Result<T, Failure>,
+    ) -> Option<T> {
         let started = Instant::now();
-        let outcome = agent.upstream.call(0, || agent.upstream.post_json(&self.client, body, agent.timeout)).await;
+        // Not tried again: the next agent in line is the retry.
+        let outcome = agent
+            .upstream
+            .call(0, || async { read(agent.upstream.post_json(&self.client, body, agent.timeout).await?) })
+            .await;
         let (outcome_code, answer) = match outcome {
-            Ok(answer) if answer.is_object() => ("ok".to_owned(), Some(answer)),
-            Ok(_) => (Failure::BadResponse("not an object".to_owned()).code(), None),
+            Ok(answer) => ("ok".to_owned(), Some(answer)),
             Err(failure) => (failure.code(), None),
         };
         steps.push(json!({
@@ -286,30 +287,35 @@ fn processing(steps: Vec<Value>, started: Instant) -> Map<String, Value> {
     record
 }
 
+/// A domain agent's answer, if it has the shape of one.
+fn read_answer(answer: Value) -> Result<AgentAnswer, Failure> {
+    serde_json::from_value(answer).map_err(|error| Failure::BadResponse(error.to_string()))
+}
+
 /// The NLU agent's `{intent, entities, confidence}`, whatever of it is well formed.
-fn read_understanding(answer: &Value) -> Understanding {
+fn read_understanding(answer: Value) -> Result<Understanding, Failure> {
+    if !answer.is_object() {
+        return Err(Failure::BadResponse("not an object".to_owned()));
+    }
     let intent = answer
         .get("intent")
         .and_then(Value::as_str)
         .map(|intent| clip(intent.trim(), 100))
         .filter(|intent| !intent.is_empty());
-    let entities = answer.get("entities").filter(|entities| entities.is_object()).cloned();
+    let entities = answer
+        .get("entities")
+        .filter(|entities| entities.is_object() && entities.to_string().len() <= MAX_ENTITIES_BYTES)
+        .cloned();
     let confidence = answer.get("confidence").and_then(Value::as_f64).map(|value| value.clamp(0.0, 1.0) as f32);
-    Understanding { intent, entities, confidence }
+    Ok(Understanding { intent, entities, confidence })
 }
 
 fn read_handoff(handoff: AgentHandoff) -> Option<BotHandoff> {
     match handoff {
         AgentHandoff::Yes(false) => None,
-        AgentHandoff::Yes(true) => Some(BotHandoff::Decided { reason: "agent_transferred".to_owned(), priority: None }),
+        AgentHandoff::Yes(true) => Some(decided_handoff(None, None, "agent_transferred")),
         AgentHandoff::Why { reason, priority } => {
-            let reason: String =
-                reason.unwrap_or_default().chars().filter(|c| !crate::domain::is_unprintable(*c)).collect();
-            let reason = clip(reason.trim(), MAX_REASON_CHARS);
-            Some(BotHandoff::Decided {
-                reason: if reason.is_empty() { "agent_transferred".to_owned() } else { reason },
-                priority: priority.and_then(|text| text.parse::<Priority>().ok()),
-            })
+            Some(decided_handoff(reason.as_deref(), priority.as_deref(), "agent_transferred"))
         }
     }
 }
@@ -335,10 +341,13 @@ mod tests {
     #[test]
     fn understanding_takes_what_is_well_formed() {
         let understood =
-            read_understanding(&json!({ "intent": "card_lost", "entities": { "card": "debit" }, "confidence": 1.7 }));
+            read_understanding(json!({ "intent": "card_lost", "entities": { "card": "debit" }, "confidence": 1.7 }))
+                .expect("an object");
         assert_eq!(understood.intent.as_deref(), Some("card_lost"));
         assert_eq!(understood.confidence, Some(1.0));
-        let understood = read_understanding(&json!({ "intent": 3, "entities": [1], "confidence": "high" }));
+        let understood =
+            read_understanding(json!({ "intent": 3, "entities": [1], "confidence": "high" })).expect("an object");
         assert_eq!(understood, Understanding::default());
+        assert!(read_understanding(json!("card_lost")).is_err());
     }
 }

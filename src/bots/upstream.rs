@@ -104,7 +104,12 @@ impl Upstream {
                 return Err(Failure::CircuitOpen);
             }
             let started = Instant::now();
-            match attempt().await {
+            // A try whose future is dropped (the turn timed out, the session
+            // stopped) counts as a failed one, or a half-open breaker would wait for it.
+            let mut unanswered = Unanswered { upstream: self, armed: true };
+            let outcome = attempt().await;
+            unanswered.armed = false;
+            match outcome {
                 Ok(value) => {
                     self.breaker.succeeded();
                     self.count("ok");
@@ -155,11 +160,36 @@ impl Upstream {
             if !status.is_success() {
                 return Err(Failure::Status(status.as_u16()));
             }
-            response.json::<serde_json::Value>().await.map_err(|e| Failure::from_reqwest(&e))
+            let mut body = Vec::new();
+            let mut response = response;
+            while let Some(chunk) = response.chunk().await.map_err(|e| Failure::from_reqwest(&e))? {
+                if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                    return Err(Failure::BadResponse("the answer is too large".to_owned()));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            serde_json::from_slice(&body).map_err(|error| Failure::BadResponse(error.to_string()))
         };
         tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(Failure::Timeout))
     }
 }
+
+struct Unanswered<'a> {
+    upstream: &'a Upstream,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.upstream.breaker.failed();
+            self.upstream.count("abandoned");
+        }
+    }
+}
+
+/// The most an upstream may send for one request: past it, `BadResponse`.
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// 250 ms, 500 ms, 1 s, … at most 4 s.
 fn backoff(tries: u32) -> Duration {

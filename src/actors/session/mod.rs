@@ -137,15 +137,16 @@ pub struct SessionActor {
 struct Draft {
     id: Uuid,
     text: String,
-    /// False once the answer is complete: no more text, and a socket that
-    /// joins now gets the stored message, not the draft.
+    /// False once the answer is complete (or the draft reached its bound):
+    /// no more text, and a socket that joins now gets the stored message.
     open: bool,
 }
 
 /// A draft longer than this is not shown further (the stored answer is whole).
 const MAX_DRAFT_BYTES: usize = 16 * 1024;
 
-/// More text of the bot's draft, from the bot's own task.
+/// More text of the bot's draft, sent by the bot's turn (which runs beside
+/// the mailbox) through the turn's `DraftSink`.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct BotDelta {
@@ -1023,6 +1024,7 @@ impl SessionActor {
             for (_, timer) in act.typing.drain() {
                 ctx.cancel_future(timer);
             }
+            act.discard_draft();
             act.queue.do_send(SessionEnded { session_id: id, agent_id });
             let text = match reason {
                 CloseReason::Abandoned => "The chat was closed because the customer left.",
@@ -1657,6 +1659,8 @@ impl Handler<BotDelta> for SessionActor {
         }
         let Some(draft) = self.draft.as_mut().filter(|draft| draft.id == draft_id && draft.open) else { return };
         if draft.text.len() + text.len() > MAX_DRAFT_BYTES {
+            // Shown no further, never with a hole: the stored answer is whole.
+            draft.open = false;
             return;
         }
         draft.text.push_str(&text);
