@@ -344,6 +344,22 @@ async fn with_the_handoff_fallback_a_failing_model_sends_the_customer_to_a_perso
 }
 
 #[tokio::test]
+async fn a_model_that_floods_its_answer_is_cut_at_a_messages_length() {
+    let standin = standin();
+    let app = spawn_app_with(llm_options(&standin)).await;
+    let ann = app.visitor("Ann").await;
+    let (mut widget, id) = chat(&app, &ann, json!({})).await;
+    let (deltas, answer) = ask(&mut widget, &id, "flood me").await;
+    let content = answer["content"].as_str().unwrap_or_default();
+    assert_eq!(content.chars().count(), 4000, "cut at the longest a message may be");
+    assert!(joined(&deltas).chars().count() <= 4000, "and no more was shown");
+    assert!(deltas.len() <= 3, "the rest of the 600 KB was not read out: {} deltas", deltas.len());
+    // The chat goes on.
+    let (_, next) = ask(&mut widget, &id, "hello again").await;
+    assert_eq!(next["content"], "You said: hello again. How else can I help?");
+}
+
+#[tokio::test]
 async fn while_the_model_is_slow_the_customers_request_for_a_person_is_handled_at_once() {
     let standin = standin();
     let app = spawn_app_with(llm_options(&standin).env("BOT_FIRST_TOKEN_TIMEOUT_MS", "60000")).await;

@@ -4,7 +4,7 @@
 //! (SSE framing, tool-call deltas, usage chunks, errors, aborted streams).
 //!
 //! What it answers depends on words in the conversation ("explode",
-//! "dropline", "refund", ...); see `decide` and the agent handlers.
+//! "dropline", "refund", "flood", ...); see `decide` and the agent handlers.
 //! Every request body is recorded so tests can assert what was sent.
 
 // Each crate that includes this module (the API tests, the example binary)
@@ -258,6 +258,9 @@ fn decide(request: &Value, messages: &[Value]) -> Decision {
         Reply::ToolCall { name: "search_faq", arguments: r#"{"query":"refund policy"}"#.to_string() }
     } else if said.contains("long story") {
         text_reply(LONG_STORY, STORY_GAP)
+    } else if said.contains("flood") {
+        // A server gone wrong: 600 KB of answer in 300 chunks, within any max_tokens.
+        Reply::Text { chunks: vec!["flood ".repeat(333); 300], gap: Duration::ZERO, finish_reason: "stop" }
     } else {
         text_reply(&format!("You said: {user_text}. How else can I help?"), WORD_GAP)
     };
