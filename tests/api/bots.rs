@@ -42,6 +42,11 @@ async fn ask(widget: &mut WsClient, id: &str, text: &str) -> (Vec<Value>, Value)
             json!({ "sessionId": id, "content": text, "clientMsgId": client_msg_id }),
         )
         .await;
+    bot_answer(widget).await
+}
+
+/// The bot's draft deltas and then its stored answer, as a socket receives them.
+async fn bot_answer(widget: &mut WsClient) -> (Vec<Value>, Value) {
     let mut deltas = Vec::new();
     loop {
         let frame = widget
@@ -430,21 +435,7 @@ async fn a_customer_who_resumes_mid_stream_gets_the_draft_so_far_and_the_answer_
     );
     let again = second.pushes_within("message:received", Duration::from_millis(800)).await;
     assert!(again.is_empty(), "the answer came once: {again:?}");
-    let (_, first_answer) = {
-        let mut deltas = Vec::new();
-        loop {
-            let frame = widget
-                .wait_for("the first tab's answer", |frame| {
-                    frame["event"] == "message:delta"
-                        || (frame["event"] == "message:received" && frame["data"]["sender"] == "bot")
-                })
-                .await;
-            if frame["event"] == "message:received" {
-                break (deltas, frame["data"].clone());
-            }
-            deltas.push(frame);
-        }
-    };
+    let (_, first_answer) = bot_answer(&mut widget).await;
     assert_eq!(first_answer["messageId"], answer["messageId"]);
 }
 
