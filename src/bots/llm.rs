@@ -77,6 +77,10 @@ impl Bot for LlmBot {
         "llm"
     }
 
+    fn reads_history(&self) -> bool {
+        true
+    }
+
     fn degraded(&self) -> bool {
         self.inner.upstream.is_open()
     }

@@ -94,6 +94,11 @@ pub trait Bot: Send + Sync {
     fn degraded(&self) -> bool {
         false
     }
+    /// Does the bot read the chat so far (`BotTurn::history`)? Sessions keep
+    /// it in memory only for bots that do.
+    fn reads_history(&self) -> bool {
+        false
+    }
 }
 
 /// What a bot whose upstream fails does instead (`BOT_FALLBACK`).
@@ -187,6 +192,10 @@ impl<B: Bot> Bot for Delayed<B> {
 
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    fn reads_history(&self) -> bool {
+        self.inner.reads_history()
     }
 
     fn greeting(&self, customer_name: &str, bot_context: Option<&str>) -> BotReply {

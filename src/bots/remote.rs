@@ -154,6 +154,10 @@ impl Bot for RemoteBot {
         "remote"
     }
 
+    fn reads_history(&self) -> bool {
+        true
+    }
+
     fn degraded(&self) -> bool {
         self.inner.nlu.iter().chain(&self.inner.agents).any(|agent| agent.upstream.is_open())
     }

@@ -32,8 +32,8 @@ async fn chat(app: &TestApp, customer: &Person, start: Value) -> (WsClient, Stri
     (widget, id)
 }
 
-/// Sends the customer's words; returns the bot's draft deltas and its stored answer.
-async fn ask(widget: &mut WsClient, id: &str, text: &str) -> (Vec<Value>, Value) {
+/// Sends the customer's words and waits for them to be stored (not for the bot).
+async fn say(widget: &mut WsClient, id: &str, text: &str) {
     let client_msg_id = uuid::Uuid::new_v4().to_string();
     widget
         .ok(
@@ -42,6 +42,11 @@ async fn ask(widget: &mut WsClient, id: &str, text: &str) -> (Vec<Value>, Value)
             json!({ "sessionId": id, "content": text, "clientMsgId": client_msg_id }),
         )
         .await;
+}
+
+/// Sends the customer's words; returns the bot's draft deltas and its stored answer.
+async fn ask(widget: &mut WsClient, id: &str, text: &str) -> (Vec<Value>, Value) {
+    say(widget, id, text).await;
     bot_answer(widget).await
 }
 
@@ -370,13 +375,7 @@ async fn while_the_model_is_slow_the_customers_request_for_a_person_is_handled_a
     let app = spawn_app_with(llm_options(&standin).env("BOT_FIRST_TOKEN_TIMEOUT_MS", "60000")).await;
     let ann = app.visitor("Ann").await;
     let (mut widget, id) = chat(&app, &ann, json!({})).await;
-    widget
-        .ok(
-            "customer:send_message",
-            "message:sent",
-            json!({ "sessionId": id, "content": "slowpoke question", "clientMsgId": "1" }),
-        )
-        .await;
+    say(&mut widget, &id, "slowpoke question").await;
     // The model has the question and is thinking (for 30 s).
     let asked = Instant::now();
     while standin.completions().is_empty() {
@@ -397,13 +396,7 @@ async fn a_customer_who_resumes_mid_stream_gets_the_draft_so_far_and_the_answer_
     let app = spawn_app_with(llm_options(&standin)).await;
     let ann = app.visitor("Ann").await;
     let (mut widget, id) = chat(&app, &ann, json!({})).await;
-    widget
-        .ok(
-            "customer:send_message",
-            "message:sent",
-            json!({ "sessionId": id, "content": "tell me a long story", "clientMsgId": "1" }),
-        )
-        .await;
+    say(&mut widget, &id, "tell me a long story").await;
     // A few words in, the customer's other tab opens (or the page reloads).
     for _ in 0..4 {
         widget.push("message:delta").await;

@@ -111,6 +111,8 @@ pub struct SessionCore {
     /// kept here so a turn never reads the history back from the database.
     history: VecDeque<Line>,
     history_chars: usize,
+    /// Only a bot that reads the chat so far (`Bot::reads_history`) has it kept.
+    keeps_history: bool,
 }
 
 impl SessionCore {
@@ -129,7 +131,14 @@ impl SessionCore {
             read_up_to: HashMap::new(),
             history: VecDeque::new(),
             history_chars: 0,
+            keeps_history: true,
         }
+    }
+
+    /// Whether the chat's lines are kept for the bot's context.
+    pub fn keeping_history(mut self, keep: bool) -> Self {
+        self.keeps_history = keep;
+        self
     }
 
     /// The session as stored, with the live status and agent.
@@ -204,7 +213,7 @@ impl SessionCore {
         }
         self.row.last_activity = message.created_at;
         let spoken = matches!(message.sender_type, SenderType::Customer | SenderType::Bot);
-        if self.row.status == SessionStatus::Bot && spoken && message.message_type == "text" {
+        if self.keeps_history && self.row.status == SessionStatus::Bot && spoken && message.message_type == "text" {
             self.remember_line(Line { sender: message.sender_type, content: message.content.clone() });
         }
     }
@@ -610,6 +619,32 @@ mod tests {
         assert_eq!(core.history_before("none").len(), 1, "a long line pushes the rest out");
         core.queued();
         assert!(core.history_before("none").is_empty(), "a person has the chat: the bot's context is dropped");
+    }
+
+    #[test]
+    fn a_bot_that_reads_no_history_has_none_kept() {
+        let mut core = core(SessionStatus::Bot, None).keeping_history(false);
+        let said = crate::db::models::ChatMessage {
+            id: Uuid::new_v4(),
+            session_id: core.row().id,
+            seq: 1,
+            client_msg_id: None,
+            sender_type: SenderType::Customer,
+            sender_id: None,
+            content: "hello".to_owned(),
+            message_type: "text".to_owned(),
+            intent: None,
+            entities: None,
+            confidence: None,
+            processing: None,
+            created_at: chrono::Utc::now(),
+            deleted_at: None,
+        };
+        core.remember(&said);
+        assert!(core.history_before("none").is_empty());
+        let mut core = self::core(SessionStatus::Bot, None);
+        core.remember(&said);
+        assert_eq!(core.history_before("none").len(), 1, "one that reads it has it kept");
     }
 
     #[test]

@@ -522,7 +522,8 @@ impl SessionActor {
                 let customer_name = chat.origin.caller.name.to_string();
                 act.shown_seq = session.last_seq;
                 act.state = State::Ready(Box::new(Loaded {
-                    core: SessionCore::new(session, act.services.limits.messages_per_minute),
+                    core: SessionCore::new(session, act.services.limits.messages_per_minute)
+                        .keeping_history(act.services.bot.reads_history()),
                     customer_name: customer_name.clone(),
                     agent_name: None,
                 }));
@@ -551,11 +552,12 @@ impl SessionActor {
     fn load(&mut self, ctx: &mut Context<Self>) {
         let pool = self.services.pool.clone();
         let id = self.id;
+        let reads_history = self.services.bot.reads_history();
         let load = async move {
             db::run(&pool, async |conn| {
                 let Some(found) = queries::sessions::find_with_names(conn, id).await? else { return Ok(None) };
                 // While the bot has the chat, its context: the latest lines, read once.
-                let recent = if found.0.status == SessionStatus::Bot {
+                let recent = if reads_history && found.0.status == SessionStatus::Bot {
                     let window = Window::Before { seq: i64::MAX, limit: core::HISTORY_LINES as i64 };
                     queries::messages::shown(conn, id, window).await?
                 } else {
@@ -569,7 +571,8 @@ impl SessionActor {
             act.state = match outcome {
                 Ok(Some(((session, customer_name, agent_name), recent))) => {
                     act.shown_seq = session.last_seq;
-                    let mut core = SessionCore::new(session, act.services.limits.messages_per_minute);
+                    let mut core = SessionCore::new(session, act.services.limits.messages_per_minute)
+                        .keeping_history(act.services.bot.reads_history());
                     for shown in &recent {
                         core.remember(&shown.message);
                     }
