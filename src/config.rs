@@ -22,6 +22,10 @@ pub struct Settings {
     pub database_pool_size: u32,
     pub database_connect_timeout: Duration,
     pub redis_url: Option<String>,
+    /// This node's name among the nodes sharing `REDIS_URL`.
+    pub node_id: String,
+    /// How long a node's leases last unless renewed.
+    pub cluster_lease: Duration,
     pub jwt: JwtKeys,
     pub static_dir: String,
     pub workers: Option<usize>,
@@ -64,6 +68,8 @@ impl std::fmt::Debug for Settings {
             .field("bind", &self.bind)
             .field("database_pool_size", &self.database_pool_size)
             .field("redis", &self.redis_url.is_some())
+            .field("node_id", &self.node_id)
+            .field("cluster_lease", &self.cluster_lease)
             .field("static_dir", &self.static_dir)
             .field("workers", &self.workers)
             .field("writer_batch_size", &self.writer_batch_size)
@@ -117,6 +123,8 @@ impl Settings {
                 50..=600_000,
             )?),
             redis_url: env.optional_url("REDIS_URL", &["redis://", "rediss://", "unix://"])?,
+            node_id: node_id(env.optional("NODE_ID"))?,
+            cluster_lease: Duration::from_millis(env.parse_in("CLUSTER_LEASE_MS", 10_000, 500..=600_000)?),
             jwt,
             static_dir: env.optional("STATIC_DIR").unwrap_or_else(|| "static".to_owned()),
             workers: env.optional_parse_in("WORKERS", 1..=256)?,
@@ -360,6 +368,23 @@ fn check_scheme(var: &'static str, value: &str, schemes: &[&str]) -> Result<(), 
         Ok(())
     } else {
         Err(ConfigError { var, problem: format!("must start with one of {}", schemes.join(", ")) })
+    }
+}
+
+/// A node's name: given, or made up for this run.
+fn node_id(given: Option<String>) -> Result<String, ConfigError> {
+    match given {
+        None => Ok(format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])),
+        Some(name)
+            if !name.is_empty()
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.') =>
+        {
+            Ok(name)
+        }
+        Some(_) => {
+            Err(ConfigError { var: "NODE_ID", problem: "must be 1 to 64 letters, digits, '-', '_' or '.'".to_owned() })
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Serialize;
 macro_rules! error_codes {
     ($($variant:ident => $code:literal, $status:ident;)+) => {
         /// The codes clients may rely on. Adding one is fine; renaming one breaks clients.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize, utoipa::ToSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum ErrorCode { $($variant),+ }
 
@@ -60,6 +60,8 @@ error_codes! {
     PayloadTooLarge => "payload_too_large", PAYLOAD_TOO_LARGE;
     QuotaExceeded => "quota_exceeded", PAYLOAD_TOO_LARGE;
     DatabaseUnavailable => "database_unavailable", SERVICE_UNAVAILABLE;
+    ClusterUnavailable => "cluster_unavailable", SERVICE_UNAVAILABLE;
+    SessionMoved => "session_moved", SERVICE_UNAVAILABLE;
     StorageTimeout => "storage_timeout", SERVICE_UNAVAILABLE;
     Overloaded => "overloaded", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
@@ -68,14 +70,35 @@ error_codes! {
 type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// An error with a code for the client and, where there was one, the cause for the logs.
-/// Cheap to clone, so one failed batch can answer every message in it.
-#[derive(Clone)]
+/// Cheap to clone, so one failed batch can answer every message in it. It
+/// travels between nodes without its cause, which the node that had it logs.
+#[derive(Clone, Serialize, serde::Deserialize)]
+#[serde(from = "PassedOn", into = "PassedOn")]
 pub struct AppError {
     pub code: ErrorCode,
     pub message: String,
     /// For `rate_limited`: seconds until a retry can succeed.
     pub retry_after: Option<u64>,
     cause: Option<Cause>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct PassedOn {
+    code: ErrorCode,
+    message: String,
+    retry_after: Option<u64>,
+}
+
+impl From<AppError> for PassedOn {
+    fn from(error: AppError) -> Self {
+        PassedOn { code: error.code, message: error.message, retry_after: error.retry_after }
+    }
+}
+
+impl From<PassedOn> for AppError {
+    fn from(PassedOn { code, message, retry_after }: PassedOn) -> Self {
+        AppError { code, message, retry_after, cause: None }
+    }
 }
 
 /// What a client receives, over REST or inside a WebSocket error event.
@@ -112,6 +135,11 @@ impl AppError {
 
     pub fn database_unavailable(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
         AppError::new(ErrorCode::DatabaseUnavailable, "the database is unavailable; try again").with_cause(cause)
+    }
+
+    /// The node that runs a chat (or the queue) could not be reached; a retry may find another.
+    pub fn cluster_unavailable(message: impl Into<String>) -> Self {
+        AppError { retry_after: Some(1), ..AppError::new(ErrorCode::ClusterUnavailable, message) }
     }
 
     pub fn rate_limited(retry_after: std::time::Duration) -> Self {
@@ -228,6 +256,8 @@ mod tests {
                 error_code,
                 ErrorCode::Internal
                     | ErrorCode::DatabaseUnavailable
+                    | ErrorCode::ClusterUnavailable
+                    | ErrorCode::SessionMoved
                     | ErrorCode::StorageTimeout
                     | ErrorCode::Overloaded
                     | ErrorCode::ServerFull

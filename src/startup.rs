@@ -3,7 +3,7 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix::{Actor, Addr, AsyncContext, Context};
+use actix::{Actor, Addr};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{middleware, web, App, HttpServer};
 use bb8_redis::RedisConnectionManager;
@@ -11,7 +11,6 @@ use utoipa_actix_web::AppExt;
 
 use crate::actors::messages::CloseAllSockets;
 use crate::actors::persistence::{Drain, MessageWriter, WriterSettings};
-use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::{Limits, Services, Timing};
 use crate::auth::jwt::Tokens;
@@ -30,7 +29,6 @@ pub struct AppState {
     pub redis: Option<RedisPool>,
     pub writer: Addr<MessageWriter>,
     pub registry: Addr<SessionRegistry>,
-    pub queue: Addr<QueueActor>,
     pub tokens: Arc<Tokens>,
     pub bot: Arc<dyn Bot>,
     pub upload_limit: usize,
@@ -57,7 +55,8 @@ pub struct AppState {
 impl AppState {
     /// Where a waiting session is in the queue.
     pub async fn queue_position(&self, session_id: uuid::Uuid) -> Option<usize> {
-        self.queue.send(crate::actors::messages::PositionOf(session_id)).await.ok().flatten()
+        use crate::actors::messages::{PositionOf, ToQueue};
+        self.registry.send(ToQueue(PositionOf(session_id))).await.ok().flatten()
     }
 }
 
@@ -160,18 +159,29 @@ impl Application {
             rate_limits: rate_limits.clone(),
             receipt_write_interval: settings.receipt_write_interval,
         };
-        // The queue and the registry each need the other's address.
-        let queue_context = Context::<QueueActor>::new();
-        let queue = queue_context.address();
-        let registry = SessionRegistry::new(services.clone(), queue.clone()).start();
+        let cluster = match (&redis, &settings.redis_url) {
+            (Some(redis), Some(url)) => {
+                let client = bb8_redis::redis::Client::open(url.as_str())
+                    .map_err(|error| StartupError::Redis(error.to_string()))?;
+                let node: crate::cluster::NodeId = settings.node_id.as_str().into();
+                let (link, start_link) = crate::cluster::Link::new(node.clone(), client);
+                start_link(&link);
+                log::info!("node {node} joins the nodes on Redis (leases of {:?})", settings.cluster_lease);
+                Some(crate::cluster::Cluster {
+                    link,
+                    leases: crate::cluster::Leases::new(redis.clone(), node, settings.cluster_lease),
+                    lease: settings.cluster_lease,
+                })
+            }
+            _ => None,
+        };
         let bot = services.bot.clone();
-        queue_context.run(QueueActor::new(services, registry.clone()));
+        let registry = SessionRegistry::new(services, cluster).start();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             redis,
             writer: writer.clone(),
             registry: registry.clone(),
-            queue,
             tokens: Arc::new(Tokens::from_keys(&settings.jwt).map_err(StartupError::Keys)?),
             bot,
             upload_limit: settings.upload_limit_bytes,

@@ -256,7 +256,7 @@ impl AgentActor {
             self.registry.do_send(ToSession {
                 session_id: *session_id,
                 wake: true,
-                message: AttachAgentSocket { agent_id: self.id, socket: socket.clone() },
+                mail: AttachAgentSocket { agent_id: self.id, socket: socket.clone() }.into(),
             });
         }
     }
@@ -301,7 +301,37 @@ impl Handler<AgentSocketGone> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, AgentSocketGone { socket_id }: AgentSocketGone, ctx: &mut Self::Context) {
-        if self.sockets.remove(&socket_id).is_none() || !self.sockets.is_empty() {
+        if self.sockets.remove(&socket_id).is_some() {
+            self.sockets_gone(ctx);
+        }
+    }
+}
+
+impl Handler<DropSocketsOn> for AgentActor {
+    type Result = ();
+
+    fn handle(&mut self, DropSocketsOn(node): DropSocketsOn, ctx: &mut Self::Context) {
+        let before = self.sockets.len();
+        self.sockets.retain(|_, socket| socket.outbox.remote_node() != Some(&node));
+        if self.sockets.len() < before {
+            self.sockets_gone(ctx);
+        }
+    }
+}
+
+impl Handler<Retire> for AgentActor {
+    type Result = ();
+
+    /// The agents run on another node now.
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
+impl AgentActor {
+    /// Some of the agent's sockets closed: with none left, the agent is away.
+    fn sockets_gone(&mut self, ctx: &mut Context<Self>) {
+        if !self.sockets.is_empty() {
             return;
         }
         // Gone from the queue's point of view at once; the sessions stay theirs for the grace period.
@@ -339,13 +369,14 @@ impl AgentActor {
         self.registry.do_send(ToSession {
             session_id,
             wake: true,
-            message: AgentAssigned {
+            mail: AgentAssigned {
                 agent_id: self.id,
                 agent_name: self.name(),
                 sockets: self.sockets.values().cloned().collect(),
                 pickup,
-                welcomed: Welcomed { session_id, agent: Some(ctx.address().recipient()) },
-            },
+                welcomed: Welcomed { session_id, agent: Some(WelcomeTo::Local(ctx.address().recipient())) },
+            }
+            .into(),
         });
         ctx.run_later(WELCOME_TIMEOUT, move |act, ctx| {
             if act.welcoming == Some(session_id) {

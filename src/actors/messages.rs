@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::actors::agent::AgentActor;
 use crate::bus::Outbox;
+use crate::cluster::{Link, NodeId};
 use crate::domain::{Presence, Priority, Role};
 
 use crate::error::{AppError, ErrorCode};
@@ -18,7 +19,7 @@ use crate::protocol::server::{QueueItem, ServerEvent};
 pub type SocketId = Uuid;
 
 /// Who is on the other end of a socket, from their verified token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Caller {
     pub user_id: Uuid,
     pub role: Role,
@@ -71,6 +72,8 @@ enum ReplyTo {
     Socket { reference: Option<String>, outbox: Outbox, waiting: Option<Arc<AtomicUsize>> },
     /// The HTTP handler waiting for the outcome.
     Http(oneshot::Sender<HttpAnswer>),
+    /// A reply waiting on another node (`Link::expect`), for a request that came from there.
+    Remote { node: NodeId, call: u64, link: Link },
 }
 
 /// The one answer owed to a request. Dropping it unanswered answers with an
@@ -90,14 +93,47 @@ impl Reply {
         Reply { to: Some(ReplyTo::Socket { reference, outbox, waiting: Some(waiting) }) }
     }
 
+    /// A reply nobody waits for (a request the server makes on a client's behalf).
+    pub fn unanswered() -> Self {
+        Reply { to: None }
+    }
+
     /// A reply for an HTTP handler, and the receiver it awaits.
     pub fn http() -> (Self, oneshot::Receiver<HttpAnswer>) {
         let (sender, receiver) = oneshot::channel();
         (Reply { to: Some(ReplyTo::Http(sender)) }, receiver)
     }
 
+    /// The reply to a request another node passed on; the answer goes back there.
+    pub fn remote(node: NodeId, call: u64, link: Link) -> Self {
+        Reply { to: Some(ReplyTo::Remote { node, call, link }) }
+    }
+
+    /// Passes the reply on to node `to`: it is kept here until `to` answers
+    /// (or is gone), and `to` answers the call this returns.
+    pub fn pass_to(mut self, to: &NodeId, link: &Link) -> (NodeId, u64) {
+        if let Some(ReplyTo::Remote { node, call, .. }) = &self.to {
+            let passed = (node.clone(), *call);
+            // Answered where it came from; nothing is owed here.
+            self.to = None;
+            return passed;
+        }
+        let call = link.expect(to, move |answer| match answer {
+            Ok(value) => match serde_json::from_value::<ServerEvent>(value) {
+                Ok(event) => self.send(&event),
+                Err(error) => self.fail(&AppError::internal(error)),
+            },
+            Err(error) => self.fail(&error),
+        });
+        (link.node().clone(), call)
+    }
+
     fn deliver(&mut self, answer: HttpAnswer) {
         match self.to.take() {
+            Some(ReplyTo::Remote { node, call, link }) => {
+                let answer = answer.and_then(|event| serde_json::to_value(event).map_err(AppError::internal));
+                link.answer(&node, call, answer);
+            }
             Some(ReplyTo::Socket { reference, outbox, waiting }) => {
                 let event = answer.unwrap_or_else(|error| ServerEvent::error(&error));
                 outbox.send(event.frame(reference.as_deref()));
@@ -148,9 +184,10 @@ pub struct FromAgent {
 }
 
 /// Asked before a WebSocket upgrade: may this account open one more socket?
-/// An admitted socket counts until its `SocketSlot` is dropped.
+/// An admitted socket counts until its `SocketSlot` is dropped. The answer
+/// says whether it was counted across nodes too.
 #[derive(Message)]
-#[rtype(result = "Result<(), AppError>")]
+#[rtype(result = "Result<bool, AppError>")]
 pub struct AdmitSocket {
     pub user_id: Uuid,
 }
@@ -160,18 +197,23 @@ pub struct AdmitSocket {
 /// go of its connection still counts, and every way out gives it back.
 pub struct SocketSlot {
     pub user_id: Uuid,
+    /// Counted across nodes as well as here.
+    pub shared: bool,
     pub registry: Recipient<ReleaseSocketSlot>,
 }
 
 impl Drop for SocketSlot {
     fn drop(&mut self) {
-        self.registry.do_send(ReleaseSocketSlot(self.user_id));
+        self.registry.do_send(ReleaseSocketSlot { user_id: self.user_id, shared: self.shared });
     }
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ReleaseSocketSlot(pub Uuid);
+pub struct ReleaseSocketSlot {
+    pub user_id: Uuid,
+    pub shared: bool,
+}
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -186,9 +228,10 @@ pub struct SocketClosed {
 #[rtype(result = "()")]
 pub struct CloseAllSockets;
 
+/// A socket opened on this node; other nodes may send it frames.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RegisterSocket(pub SocketHandle);
+pub struct RegisterSocket(pub SocketHandle, pub Recipient<crate::bus::Outbound>);
 
 /// How many session and agent actors are in memory.
 #[derive(Message)]
@@ -199,6 +242,22 @@ pub struct LiveActors;
 pub struct LiveCounts {
     pub sessions: usize,
     pub agents: usize,
+}
+
+/// This node in a cluster.
+#[derive(Message)]
+#[rtype(result = "Option<NodeView>")]
+pub struct ThisNode;
+
+#[derive(Debug, Clone, actix::MessageResponse)]
+pub struct NodeView {
+    pub node: String,
+    /// Runs the queue and the agents.
+    pub leader: bool,
+    /// Hears the other nodes.
+    pub link_up: bool,
+    /// The last renewal of its leases reached Redis.
+    pub leases_held: bool,
 }
 
 /// An admin changed an agent's account: the live agent, if any, follows.
@@ -217,15 +276,101 @@ pub struct CloseSocketsOf(pub Uuid);
 
 // ---- anything → a session, routed by the registry ----
 
-/// A message for the session actor of `session_id`. With `wake`, the
-/// registry starts the actor if it is not running; without, the message only
-/// matters to a live actor and is dropped otherwise.
+/// Mail for the session actor of `session_id`, on whichever node runs it.
+/// With `wake`, the actor is started if nobody runs it; without, the mail
+/// only matters to a live actor and is dropped otherwise.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ToSession<M> {
+pub struct ToSession {
     pub session_id: Uuid,
     pub wake: bool,
-    pub message: M,
+    pub mail: SessionMail,
+}
+
+/// Everything that is routed to a session's actor.
+pub enum SessionMail {
+    Command(SessionCommand),
+    Detach(Detach),
+    AgentAssigned(AgentAssigned),
+    AttachAgentSocket(AttachAgentSocket),
+    QueuePositionChanged(QueuePositionChanged),
+    Requeued(Requeued),
+    CloseIfAbandoned(CloseIfAbandoned),
+    Reattach(Reattach),
+}
+
+/// Everything that is routed to an agent's actor, on the node that runs the agents.
+pub enum AgentMail {
+    Join(AgentJoin),
+    SetStatus(AgentSetStatus),
+    SocketGone(AgentSocketGone),
+    ProfileChanged(AgentProfileChanged),
+    Welcomed(AssignmentWelcomed),
+    Assign(AssignSession),
+}
+
+macro_rules! mail_variants {
+    ($mail:ident { $($variant:ident($message:ty)),+ $(,)? }) => {
+        $(impl From<$message> for $mail {
+            fn from(message: $message) -> Self {
+                $mail::$variant(message)
+            }
+        })+
+
+        impl $mail {
+            pub fn deliver<A>(self, to: &Addr<A>)
+            where
+                A: actix::Actor<Context = actix::Context<A>> $(+ actix::Handler<$message>)+,
+            {
+                match self {
+                    $($mail::$variant(message) => to.do_send(message)),+
+                }
+            }
+        }
+    };
+}
+
+mail_variants!(SessionMail {
+    Command(SessionCommand),
+    Detach(Detach),
+    AgentAssigned(AgentAssigned),
+    AttachAgentSocket(AttachAgentSocket),
+    QueuePositionChanged(QueuePositionChanged),
+    Requeued(Requeued),
+    CloseIfAbandoned(CloseIfAbandoned),
+    Reattach(Reattach),
+});
+
+mail_variants!(AgentMail {
+    Join(AgentJoin),
+    SetStatus(AgentSetStatus),
+    SocketGone(AgentSocketGone),
+    ProfileChanged(AgentProfileChanged),
+    Welcomed(AssignmentWelcomed),
+    Assign(AssignSession),
+});
+
+impl SessionMail {
+    /// Answers the request this mail carries, if any, with `error`.
+    pub fn refuse(self, error: &AppError) {
+        match self {
+            SessionMail::Command(command) => command.reply.fail(error),
+            SessionMail::AgentAssigned(AgentAssigned { pickup: Some((_, reply)), .. }) => reply.fail(error),
+            _ => {}
+        }
+    }
+}
+
+impl AgentMail {
+    pub fn refuse(self, error: &AppError) {
+        match self {
+            AgentMail::Join(AgentJoin { reply, .. }) | AgentMail::SetStatus(AgentSetStatus { reply, .. }) => {
+                reply.fail(error)
+            }
+            AgentMail::Assign(AssignSession { pickup: Some((_, reply)), .. }) => reply.fail(error),
+            _ => {}
+        }
+    }
 }
 
 /// A socket that was attached to a retiring actor, handed to its successor.
@@ -264,13 +409,27 @@ pub struct AgentAssigned {
 /// order. Sent when dropped, so every path out of the welcome sends it once.
 pub struct Welcomed {
     pub session_id: Uuid,
-    pub agent: Option<Recipient<AssignmentWelcomed>>,
+    pub agent: Option<WelcomeTo>,
+}
+
+/// The agent's actor, here or on the node that runs the agents.
+pub enum WelcomeTo {
+    Local(Recipient<AssignmentWelcomed>),
+    Remote { node: NodeId, agent_id: Uuid, link: Link },
 }
 
 impl Drop for Welcomed {
     fn drop(&mut self) {
-        if let Some(agent) = self.agent.take() {
-            agent.do_send(AssignmentWelcomed(self.session_id));
+        match self.agent.take() {
+            Some(WelcomeTo::Local(agent)) => agent.do_send(AssignmentWelcomed(self.session_id)),
+            Some(WelcomeTo::Remote { node, agent_id, link }) => link.send(
+                &node,
+                crate::cluster::mail::Mail::Agent {
+                    agent_id,
+                    mail: crate::cluster::mail::AgentWire::Welcomed { session_id: self.session_id },
+                },
+            ),
+            None => {}
         }
     }
 }
@@ -302,7 +461,7 @@ pub struct Requeued {
 }
 
 /// Closes the session if its customer has been gone too long.
-#[derive(Message)]
+#[derive(Message, Default)]
 #[rtype(result = "()")]
 pub struct CloseIfAbandoned;
 
@@ -310,6 +469,17 @@ pub struct CloseIfAbandoned;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Retire;
+
+/// Another node runs this session now: the actor stops at once, and its
+/// sockets close so their clients find the session where it is.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Superseded;
+
+/// The sockets on this node are gone (it died, or lost its link).
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct DropSocketsOn(pub NodeId);
 
 /// A session actor stopped; the registry forgets it if it still maps to it.
 #[derive(Message)]
@@ -331,9 +501,9 @@ pub struct SessionIdle {
 
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ToAgent<M> {
+pub struct ToAgent {
     pub agent_id: Uuid,
-    pub message: M,
+    pub mail: AgentMail,
 }
 
 #[derive(Message)]
@@ -396,7 +566,7 @@ pub struct SendBoard {
     pub socket_id: SocketId,
 }
 
-#[derive(Message)]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "Result<usize, AppError>")]
 pub struct Enqueue {
     pub session_id: Uuid,
@@ -407,7 +577,7 @@ pub struct Enqueue {
 }
 
 /// Where a waiting session is now, if it is waiting.
-#[derive(Message)]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "Option<usize>")]
 pub struct PositionOf(pub Uuid);
 
@@ -420,12 +590,13 @@ pub struct Pickup {
     pub reply: Reply,
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum TransferOutcome {
     Queued { position: usize },
     Reassigned { agent_id: Uuid },
 }
 
-#[derive(Message)]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "Result<TransferOutcome, AppError>")]
 pub struct TransferSession {
     pub session_id: Uuid,
@@ -437,7 +608,7 @@ pub struct TransferSession {
 }
 
 /// The session closed; the queue forgets it and frees its agent.
-#[derive(Message)]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "()")]
 pub struct SessionEnded {
     pub session_id: Uuid,
@@ -461,8 +632,8 @@ pub struct AgentGone {
     pub agent_id: Uuid,
 }
 
-#[derive(Message)]
-#[rtype(result = "Vec<QueueItem>")]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "Result<Vec<QueueItem>, AppError>")]
 pub struct QueueSnapshot;
 
 /// Agents with open sessions after a restart: the registry starts their
@@ -472,7 +643,7 @@ pub struct QueueSnapshot;
 pub struct EnsureAgents(pub Vec<Uuid>);
 
 /// A waiting session's priority changed: it moves in the queue.
-#[derive(Message)]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "()")]
 pub struct Reprioritize {
     pub session_id: Uuid,
@@ -480,9 +651,33 @@ pub struct Reprioritize {
 }
 
 /// The customer wrote while waiting: the board shows the latest words.
-#[derive(Message)]
+#[derive(Message, serde::Serialize, serde::Deserialize)]
 #[rtype(result = "()")]
 pub struct Preview {
     pub session_id: Uuid,
     pub text: String,
+}
+
+/// A request for the queue, on whichever node runs it.
+pub struct ToQueue<M>(pub M);
+
+impl<M: QueueRequest> Message for ToQueue<M> {
+    type Result = M::Result;
+}
+
+/// What may be asked of the queue from any node.
+pub trait QueueRequest:
+    Message<Result: Send + serde::Serialize + serde::de::DeserializeOwned> + Send + 'static
+{
+    /// The request as it travels to the node that runs the queue.
+    fn to_wire(self, link: &Link, to: &NodeId) -> crate::cluster::mail::QueueWire;
+    /// The answer when the queue cannot be reached.
+    fn unanswered(error: &AppError) -> Self::Result;
+    /// Refuses the request itself (and any reply it carries).
+    fn refuse(self, error: &AppError) -> Self::Result
+    where
+        Self: Sized,
+    {
+        Self::unanswered(error)
+    }
 }

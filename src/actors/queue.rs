@@ -142,7 +142,7 @@ impl QueueActor {
                 self.registry.do_send(ToSession {
                     session_id: entry.session_id,
                     wake: false,
-                    message: QueuePositionChanged { position },
+                    mail: QueuePositionChanged { position }.into(),
                 });
             }
             still_waiting.insert(entry.session_id, position);
@@ -170,7 +170,7 @@ impl QueueActor {
         self.assigned.entry(agent_id).or_default().insert(session_id);
         match self.agents.get(&agent_id) {
             Some(slot) => slot.addr.do_send(AssignSession { session_id, pickup }),
-            None => self.registry.do_send(ToAgent { agent_id, message: AssignSession { session_id, pickup } }),
+            None => self.registry.do_send(ToAgent { agent_id, mail: AssignSession { session_id, pickup }.into() }),
         }
     }
 
@@ -227,6 +227,15 @@ impl QueueActor {
 async fn commit_assignment(pool: crate::db::Pool, session_id: Uuid, agent_id: Uuid) -> Result<bool, AppError> {
     let mut conn = pool.get().await?;
     Ok(conn.transaction(async |conn| queries::queue::assign(conn, session_id, agent_id).await).await?)
+}
+
+impl Handler<Retire> for QueueActor {
+    type Result = ();
+
+    /// Another node runs the queue now.
+    fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
 }
 
 impl Actor for QueueActor {
@@ -517,7 +526,7 @@ impl Handler<AgentGone> for QueueActor {
             for session_id in moved {
                 if let Some(position) = act.position(session_id) {
                     act.told_positions.insert(session_id, position);
-                    act.registry.do_send(ToSession { session_id, wake: true, message: Requeued { position } });
+                    act.registry.do_send(ToSession { session_id, wake: true, mail: Requeued { position }.into() });
                 }
             }
             act.publish();
@@ -546,7 +555,7 @@ impl Handler<QueueSnapshot> for QueueActor {
     type Result = MessageResult<QueueSnapshot>;
 
     fn handle(&mut self, _: QueueSnapshot, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.items())
+        MessageResult(Ok(self.items()))
     }
 }
 

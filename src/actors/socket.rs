@@ -155,7 +155,7 @@ impl<R: SocketRole> Actor for Socket<R> {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.gauges.connection_opened(R::NAME);
         let handle = self.handle(ctx);
-        self.registry.do_send(RegisterSocket(handle));
+        self.registry.do_send(RegisterSocket(handle, ctx.address().recipient()));
         // This actor runs whether or not the client reads, so the heartbeat
         // and the backlog check always do.
         ctx.run_interval(HEARTBEAT_INTERVAL, |act, ctx| {
@@ -242,6 +242,13 @@ impl<R: SocketRole> Handler<Outbound> for Socket<R> {
                 self.sessions.remove(&session_id);
             }
             Outbound::Close(reason) => self.close(ctx, CloseCode::Away, &reason),
+            Outbound::LinkLost { sessions_here, agents_here } => {
+                let agents_elsewhere = self.caller.role != crate::domain::Role::Customer && !agents_here;
+                if agents_elsewhere || self.sessions.iter().any(|session| !sessions_here.contains(session)) {
+                    let reason = "lost touch with the other servers: reconnect and resume";
+                    self.close(ctx, CloseCode::Restart, reason);
+                }
+            }
         }
     }
 }

@@ -42,6 +42,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         closed_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
+        owner_epoch -> Int8,
     }
 }
 

@@ -18,8 +18,23 @@ pub struct Inbound<R> {
 }
 
 /// Message text that has been checked: not blank, not too long, no NUL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Content(String);
+
+impl TryFrom<String> for Content {
+    type Error = AppError;
+
+    fn try_from(text: String) -> Result<Self, AppError> {
+        Content::parse(text)
+    }
+}
+
+impl From<Content> for String {
+    fn from(content: Content) -> String {
+        content.0
+    }
+}
 
 impl Content {
     pub fn parse(text: String) -> Result<Content, AppError> {
@@ -176,7 +191,7 @@ pub struct CloseSession {
 
 /// A request about one session, from either side. The session actor decides
 /// whether the caller may make it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, Deserialize)]
 pub enum SessionRequest {
     Send {
         content: Content,

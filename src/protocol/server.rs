@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::models::{AttachmentMeta, ChatMessage, ChatSession};
@@ -16,7 +18,7 @@ use crate::error::{AppError, ErrorCode};
 pub type Frame = Arc<str>;
 
 /// A message as both sides see it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageView {
     pub session_id: Uuid,
@@ -42,7 +44,7 @@ pub struct MessageView {
 }
 
 /// A bot message's understanding and processing record.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BotDetails {
     pub intent: Option<String>,
@@ -55,7 +57,7 @@ pub struct BotDetails {
 }
 
 /// A file carried by a message.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentView {
     pub attachment_id: Uuid,
@@ -128,7 +130,7 @@ impl MessageView {
 }
 
 /// A session as its participants see it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub session_id: Uuid,
@@ -187,7 +189,7 @@ impl SessionView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AgentView {
     pub agent_id: Uuid,
@@ -198,7 +200,7 @@ pub struct AgentView {
 }
 
 /// One waiting session on the agents' queue board.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueItem {
     pub session_id: Uuid,
@@ -210,7 +212,7 @@ pub struct QueueItem {
     pub preview: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorData {
     pub code: ErrorCode,
@@ -220,7 +222,7 @@ pub struct ErrorData {
 }
 
 /// Everything the server sends. Replies carry the request's `ref`; pushes carry none.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "event", content = "data")]
 pub enum ServerEvent {
     #[serde(rename = "session:created", rename_all = "camelCase")]
@@ -287,7 +289,7 @@ pub enum ServerEvent {
     QueueChanged { upserted: Vec<QueueItem>, removed: Vec<Uuid> },
     /// The reply to a request that has no event of its own (typing, mark_read).
     #[serde(rename = "ack", rename_all = "camelCase")]
-    Ack { event: &'static str },
+    Ack { event: Cow<'static, str> },
     #[serde(rename = "error")]
     Error(ErrorData),
     /// The answer to `POST /api/chat/message`; never sent on a socket.
@@ -296,7 +298,7 @@ pub enum ServerEvent {
         session_id: Uuid,
         message: MessageView,
         response: Option<MessageView>,
-        handled_by: &'static str,
+        handled_by: Cow<'static, str>,
         confidence: Option<f32>,
     },
 }

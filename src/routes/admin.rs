@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::actors::messages::{AgentProfileChanged, CloseSocketsOf, QueueSnapshot};
+use crate::actors::messages::{AgentProfileChanged, CloseSocketsOf, QueueSnapshot, ToQueue};
 use crate::auth::extractors::Admin;
 use crate::auth::staff;
 use crate::db::models::NewUser;
@@ -103,7 +103,11 @@ fn seconds(ms: Option<f64>) -> Option<f64> {
 }
 
 async fn waiting(state: &AppState) -> Result<Vec<QueueItem>, AppError> {
-    state.queue.send(QueueSnapshot).await.map_err(|_| AppError::new(ErrorCode::Internal, "the queue did not answer"))
+    state
+        .registry
+        .send(ToQueue(QueueSnapshot))
+        .await
+        .map_err(|_| AppError::new(ErrorCode::Internal, "the queue did not answer"))?
 }
 
 /// Sessions, queue, agents, messages and response times right now.

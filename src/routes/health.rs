@@ -73,6 +73,21 @@ pub struct Health {
     version: &'static str,
     connections: i64,
     bot: BotHealth,
+    /// With `REDIS_URL`: this node among the others.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<ClusterHealth>,
+}
+
+/// This node in a cluster: its name, whether it runs the queue and the
+/// agents, and whether it hears the other nodes (`link` is `down` while
+/// Redis is away: the node serves the chats it runs, and nothing else).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ClusterHealth {
+    node_id: String,
+    leader: bool,
+    link: &'static str,
+    leases: &'static str,
 }
 
 /// The bot in use; `degraded` while an upstream's circuit breaker is open
@@ -115,7 +130,17 @@ async fn check_redis(state: &AppState) -> DependencyHealth {
 )]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let (database, redis) = futures_util::join!(check_database(&state), check_redis(&state));
+    let (database, redis, node) = futures_util::join!(
+        check_database(&state),
+        check_redis(&state),
+        state.registry.send(crate::actors::messages::ThisNode)
+    );
+    let cluster = node.ok().flatten().map(|node| ClusterHealth {
+        node_id: node.node,
+        leader: node.leader,
+        link: if node.link_up { "up" } else { "down" },
+        leases: if node.leases_held { "held" } else { "lapsing" },
+    });
     let database_up = database.status == DependencyStatus::Up;
     let writer_degraded = state.metrics.writer_degraded();
     let all_up = database_up && redis.status != DependencyStatus::Down && !writer_degraded;
@@ -130,6 +155,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         version: env!("CARGO_PKG_VERSION"),
         connections: state.gauges.open_connections(),
         bot: BotHealth { kind: state.bot.kind(), status: if state.bot.degraded() { "degraded" } else { "up" } },
+        cluster,
     };
     if database_up {
         HttpResponse::Ok().json(body)

@@ -2,7 +2,7 @@
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
-use crate::actors::messages::{LiveActors, QueueSnapshot};
+use crate::actors::messages::{LiveActors, QueueSnapshot, ToQueue};
 use crate::auth::extractors::{authenticate, bearer_header};
 use crate::domain::{Priority, Role};
 use crate::error::{AppError, ErrorBody, ErrorCode};
@@ -38,7 +38,7 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
         state.metrics.live_actors.with_label_values(&["session"]).set(live.sessions as i64);
         state.metrics.live_actors.with_label_values(&["agent"]).set(live.agents as i64);
     }
-    if let Ok(waiting) = state.queue.send(QueueSnapshot).await {
+    if let Ok(Ok(waiting)) = state.registry.send(ToQueue(QueueSnapshot)).await {
         for priority in Priority::ALL {
             let count = waiting.iter().filter(|item| item.priority == *priority).count();
             state.metrics.queue_length.with_label_values(&[priority.as_str()]).set(count as i64);

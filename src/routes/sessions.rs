@@ -44,7 +44,7 @@ pub async fn ask(
     state.registry.do_send(ToSession {
         session_id,
         wake: true,
-        message: crate::actors::messages::SessionCommand { origin: Origin::http(caller), reply, request },
+        mail: crate::actors::messages::SessionCommand { origin: Origin::http(caller), reply, request }.into(),
     });
     answer.await.map_err(|_| AppError::new(ErrorCode::Internal, "the session did not answer"))?
 }
@@ -625,7 +625,7 @@ pub struct ChatBody {
 pub struct Responder {
     /// `bot`, or `agent` / `queue` once a person has the chat.
     #[serde(rename = "type")]
-    kind: &'static str,
+    kind: std::borrow::Cow<'static, str>,
     confidence: Option<f32>,
 }
 

@@ -55,12 +55,12 @@ async fn upgrade<R: SocketRole>(
         )
         .into());
     }
-    state
+    let shared = state
         .registry
         .send(AdmitSocket { user_id: caller.user_id })
         .await
         .map_err(|_| AppError::new(ErrorCode::Internal, "the registry is not running"))??;
-    let slot = SocketSlot { user_id: caller.user_id, registry: state.registry.clone().recipient() };
+    let slot = SocketSlot { user_id: caller.user_id, shared, registry: state.registry.clone().recipient() };
     let (queue, body) = wire::outbound(state.gauges.clone(), slot);
     let inbound = wire::Inbound::new(payload, MAX_FRAME_BYTES);
     let (registry, gauges, backlog_limit) = (state.registry.clone(), state.gauges.clone(), state.backlog_limit);

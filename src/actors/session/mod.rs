@@ -4,6 +4,7 @@
 //! no duplicate. It is started on demand by the registry, rebuilds itself
 //! from PostgreSQL, and retires when nobody has used it for a while.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -12,7 +13,6 @@ use uuid::Uuid;
 
 use crate::actors::messages::*;
 use crate::actors::persistence::PersistMessage;
-use crate::actors::queue::QueueActor;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::Services;
 use crate::bots::{BotHandoff, BotReply, BotTurn};
@@ -112,10 +112,11 @@ pub struct SessionActor {
     id: Uuid,
     services: Services,
     registry: Addr<SessionRegistry>,
-    queue: Addr<QueueActor>,
     state: State,
     new_chat: Option<NewChat>,
     participants: HashMap<SocketId, SocketHandle>,
+    /// The fencing number this actor took as the session's owner.
+    owner_epoch: i64,
     /// Each typist's indicator expires on this timer unless renewed.
     typing: HashMap<Uuid, SpawnHandle>,
     idle_timer: Option<SpawnHandle>,
@@ -174,21 +175,15 @@ struct PendingReceipt {
 }
 
 impl SessionActor {
-    pub fn new(
-        id: Uuid,
-        services: Services,
-        registry: Addr<SessionRegistry>,
-        queue: Addr<QueueActor>,
-        new_chat: Option<NewChat>,
-    ) -> Self {
+    pub fn new(id: Uuid, services: Services, registry: Addr<SessionRegistry>, new_chat: Option<NewChat>) -> Self {
         SessionActor {
             id,
             services,
             registry,
-            queue,
             state: State::Loading,
             new_chat,
             participants: HashMap::new(),
+            owner_epoch: 0,
             typing: HashMap::new(),
             idle_timer: None,
             shown_seq: 0,
@@ -366,6 +361,7 @@ impl SessionActor {
     {
         // Handed to the writer now, in the order messages are sent: the
         // writer keeps a session's messages in that order and numbers them so.
+        let message = NewChatMessage { owner_epoch: self.owner_epoch, ..message };
         let request = self.services.writer.send(PersistMessage(message));
         let write = async move {
             request.await.unwrap_or_else(|_| {
@@ -375,8 +371,11 @@ impl SessionActor {
         // `spawn`, not `wait`: the session goes on taking requests while its
         // messages commit; `show_message` puts them back in seq order.
         ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
-            if let Ok(persisted) = &outcome {
-                act.remember(&persisted.message);
+            match &outcome {
+                Ok(persisted) => act.remember(&persisted.message),
+                // Another node took the session over: this actor makes way.
+                Err(error) if error.code == ErrorCode::SessionMoved => ctx.notify(Superseded),
+                Err(_) => {}
             }
             then(act, ctx, outcome)
         }));
@@ -555,6 +554,7 @@ impl SessionActor {
         let reads_history = self.services.bot.reads_history();
         let load = async move {
             db::run(&pool, async |conn| {
+                let Some(owner_epoch) = queries::sessions::take_ownership(conn, id).await? else { return Ok(None) };
                 let Some(found) = queries::sessions::find_with_names(conn, id).await? else { return Ok(None) };
                 // While the bot has the chat, its context: the latest lines, read once.
                 let recent = if reads_history && found.0.status == SessionStatus::Bot {
@@ -563,14 +563,15 @@ impl SessionActor {
                 } else {
                     Vec::new()
                 };
-                Ok(Some((found, recent)))
+                Ok(Some((found, recent, owner_epoch)))
             })
             .await
         };
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             act.state = match outcome {
-                Ok(Some(((session, customer_name, agent_name), recent))) => {
+                Ok(Some(((session, customer_name, agent_name), recent, owner_epoch))) => {
                     act.shown_seq = session.last_seq;
+                    act.owner_epoch = owner_epoch;
                     let mut core = SessionCore::new(session, act.services.limits.messages_per_minute)
                         .keeping_history(act.services.bot.reads_history());
                     for shown in &recent {
@@ -729,7 +730,7 @@ impl SessionActor {
                 self.bot_turn(ctx, text, answer.map(|reply| (reply, view)));
             }
             AfterMessage::Preview(text) => {
-                self.queue.do_send(Preview { session_id: self.id, text });
+                self.registry.do_send(ToQueue(Preview { session_id: self.id, text }));
                 answer.stored(self, &stored, view, false);
             }
             AfterMessage::FirstResponse => {
@@ -822,7 +823,7 @@ impl SessionActor {
                             session_id: act.id,
                             message: customer_view,
                             response: bot_view.map(|view| view.for_role(Role::Customer)),
-                            handled_by: "bot",
+                            handled_by: Cow::Borrowed("bot"),
                             confidence: Some(confidence),
                         });
                     }
@@ -842,9 +843,9 @@ impl SessionActor {
     /// with the queue or a person (or left the bot while it thought).
     fn answer_without_bot(&self, http: Reply, customer_view: MessageView) {
         let handled_by = match self.status() {
-            Some(SessionStatus::Assigned) => "agent",
-            Some(SessionStatus::Waiting) => "queue",
-            _ => "bot",
+            Some(SessionStatus::Assigned) => Cow::Borrowed("agent"),
+            Some(SessionStatus::Waiting) => Cow::Borrowed("queue"),
+            _ => Cow::Borrowed("bot"),
         };
         http.send(&ServerEvent::ChatAnswer {
             session_id: self.id,
@@ -876,10 +877,10 @@ impl SessionActor {
             customer_name: loaded.customer_name.clone(),
             preview: loaded.core.last_customer_text().map(str::to_owned),
         };
-        let queue = self.queue.clone();
+        let queue = self.registry.clone();
         let asked = async move {
             queue
-                .send(enqueue)
+                .send(ToQueue(enqueue))
                 .await
                 .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
         };
@@ -1028,7 +1029,7 @@ impl SessionActor {
                 ctx.cancel_future(timer);
             }
             act.discard_draft();
-            act.queue.do_send(SessionEnded { session_id: id, agent_id });
+            act.registry.do_send(ToQueue(SessionEnded { session_id: id, agent_id }));
             let text = match reason {
                 CloseReason::Abandoned => "The chat was closed because the customer left.",
                 CloseReason::CustomerEnded => "The customer ended the chat.",
@@ -1069,7 +1070,7 @@ impl SessionActor {
         self.attach_origin(&origin, ctx);
         // A receipt that moves nothing forward is answered without a write or a push.
         if !self.core_mut().is_some_and(|core| core.read(origin.caller.user_id, up_to_seq)) {
-            return reply.send(&ServerEvent::Ack { event: "mark_read" });
+            return reply.send(&ServerEvent::Ack { event: Cow::Borrowed("mark_read") });
         }
         let writes = self.receipts.entry(origin.caller.user_id).or_default();
         let pending = writes.pending.get_or_insert_with(|| PendingReceipt {
@@ -1125,7 +1126,7 @@ impl SessionActor {
             match outcome {
                 Ok(read_to) => {
                     for reply in receipt.replies {
-                        reply.send(&ServerEvent::Ack { event: "mark_read" });
+                        reply.send(&ServerEvent::Ack { event: Cow::Borrowed("mark_read") });
                     }
                     let role = if receipt.caller.role == Role::Admin { Role::Agent } else { receipt.caller.role };
                     act.deliver(
@@ -1230,7 +1231,7 @@ impl SessionActor {
                 core.replace_row(session);
             }
             if let (true, SessionStatus::Waiting, Some(priority)) = (moved, status, priority) {
-                act.queue.do_send(Reprioritize { session_id: id, priority });
+                act.registry.do_send(ToQueue(Reprioritize { session_id: id, priority }));
             }
             let Some(view) = act.view() else { return };
             let event = ServerEvent::SessionUpdated { session: view };
@@ -1331,10 +1332,10 @@ impl SessionActor {
             priority: priority.unwrap_or(current_priority),
             reason: reason.clone(),
         };
-        let queue = self.queue.clone();
+        let queue = self.registry.clone();
         let asked = async move {
             queue
-                .send(request)
+                .send(ToQueue(request))
                 .await
                 .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
         };
@@ -1434,14 +1435,14 @@ impl SessionActor {
                 Ok(_) => {
                     self.attach_origin(&origin, ctx);
                     self.start_typing(ctx, &origin);
-                    reply.send(&ServerEvent::Ack { event: "typing" });
+                    reply.send(&ServerEvent::Ack { event: Cow::Borrowed("typing") });
                 }
                 Err(error) => reply.fail(&error),
             },
             SessionRequest::StopTyping => match self.check_access(&origin.caller) {
                 Ok(_) => {
                     self.stop_typing(ctx, &origin.caller, origin.socket_id());
-                    reply.send(&ServerEvent::Ack { event: "stop_typing" });
+                    reply.send(&ServerEvent::Ack { event: Cow::Borrowed("stop_typing") });
                 }
                 Err(error) => reply.fail(&error),
             },
@@ -1464,18 +1465,20 @@ impl SessionActor {
                     ),
                     AgentRequest::TellPosition => {
                         // Already waiting: say where, change nothing.
-                        let queue = self.queue.clone();
+                        let queue = self.registry.clone();
                         let id = self.id;
-                        ctx.wait(async move { queue.send(PositionOf(id)).await.ok().flatten() }.into_actor(self).map(
-                            move |position, _, _| {
-                                reply.send(&ServerEvent::StatusChanged {
-                                    session_id: id,
-                                    status: SessionStatus::Waiting,
-                                    agent_name: None,
-                                    queue_position: position,
-                                })
-                            },
-                        ));
+                        ctx.wait(
+                            async move { queue.send(ToQueue(PositionOf(id))).await.ok().flatten() }
+                                .into_actor(self)
+                                .map(move |position, _, _| {
+                                    reply.send(&ServerEvent::StatusChanged {
+                                        session_id: id,
+                                        status: SessionStatus::Waiting,
+                                        agent_name: None,
+                                        queue_position: position,
+                                    })
+                                }),
+                        );
                     }
                     AgentRequest::AsIs(status) => reply.send(&ServerEvent::StatusChanged {
                         session_id: self.id,
@@ -1505,10 +1508,43 @@ impl SessionActor {
     }
 }
 
+impl Handler<Superseded> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Superseded, ctx: &mut Self::Context) {
+        for (_, socket) in self.participants.drain() {
+            socket.outbox.tell(Outbound::Close("this chat moved to another server: reconnect and resume".to_owned()));
+        }
+        ctx.stop();
+    }
+}
+
+impl Handler<DropSocketsOn> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, DropSocketsOn(node): DropSocketsOn, ctx: &mut Self::Context) {
+        let gone: Vec<SocketId> = self
+            .participants
+            .iter()
+            .filter(|(_, socket)| socket.outbox.remote_node() == Some(&node))
+            .map(|(id, _)| *id)
+            .collect();
+        for socket_id in gone {
+            self.detach(socket_id, ctx);
+        }
+    }
+}
+
 impl Handler<Detach> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, Detach { socket_id }: Detach, ctx: &mut Self::Context) {
+        self.detach(socket_id, ctx);
+    }
+}
+
+impl SessionActor {
+    fn detach(&mut self, socket_id: SocketId, ctx: &mut Context<Self>) {
         self.seen_up_to.remove(&socket_id);
         let Some(socket) = self.participants.remove(&socket_id) else { return };
         if socket.caller.role == Role::Customer && !self.has_customer() {
@@ -1548,7 +1584,7 @@ impl Handler<AgentAssigned> for SessionActor {
             if let Some((_, reply)) = pickup {
                 reply.fail(&AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
             }
-            self.queue.do_send(SessionEnded { session_id: self.id, agent_id: Some(agent_id) });
+            self.registry.do_send(ToQueue(SessionEnded { session_id: self.id, agent_id: Some(agent_id) }));
             return;
         }
         self.deliver(
@@ -1646,7 +1682,7 @@ impl Handler<Retire> for SessionActor {
     fn handle(&mut self, _: Retire, ctx: &mut Self::Context) {
         // Sockets that attached after the actor asked to retire move to its successor.
         for (_, socket) in self.participants.drain() {
-            self.registry.do_send(ToSession { session_id: self.id, wake: true, message: Reattach(socket) });
+            self.registry.do_send(ToSession { session_id: self.id, wake: true, mail: Reattach(socket).into() });
         }
         ctx.stop();
     }

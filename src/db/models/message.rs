@@ -39,6 +39,9 @@ pub struct NewChatMessage {
     pub entities: Option<serde_json::Value>,
     pub confidence: Option<f32>,
     pub processing: Option<serde_json::Value>,
+    /// The fencing number of the session's owner that sends it: stored
+    /// only while it is still the session's (`chat_sessions.owner_epoch`).
+    pub owner_epoch: i64,
 }
 
 impl NewChatMessage {
@@ -59,6 +62,7 @@ impl NewChatMessage {
             entities: None,
             confidence: None,
             processing: None,
+            owner_epoch: 0,
         }
     }
 

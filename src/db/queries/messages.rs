@@ -94,12 +94,19 @@ pub async fn insert_batch(conn: &mut PgConn, batch: &[NewChatMessage]) -> QueryR
         plans.push(plan);
     }
 
-    let counts: Vec<(Uuid, i64)> =
-        per_session.iter().map(|(session_id, indexes)| (*session_id, indexes.len() as i64)).collect();
+    let counts: Vec<(Uuid, i64, i64)> = per_session
+        .iter()
+        .map(|(session_id, indexes)| (*session_id, indexes.len() as i64, batch[indexes[0]].owner_epoch))
+        .collect();
     let last_seqs = reserve_seqs(conn, &counts).await?;
     let unreserved: Vec<Uuid> =
         per_session.keys().filter(|session_id| !last_seqs.contains_key(session_id)).copied().collect();
-    let locked = existing(conn, &unreserved).await?;
+    let unreserved: Vec<(Uuid, i64)> = counts
+        .iter()
+        .filter(|(session_id, _, _)| unreserved.contains(session_id))
+        .map(|(session_id, _, epoch)| (*session_id, *epoch))
+        .collect();
+    let (locked, moved) = existing(conn, &unreserved).await?;
     let mut seqs: HashMap<usize, i64> = HashMap::new();
     for (session_id, indexes) in &per_session {
         let count = indexes.len() as i64;
@@ -112,6 +119,14 @@ pub async fn insert_batch(conn: &mut PgConn, batch: &[NewChatMessage]) -> QueryR
             None if locked.contains(session_id) => {
                 for index in indexes {
                     plans[*index] = Plan::Locked;
+                }
+            }
+            None if moved.contains(session_id) => {
+                for index in indexes {
+                    plans[*index] = Plan::Rejected(AppError::new(
+                        ErrorCode::SessionMoved,
+                        "another server runs this chat now: reconnect and send it again",
+                    ));
                 }
             }
             None => {
@@ -240,19 +255,21 @@ struct Reserved {
 
 /// Hands out sequence numbers for every session of a batch in one
 /// statement, `count` for each, and returns each session's last one.
-/// Sessions that do not exist, and sessions whose row another transaction
-/// holds for update, are left out: a locked row is skipped, never waited
+/// Sessions that do not exist, sessions another node has taken over (their
+/// `owner_epoch` is not the sender's), and sessions whose row another
+/// transaction holds for update, are left out: a locked row is skipped, never waited
 /// for. (`NO KEY UPDATE`, the lock the update itself takes, leaves rows that
 /// others only reference, a receipt or a queue entry being written, alone.) The rows
 /// are locked in id order, so two concurrent writers never deadlock.
 /// `last_activity` is indexed, so it moves at most once a minute: the other
 /// updates change no indexed column and stay on their page (HOT).
-async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<HashMap<Uuid, i64>> {
+async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64, i64)]) -> QueryResult<HashMap<Uuid, i64>> {
     if counts.is_empty() {
         return Ok(HashMap::new());
     }
-    let ids: Vec<Uuid> = counts.iter().map(|(id, _)| *id).collect();
-    let numbers: Vec<i64> = counts.iter().map(|(_, count)| *count).collect();
+    let ids: Vec<Uuid> = counts.iter().map(|(id, _, _)| *id).collect();
+    let numbers: Vec<i64> = counts.iter().map(|(_, count, _)| *count).collect();
+    let epochs: Vec<i64> = counts.iter().map(|(_, _, epoch)| *epoch).collect();
     let reserved: Vec<Reserved> = diesel::sql_query(
         "WITH locked AS (
              SELECT id FROM chat_sessions WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id
@@ -264,30 +281,40 @@ async fn reserve_seqs(conn: &mut PgConn, counts: &[(Uuid, i64)]) -> QueryResult<
              last_activity = CASE WHEN s.last_activity < now() - interval '1 minute'
                                   THEN now() ELSE s.last_activity END,
              updated_at = now()
-         FROM unnest($1, $2) AS wanted(id, count), locked
-         WHERE s.id = wanted.id AND locked.id = s.id
+         FROM unnest($1, $2, $3) AS wanted(id, count, epoch), locked
+         WHERE s.id = wanted.id AND locked.id = s.id AND s.owner_epoch = wanted.epoch
          RETURNING s.id, s.last_seq",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&ids)
     .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&numbers)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(&epochs)
     .load(conn)
     .await?;
     Ok(reserved.into_iter().map(|row| (row.id, row.last_seq)).collect())
 }
 
-/// Which of `ids` name sessions that exist (read without locking).
-async fn existing(conn: &mut PgConn, ids: &[Uuid]) -> QueryResult<std::collections::HashSet<Uuid>> {
+/// Of the sessions (with their sender's fencing number) that got no
+/// numbers: those whose row exists and is locked by someone else, and
+/// those another owner took over (read without locking).
+async fn existing(
+    conn: &mut PgConn,
+    sessions: &[(Uuid, i64)],
+) -> QueryResult<(std::collections::HashSet<Uuid>, std::collections::HashSet<Uuid>)> {
     use crate::db::schema::chat_sessions;
-    if ids.is_empty() {
+    if sessions.is_empty() {
         return Ok(Default::default());
     }
-    let found: Vec<Uuid> = chat_sessions::table
-        .filter(chat_sessions::id.eq_any(ids))
+    let ids: Vec<Uuid> = sessions.iter().map(|(id, _)| *id).collect();
+    let found: Vec<(Uuid, i64)> = chat_sessions::table
+        .filter(chat_sessions::id.eq_any(&ids))
         .filter(chat_sessions::deleted_at.is_null())
-        .select(chat_sessions::id)
+        .select((chat_sessions::id, chat_sessions::owner_epoch))
         .load(conn)
         .await?;
-    Ok(found.into_iter().collect())
+    let sent_with: HashMap<Uuid, i64> = sessions.iter().copied().collect();
+    let (moved, locked): (Vec<_>, Vec<_>) =
+        found.into_iter().partition(|(id, epoch)| sent_with.get(id).is_some_and(|sent| sent != epoch));
+    Ok((locked.into_iter().map(|(id, _)| id).collect(), moved.into_iter().map(|(id, _)| id).collect()))
 }
 
 /// A stored message with what it takes to show it: its sender's name and its files.

@@ -97,6 +97,18 @@ pub async fn close(
     Ok(session)
 }
 
+/// Makes the caller the session's owner: it takes the next fencing number,
+/// and messages from an earlier owner are no longer stored. `None` if the
+/// session does not exist.
+pub async fn take_ownership(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<i64>> {
+    diesel::update(chat_sessions::table.find(id))
+        .set(chat_sessions::owner_epoch.eq(chat_sessions::owner_epoch + 1))
+        .returning(chat_sessions::owner_epoch)
+        .get_result(conn)
+        .await
+        .optional()
+}
+
 /// Records when the customer was last seen, for the abandonment sweep.
 pub async fn touch(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
     diesel::update(chat_sessions::table.find(id))
