@@ -158,6 +158,7 @@ impl Application {
             metrics: metrics.clone(),
             rate_limits: rate_limits.clone(),
             receipt_write_interval: settings.receipt_write_interval,
+            node: settings.redis_url.as_ref().map(|_| settings.node_id.as_str().into()),
         };
         let cluster = match (&redis, &settings.redis_url) {
             (Some(redis), Some(url)) => {

@@ -115,4 +115,6 @@ pub struct Services {
     pub rate_limits: Arc<crate::rate_limits::RateLimits>,
     /// A participant's read receipt is written at most this often.
     pub receipt_write_interval: Duration,
+    /// This node's name, with several nodes on Redis.
+    pub node: Option<crate::cluster::NodeId>,
 }

@@ -141,12 +141,15 @@ impl SessionRegistry {
     fn find_owner(&mut self, session_id: Uuid, take: bool, ctx: &mut Context<Self>) {
         let Some(cluster) = &self.cluster else { return };
         let leases = cluster.leases.clone();
+        let pool = self.services.pool.clone();
         let ask = async move {
-            if take {
-                leases.claim_session(session_id).await
-            } else {
-                leases.session_holder(session_id).await
+            if !take {
+                return leases.session_holder(session_id).await;
             }
+            let last_holder = db::run(&pool, async |conn| queries::sessions::owner_node(conn, session_id).await)
+                .await
+                .map_err(|error| error.to_string())?;
+            leases.claim_session(session_id, last_holder.as_deref()).await
         };
         ctx.spawn(ask.into_actor(self).map(move |holder, act, ctx| act.owner_found(session_id, take, holder, ctx)));
     }
@@ -218,7 +221,7 @@ impl SessionRegistry {
         };
         // The lease first, so no other node can start the same session.
         let leases = cluster.leases.clone();
-        let claim = async move { leases.claim_session(session_id).await };
+        let claim = async move { leases.claim_session(session_id, None).await };
         ctx.spawn(claim.into_actor(self).map(move |holder, act, ctx| match holder {
             Ok(Holder::Us) => {
                 act.start_session(session_id, Some(chat), ctx);
@@ -498,9 +501,11 @@ impl Handler<Incoming> for SessionRegistry {
 impl Handler<LinkStatus> for SessionRegistry {
     type Result = ();
 
-    fn handle(&mut self, LinkStatus { up }: LinkStatus, _: &mut Self::Context) {
-        let Some(cluster) = &self.cluster else { return };
+    fn handle(&mut self, LinkStatus { up }: LinkStatus, ctx: &mut Self::Context) {
+        let Some(cluster) = self.cluster.clone() else { return };
         if up {
+            // Before another node takes a lease that lapsed meanwhile.
+            self.keep_leases(ctx);
             // Sockets this node had across nodes were closed when the link
             // went down; other nodes forget them, and those that come back
             // attach again.

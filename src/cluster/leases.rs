@@ -29,7 +29,9 @@ fn session_key(session_id: Uuid) -> String {
 }
 
 /// Takes the lease if it is free, ours, or held by a node that is not alive;
-/// answers who holds it now. With ARGV[4] = "look", only answers.
+/// answers who holds it now. With ARGV[4] = "look", only answers. A free
+/// lease whose last holder (ARGV[5], from PostgreSQL) is alive stays free
+/// for that node: Redis lost the lease, not the node its session.
 const CLAIM: &str = r"
 local owner = redis.call('GET', KEYS[1])
 if owner == ARGV[1] then
@@ -41,6 +43,9 @@ if owner and redis.call('EXISTS', ARGV[3] .. owner) == 1 then
 end
 if ARGV[4] == 'look' then
   return false
+end
+if not owner and ARGV[5] ~= '' and ARGV[5] ~= ARGV[1] and redis.call('EXISTS', ARGV[3] .. ARGV[5]) == 1 then
+  return ARGV[5]
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
@@ -123,9 +128,15 @@ impl Leases {
         command.query_async::<T>(&mut *conn).await.map_err(|error| error.to_string())
     }
 
-    async fn holder(&self, key: String, take: bool) -> Result<Holder, String> {
+    async fn holder(&self, key: String, take: bool, last_holder: Option<&str>) -> Result<Holder, String> {
         let mode = if take { "take" } else { "look" };
-        let args = [self.node.to_string(), self.lease_ms.to_string(), ALIVE_PREFIX.to_owned(), mode.to_owned()];
+        let args = [
+            self.node.to_string(),
+            self.lease_ms.to_string(),
+            ALIVE_PREFIX.to_owned(),
+            mode.to_owned(),
+            last_holder.unwrap_or_default().to_owned(),
+        ];
         let owner: Option<String> = self.eval(CLAIM, &[key], &args).await?;
         Ok(match owner {
             Some(owner) if *owner == *self.node => Holder::Us,
@@ -134,14 +145,15 @@ impl Leases {
         })
     }
 
-    /// Takes a session's lease if nobody alive holds it; says who does.
-    pub async fn claim_session(&self, session_id: Uuid) -> Result<Holder, String> {
-        self.holder(session_key(session_id), true).await
+    /// Takes a session's lease if nobody alive holds it (nor its
+    /// `last_holder`, if it is alive and the lease lapsed); says who does.
+    pub async fn claim_session(&self, session_id: Uuid, last_holder: Option<&str>) -> Result<Holder, String> {
+        self.holder(session_key(session_id), true, last_holder).await
     }
 
     /// Who holds a session's lease, without taking it.
     pub async fn session_holder(&self, session_id: Uuid) -> Result<Holder, String> {
-        self.holder(session_key(session_id), false).await
+        self.holder(session_key(session_id), false, None).await
     }
 
     /// Renews this node's session leases; answers the sessions lost to another node.
@@ -161,7 +173,7 @@ impl Leases {
 
     /// Takes or keeps the queue's leadership if nobody alive holds it; says who does.
     pub async fn claim_leader(&self) -> Result<Holder, String> {
-        self.holder(LEADER.to_owned(), true).await
+        self.holder(LEADER.to_owned(), true, None).await
     }
 
     /// Says this node is alive for one more lease period.

@@ -43,6 +43,7 @@ diesel::table! {
         closed_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
         owner_epoch -> Int8,
+        owner_node -> Nullable<Text>,
     }
 }
 

@@ -33,7 +33,7 @@ pub struct MessageView {
     pub content: String,
     pub message_type: String,
     pub created_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentView>,
     /// The draft this bot message was streamed as (`message:delta`); it replaces the draft.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -344,5 +344,47 @@ mod tests {
         assert_eq!(reply["data"]["position"], 2);
         let push: serde_json::Value = serde_json::from_str(&event.frame(None)).expect("json");
         assert!(push.get("ref").is_none());
+    }
+
+    /// Events travel between nodes as JSON: what a node reads back is what it wrote.
+    #[test]
+    fn events_read_back_as_they_were_written() {
+        let message = MessageView {
+            session_id: Uuid::new_v4(),
+            message_id: Uuid::new_v4(),
+            seq: 3,
+            sender: SenderType::Customer,
+            sender_name: None,
+            client_msg_id: None,
+            content: "hello".to_owned(),
+            message_type: "text".to_owned(),
+            created_at: Utc::now(),
+            attachments: Vec::new(),
+            draft_id: None,
+            bot: None,
+        };
+        let events = [
+            ServerEvent::MessageReceived(message.clone()),
+            ServerEvent::ChatAnswer {
+                session_id: message.session_id,
+                message: message.clone(),
+                response: None,
+                handled_by: Cow::Borrowed("bot"),
+                confidence: None,
+            },
+            ServerEvent::Ack { event: Cow::Borrowed("typing") },
+            ServerEvent::StatusChanged {
+                session_id: message.session_id,
+                status: SessionStatus::Waiting,
+                agent_name: None,
+                queue_position: Some(2),
+            },
+            ServerEvent::error(&AppError::new(ErrorCode::NotWaiting, "taken")),
+        ];
+        for event in events {
+            let written = serde_json::to_value(&event).expect("written");
+            let read: ServerEvent = serde_json::from_value(written.clone()).expect("read back");
+            assert_eq!(serde_json::to_value(&read).expect("written again"), written);
+        }
     }
 }

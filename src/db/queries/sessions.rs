@@ -97,16 +97,21 @@ pub async fn close(
     Ok(session)
 }
 
-/// Makes the caller the session's owner: it takes the next fencing number,
-/// and messages from an earlier owner are no longer stored. `None` if the
-/// session does not exist.
-pub async fn take_ownership(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<i64>> {
+/// Makes the caller (on `node`) the session's owner: it takes the next
+/// fencing number, and messages from an earlier owner are no longer
+/// stored. `None` if the session does not exist.
+pub async fn take_ownership(conn: &mut PgConn, id: Uuid, node: Option<&str>) -> QueryResult<Option<i64>> {
     diesel::update(chat_sessions::table.find(id))
-        .set(chat_sessions::owner_epoch.eq(chat_sessions::owner_epoch + 1))
+        .set((chat_sessions::owner_epoch.eq(chat_sessions::owner_epoch + 1), chat_sessions::owner_node.eq(node)))
         .returning(chat_sessions::owner_epoch)
         .get_result(conn)
         .await
         .optional()
+}
+
+/// The node that last took the session, if any.
+pub async fn owner_node(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<String>> {
+    chat_sessions::table.find(id).select(chat_sessions::owner_node).first(conn).await.optional().map(Option::flatten)
 }
 
 /// Records when the customer was last seen, for the abandonment sweep.
