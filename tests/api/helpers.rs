@@ -1,8 +1,9 @@
 //! `spawn_app()`: a fresh database and the real `switchboard` binary on a
 //! free port, stopped and dropped when the test ends.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -121,10 +122,11 @@ impl AppOptions {
     }
 }
 
-/// The real server process and its database.
+/// The real server process and its database (shared with the other nodes
+/// of a `TestCluster`; dropped with the last of them).
 pub struct TestApp {
     pub address: String,
-    pub db: TestDb,
+    pub db: Arc<TestDb>,
     pub http: reqwest::Client,
     pub log_path: PathBuf,
     child: Child,
@@ -147,17 +149,36 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(options: AppOptions) -> TestApp {
-    let db = TestDb::create().await;
+    let db = Arc::new(TestDb::create().await);
     start_server(db, &options).await
 }
 
-async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
+async fn start_server(db: Arc<TestDb>, options: &AppOptions) -> TestApp {
     let log_path = log_dir().join(format!("{}.log", db.name));
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).expect("open the server log");
+    start_server_logged(db, options, log_path).await
+}
+
+/// Starts `switchboard serve` on `db` with the test defaults, then
+/// `options` (which override them), logging to `log_path`.
+async fn start_server_logged(db: Arc<TestDb>, options: &AppOptions, log_path: PathBuf) -> TestApp {
+    let (child, address) = spawn_server_process(&db.url, options, &log_path).await;
+    TestApp {
+        address,
+        db,
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+        log_path,
+        child,
+    }
+}
+
+/// The server process with the environment every test server gets, and its
+/// `http://` address once it listens.
+async fn spawn_server_process(database_url: &str, options: &AppOptions, log_path: &Path) -> (Child, String) {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("open the server log");
     let mut command = binary();
     command
         .arg("serve")
-        .env("DATABASE_URL", &db.url)
+        .env("DATABASE_URL", database_url)
         .env("JWT_SECRET", JWT_SECRET)
         .env("BIND", "127.0.0.1:0")
         .env("WORKERS", "1")
@@ -198,13 +219,7 @@ async fn start_server(db: TestDb, options: &AppOptions) -> TestApp {
     .flatten()
     .unwrap_or_else(|| panic!("the server did not start; see {}", log_path.display()));
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    TestApp {
-        address: format!("http://{address}"),
-        db,
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
-        log_path,
-        child,
-    }
+    (child, format!("http://{address}"))
 }
 
 impl TestApp {
@@ -728,5 +743,276 @@ impl TestApp {
             }
             last = now;
         }
+    }
+}
+
+// ---- several nodes as one service ----
+
+impl TestApp {
+    /// Kills the server with SIGKILL, as a crash or the OOM killer would
+    /// (no shutdown, no drain), and waits until the process is gone.
+    pub async fn kill_9(&mut self) -> ExitStatus {
+        self.child.start_kill().expect("send SIGKILL to the server");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("the server exits after SIGKILL")
+            .expect("wait for the server")
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+/// A Redis of one test's own, on a port of its own, that the test may stop
+/// and start again on the same port (the shared `TEST_REDIS_URL` instance
+/// is never stopped). Killed when dropped.
+pub struct TestRedis {
+    pub port: u16,
+    pub url: String,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl TestRedis {
+    /// A new Redis on a free port, ready for commands.
+    pub async fn start_new() -> TestRedis {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().expect("local address").port()
+        };
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("redis-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create the Redis folder");
+        let mut redis = TestRedis { port, url: format!("redis://127.0.0.1:{port}"), dir, child: None };
+        redis.start().await;
+        redis
+    }
+
+    /// Starts Redis (again) on its port, empty, and waits until it answers PING.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none(), "Redis is already running");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut child = Command::new("redis-server")
+                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&self.dir)
+                .arg("--logfile")
+                .arg(self.dir.join("redis.log"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("start redis-server (is it installed?)");
+            while tokio::time::Instant::now() < deadline {
+                if self.answers_ping().await {
+                    self.child = Some(child);
+                    return;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // it could not start (say the port is not free yet): try again
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "Redis did not start on port {}; see {}",
+                self.port,
+                self.dir.join("redis.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Kills Redis (SIGKILL: every connection drops at once) and waits until
+    /// it is gone; the port then refuses connections until `start`.
+    pub async fn stop(&mut self) {
+        let mut child = self.child.take().expect("Redis is running");
+        child.start_kill().expect("kill redis-server");
+        let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("redis-server exits");
+    }
+
+    async fn answers_ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let attempt = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
+            stream.write_all(b"PING\r\n").await.ok()?;
+            let mut answer = [0u8; 7];
+            stream.read_exact(&mut answer).await.ok()?;
+            Some(&answer == b"+PONG\r\n")
+        };
+        tokio::time::timeout(Duration::from_secs(1), attempt).await.ok().flatten().unwrap_or(false)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The lease a cluster test's nodes hold sessions and the leadership with:
+/// short, so that a killed node's share is taken over within seconds.
+pub const CLUSTER_LEASE_MS: u64 = 2000;
+
+/// Several server processes sharing one database and one Redis: one service.
+/// `nodes[i]` is `node-a`, `node-b`, … in the order they were started; a
+/// killed node stays in the list (dead), and a replacement gets the next id.
+pub struct TestCluster {
+    pub nodes: Vec<TestApp>,
+    pub node_ids: Vec<String>,
+    pub redis: TestRedis,
+    pub db: Arc<TestDb>,
+    options: AppOptions,
+}
+
+impl TestCluster {
+    /// `count` nodes on a fresh database and a Redis of the test's own,
+    /// returned once they have formed one cluster (see `wait_until_formed`).
+    pub async fn start(count: usize) -> TestCluster {
+        TestCluster::start_with(count, AppOptions::default()).await
+    }
+
+    /// As `start`, with `options` for every node (now and started later).
+    pub async fn start_with(count: usize, options: AppOptions) -> TestCluster {
+        let db = Arc::new(TestDb::create().await);
+        let redis = TestRedis::start_new().await;
+        let mut cluster = TestCluster { nodes: Vec::new(), node_ids: Vec::new(), redis, db, options };
+        // One after another: the first applies the migrations.
+        for _ in 0..count {
+            cluster.start_node().await;
+        }
+        cluster.wait_until_formed().await;
+        cluster
+    }
+
+    /// Starts one more node (the next id: `node-a`, `node-b`, …) and returns
+    /// its index. It does not wait for the node to join the cluster.
+    pub async fn start_node(&mut self) -> usize {
+        let index = self.nodes.len();
+        let node_id = format!("node-{}", (b'a' + u8::try_from(index).expect("a few nodes")) as char);
+        let mut options = AppOptions::default()
+            .env("REDIS_URL", self.redis.url.clone())
+            .env("NODE_ID", node_id.clone())
+            .env("CLUSTER_LEASE_MS", CLUSTER_LEASE_MS.to_string());
+        options.env.extend(self.options.env.iter().cloned());
+        let log_path = log_dir().join(format!("{}-{node_id}.log", self.db.name));
+        self.nodes.push(start_server_logged(self.db.clone(), &options, log_path).await);
+        self.node_ids.push(node_id);
+        index
+    }
+
+    pub fn node(&self, index: usize) -> &TestApp {
+        &self.nodes[index]
+    }
+
+    /// Kills node `index` with SIGKILL and waits until its process is gone.
+    pub async fn kill_9(&mut self, index: usize) -> ExitStatus {
+        self.nodes[index].kill_9().await
+    }
+
+    /// The indexes of the nodes still running.
+    pub fn live_nodes(&mut self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|&index| self.nodes[index].is_running()).collect()
+    }
+
+    /// Node `index`'s `/health`: status and body.
+    pub async fn health(&self, index: usize) -> Answer {
+        self.nodes[index].get_health().await
+    }
+
+    /// Waits until every running node's `/health` names its own `NODE_ID`
+    /// in `cluster.nodeId` with `cluster.link` "up", and exactly one of them
+    /// says it is the leader; returns the leader's index.
+    pub async fn wait_until_formed(&mut self) -> usize {
+        let live = self.live_nodes();
+        let mut last = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while tokio::time::Instant::now() < deadline {
+            last.clear();
+            for &index in &live {
+                let response = self.nodes[index].http.get(format!("{}/health", self.nodes[index].address)).send().await;
+                let body = match response {
+                    Ok(response) => response.json::<serde_json::Value>().await.unwrap_or_default(),
+                    Err(_) => serde_json::Value::Null,
+                };
+                last.push((index, body));
+            }
+            let formed = last.iter().all(|(index, body)| {
+                body["cluster"]["nodeId"] == self.node_ids[*index].as_str() && body["cluster"]["link"] == "up"
+            });
+            let leaders: Vec<usize> =
+                last.iter().filter(|(_, body)| body["cluster"]["leader"] == true).map(|(index, _)| *index).collect();
+            if formed && leaders.len() == 1 {
+                return leaders[0];
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let seen: Vec<String> = last
+            .iter()
+            .map(|(index, body)| format!("{}: cluster = {}", self.node_ids[*index], body["cluster"]))
+            .collect();
+        panic!(
+            "the nodes never formed one cluster (each /health naming its NODE_ID with link \"up\", exactly one leader); \
+             last seen: {seen:?}"
+        )
+    }
+}
+
+/// What `WsClient::next_frame` found.
+#[derive(Debug)]
+pub enum Next {
+    Frame(serde_json::Value),
+    /// The connection is gone (closed by the server, reset, or the node died).
+    Closed,
+    /// Nothing within the time asked.
+    Quiet,
+}
+
+impl WsClient {
+    /// Sends an event with a fresh `ref`; `None` when the connection is gone
+    /// (for clients that reconnect rather than fail).
+    pub async fn try_send(&mut self, event: &str, data: serde_json::Value) -> Option<String> {
+        use futures_util::SinkExt;
+        if self.closed.is_some() {
+            return None;
+        }
+        self.next_ref += 1;
+        let reference = format!("r{}", self.next_ref);
+        let frame = serde_json::json!({ "event": event, "ref": reference, "data": data });
+        match self.socket.send(tokio_tungstenite::tungstenite::Message::text(frame.to_string())).await {
+            Ok(()) => Some(reference),
+            Err(_) => {
+                self.closed.get_or_insert(None);
+                None
+            }
+        }
+    }
+
+    /// The next frame (kept ones first), waiting at most `within`; never panics.
+    pub async fn next_frame(&mut self, within: Duration) -> Next {
+        if let Some(frame) = self.buffered.pop_front() {
+            return Next::Frame(frame);
+        }
+        if self.closed.is_some() {
+            return Next::Closed;
+        }
+        match tokio::time::timeout(within, self.read()).await {
+            Ok(Some(frame)) => Next::Frame(frame),
+            Ok(None) => Next::Closed,
+            Err(_) => Next::Quiet,
+        }
+    }
+
+    /// The close code the server sent, if it closed the socket with one.
+    pub fn close_code(&self) -> Option<u16> {
+        self.closed.as_ref().and_then(|frame| frame.as_ref()).map(|frame| u16::from(frame.code))
     }
 }

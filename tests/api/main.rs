@@ -12,6 +12,7 @@ mod auth;
 mod bad_input;
 mod bots;
 mod chat_flow;
+mod cluster;
 mod configuration;
 mod health;
 mod lifecycle;
