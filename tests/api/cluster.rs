@@ -941,10 +941,12 @@ async fn redis_stopped_for_ten_seconds_under_load_loses_nothing_and_cross_node_d
         agent.run("a", 1000, pace, &stop, &agent_acks),
         outage
     );
-    for side in [&customer, &agent] {
-        let during = side.attempts.iter().filter(|at| **at > stopped && **at < back).count();
-        assert!(during > 0, "the {} kept sending during the outage: {}", side.who, side.status());
-    }
+    // The chat runs on the customer's node, which keeps serving its own
+    // sockets without Redis. The agent, on the other node, cannot reach the
+    // chat until Redis is back: it is refused with a code to retry on, and
+    // what it resends afterwards is checked below like everything else.
+    let during = customer.attempts.iter().filter(|at| **at > stopped && **at < back).count();
+    assert!(during > 0, "the customer kept sending during the outage: {}", customer.status());
 
     // Cross-node delivery works again, both ways, on the same nodes.
     let deadline = back + Duration::from_secs(15);
