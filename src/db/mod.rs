@@ -73,12 +73,19 @@ pub async fn migrate(database_url: &str, direction: MigrationDirection) -> Resul
     let url = database_url.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        // Nodes starting together migrate one after another: the others
+        // wait here and then find nothing left to apply.
+        diesel::RunQueryDsl::execute(diesel::sql_query("SELECT pg_advisory_lock(7318290154)"), &mut conn)
+            .map_err(|error| MigrationError::Migration(error.to_string()))?;
         let versions = match direction {
             MigrationDirection::Up => conn.run_pending_migrations(MIGRATIONS),
             MigrationDirection::DownAll => conn.revert_all_migrations(MIGRATIONS),
         }
-        .map_err(|error| MigrationError::Migration(error.to_string()))?;
-        Ok(versions.into_iter().map(|version| version.to_string()).collect())
+        .map(|versions| versions.into_iter().map(|version| version.to_string()).collect::<Vec<_>>())
+        .map_err(|error| MigrationError::Migration(error.to_string()));
+        diesel::RunQueryDsl::execute(diesel::sql_query("SELECT pg_advisory_unlock(7318290154)"), &mut conn)
+            .map_err(|error| MigrationError::Migration(error.to_string()))?;
+        versions
     })
     .await?
 }

@@ -6,6 +6,9 @@
 //! Settings (environment): BASE_URL, SERVER_PID, CUSTOMERS (200), MESSAGES (20),
 //! DURATION_SECS (unset: each customer sends MESSAGES; set: each customer
 //! sends until the time is up, and the report shows throughput per window).
+//! Several nodes: BASE_URLS (comma-separated, instead of BASE_URL) spreads the
+//! customers round-robin over them, and SERVER_PIDS (comma-separated, in the
+//! same order) reports each server's memory and their sum.
 //! Every message carries a fresh random `clientMsgId`, as the widget sends.
 
 use std::time::{Duration, Instant};
@@ -16,6 +19,12 @@ use tokio_tungstenite::tungstenite::Message;
 
 fn setting(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+/// A comma-separated list from `plural`, or the single value of `single`.
+fn list(plural: &str, single: &str) -> Vec<String> {
+    let value = std::env::var(plural).or_else(|_| std::env::var(single)).unwrap_or_default();
+    value.split(',').map(str::trim).filter(|item| !item.is_empty()).map(str::to_owned).collect()
 }
 
 /// Resident memory of a process, in MiB, from /proc.
@@ -118,48 +127,72 @@ async fn customer(base: String, n: usize, until: Until, started: Instant) -> Res
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Ok(base) = std::env::var("BASE_URL") else {
+    let bases = list("BASE_URLS", "BASE_URL");
+    if bases.is_empty() {
         println!("load: BASE_URL is not set; run scripts/bench.sh");
         return;
-    };
-    let pid = std::env::var("SERVER_PID").unwrap_or_default();
+    }
+    let mut pids = list("SERVER_PIDS", "SERVER_PID");
+    if pids.is_empty() {
+        pids.push(String::new());
+    }
     let customers = setting("CUSTOMERS", 200);
     let messages = setting("MESSAGES", 20);
     let duration = setting("DURATION_SECS", 0);
-    let idle_mib = resident_mib(&pid);
+    let idle_mibs: Vec<Option<f64>> = pids.iter().map(|pid| resident_mib(pid)).collect();
 
     let started = Instant::now();
     let until = match duration {
         0 => Until::Count(messages),
         seconds => Until::Deadline(started + Duration::from_secs(seconds as u64)),
     };
-    let runs: Vec<_> = (0..customers).map(|n| tokio::spawn(customer(base.clone(), n, until, started))).collect();
-    // The highest resident memory seen while the load runs, as f64 bits.
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // Customer n talks to server n mod the number of servers.
+    let runs: Vec<_> = (0..customers)
+        .map(|n| tokio::spawn(customer(bases[n % bases.len()].clone(), n, until, started)))
+        .collect();
+    // The highest resident memory seen while the load runs, per server and
+    // (last) of all of them together, as f64 bits.
+    let peaks: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> =
+        std::sync::Arc::new((0..=pids.len()).map(|_| std::sync::atomic::AtomicU64::new(0)).collect());
     let peak_sampler = {
-        let (pid, peak) = (pid.clone(), peak.clone());
+        let (pids, peaks) = (pids.clone(), peaks.clone());
         tokio::spawn(async move {
+            let raise = |peak: &std::sync::atomic::AtomicU64, mib: f64| {
+                let seen = f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed));
+                peak.store(seen.max(mib).to_bits(), std::sync::atomic::Ordering::Relaxed);
+            };
             loop {
-                if let Some(mib) = resident_mib(&pid) {
-                    let seen = f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed));
-                    peak.store(seen.max(mib).to_bits(), std::sync::atomic::Ordering::Relaxed);
+                let mut total = 0.0;
+                for (pid, peak) in pids.iter().zip(peaks.iter()) {
+                    if let Some(mib) = resident_mib(pid) {
+                        raise(peak, mib);
+                        total += mib;
+                    }
                 }
+                raise(&peaks[pids.len()], total);
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         })
     };
     let mut acked: Vec<Acked> = Vec::new();
+    let mut acked_per_server = vec![0usize; bases.len()];
     let mut failures = Vec::new();
-    for run in runs {
+    for (n, run) in runs.into_iter().enumerate() {
         match run.await {
-            Ok(Ok(mut run)) => acked.append(&mut run),
+            Ok(Ok(mut run)) => {
+                acked_per_server[n % bases.len()] += run.len();
+                acked.append(&mut run)
+            }
             Ok(Err(error)) => failures.push(error),
             Err(error) => failures.push(error.to_string()),
         }
     }
     let elapsed = started.elapsed();
     peak_sampler.abort();
-    let peak_mib = Some(f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed))).filter(|mib| *mib > 0.0);
+    let peak_mibs: Vec<Option<f64>> = peaks
+        .iter()
+        .map(|peak| Some(f64::from_bits(peak.load(std::sync::atomic::Ordering::Relaxed))).filter(|mib| *mib > 0.0))
+        .collect();
     let mut latencies: Vec<Duration> = acked.iter().map(|(_, latency)| *latency).collect();
     latencies.sort();
     let stored = latencies.len();
@@ -171,6 +204,10 @@ async fn main() {
     match until {
         Until::Count(messages) => println!("| messages acknowledged | {stored} of {} |", customers * messages),
         Until::Deadline(_) => println!("| messages acknowledged in {duration} s | {stored} |"),
+    }
+    if bases.len() > 1 {
+        let each: Vec<String> = acked_per_server.iter().map(usize::to_string).collect();
+        println!("| messages acknowledged per server (customers taken in turn) | {} |", each.join(" · "));
     }
     println!("| failed customers | {} |", failures.len());
     println!("| wall time | {:.2} s |", elapsed.as_secs_f64());
@@ -186,7 +223,28 @@ async fn main() {
         ms(percentile(&latencies, 0.99)),
         ms(latencies.last().copied().unwrap_or_default())
     );
-    println!("| server resident memory before / peak during the load (MiB) | {} / {} |", mib(idle_mib), mib(peak_mib));
+    if pids.len() == 1 {
+        println!(
+            "| server resident memory before / peak during the load (MiB) | {} / {} |",
+            mib(idle_mibs[0]),
+            mib(peak_mibs[0])
+        );
+    } else {
+        for (index, (idle, peak)) in idle_mibs.iter().zip(&peak_mibs).enumerate() {
+            println!(
+                "| server {} resident memory before / peak during the load (MiB) | {} / {} |",
+                index + 1,
+                mib(*idle),
+                mib(*peak)
+            );
+        }
+        let idle_sum = idle_mibs.iter().copied().sum::<Option<f64>>();
+        println!(
+            "| servers together, resident memory before / peak during the load (MiB) | {} / {} |",
+            mib(idle_sum),
+            mib(peak_mibs[pids.len()])
+        );
+    }
     if duration > 0 {
         // Throughput per window, to show whether it falls as the chats grow.
         const WINDOW: u64 = 10;
