@@ -962,3 +962,35 @@ async fn redis_stopped_for_ten_seconds_under_load_loses_nothing_and_cross_node_d
     agent.settle(&stored).await;
     assert_eq!(session_row(&cluster, &session_id).await, ("assigned".to_owned(), Some(alice.user_id)));
 }
+
+/// `SOCKETS_PER_ACCOUNT` counts an account's sockets on every node, and a
+/// node's sockets stop counting once the node is gone.
+#[tokio::test]
+async fn an_accounts_socket_cap_holds_across_nodes_and_a_dead_nodes_sockets_stop_counting() {
+    let cluster = TestCluster::start_with(2, AppOptions::default().env("SOCKETS_PER_ACCOUNT", "2")).await;
+    let eve = cluster.node(A).visitor("Eve").await;
+    let _first = cluster.node(A).customer_socket(&eve).await;
+    let _second = cluster.node(A).customer_socket(&eve).await;
+    let on_b = cluster.node(B).ws_url("/ws/customer", &eve.token);
+    assert_eq!(crate::socket_caps::refused_upgrade(&on_b).await, (429, "too_many_sockets".to_owned()));
+    // Someone else is not affected.
+    let ann = cluster.node(A).visitor("Ann").await;
+    cluster.node(B).customer_socket(&ann).await.ok("customer:start_chat", "session:created", json!({})).await;
+
+    // Node A dies with Eve's two sockets: once its lease lapses they are gone.
+    let mut cluster = cluster;
+    cluster.kill_9(A).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match WsClient::connect(&on_b).await {
+            Ok(mut socket) => {
+                socket.ok("customer:start_chat", "session:created", json!({})).await;
+                break;
+            }
+            Err(error) => {
+                assert!(Instant::now() < deadline, "Eve's sockets on the dead node still count: {error}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::helpers::{spawn_app_with, AppOptions, TestApp, WsClient};
 
 /// The status and error code of an upgrade the server refused.
-async fn refused_upgrade(url: &str) -> (u16, String) {
+pub(crate) async fn refused_upgrade(url: &str) -> (u16, String) {
     match tokio_tungstenite::connect_async(url).await {
         Ok(_) => panic!("the upgrade was accepted"),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
