@@ -555,7 +555,9 @@ impl SessionActor {
         let node = self.services.node.clone();
         let load = async move {
             db::run(&pool, async |conn| {
-                let Some(owner_epoch) = queries::sessions::take_ownership(conn, id, node.as_deref()).await? else { return Ok(None) };
+                let Some(owner_epoch) = queries::sessions::take_ownership(conn, id, node.as_deref()).await? else {
+                    return Ok(None);
+                };
                 let Some(found) = queries::sessions::find_with_names(conn, id).await? else { return Ok(None) };
                 // While the bot has the chat, its context: the latest lines, read once.
                 let recent = if reads_history && found.0.status == SessionStatus::Bot {
