@@ -46,6 +46,7 @@ async fn chat() -> Chat {
             priority: Priority::Normal,
             bot_context: None,
             metadata: serde_json::json!({}),
+            owner_node: None,
         },
     )
     .await
@@ -157,4 +158,34 @@ async fn a_message_for_a_missing_session_is_refused_without_failing_its_batch() 
     assert_eq!(good.expect("kept").message.seq, 1);
     assert_eq!(bad.expect_err("refused").code, ErrorCode::SessionNotFound);
     assert_eq!(chat.stored_contents().await, vec![(1, "kept".to_owned())]);
+}
+
+/// Fencing: once another owner took the session (the next `owner_epoch`),
+/// what the old owner sends is refused and stores nothing; the new owner's
+/// messages continue the seqs with no gap.
+#[actix_web::test]
+async fn a_message_from_a_sessions_former_owner_is_refused_and_stores_nothing() {
+    let chat = chat().await;
+    let first = chat.send(chat.message("from the first owner")).await.expect("stored");
+    assert_eq!(first.message.seq, 1);
+    let client = chat.db.client().await;
+    let taken: i64 = client
+        .query_one(
+            "UPDATE chat_sessions SET owner_epoch = owner_epoch + 1, owner_node = 'node-b' WHERE id = $1 RETURNING owner_epoch",
+            &[&chat.session_id],
+        )
+        .await
+        .expect("another node takes the session")
+        .get(0);
+    assert_eq!(taken, 1);
+
+    let stale = chat.send(NewChatMessage { owner_epoch: 0, ..chat.message("from the paused old owner") }).await;
+    let refusal = stale.expect_err("an old owner's message is refused");
+    assert_eq!(refusal.code, ErrorCode::SessionMoved);
+    let current = chat.send(NewChatMessage { owner_epoch: taken, ..chat.message("from the new owner") }).await;
+    assert_eq!(current.expect("the new owner's message is stored").message.seq, 2);
+    assert_eq!(
+        chat.stored_contents().await,
+        [(1, "from the first owner".to_owned()), (2, "from the new owner".to_owned())]
+    );
 }

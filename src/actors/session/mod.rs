@@ -496,6 +496,7 @@ impl SessionActor {
             priority: chat.origin.caller.priority.unwrap_or(Priority::Normal),
             bot_context: chat.request.bot_context.clone(),
             metadata: serde_json::Value::Object(chat.request.metadata.clone().unwrap_or_default()),
+            owner_node: self.services.node.as_deref().map(str::to_owned),
         };
         let most_open = i64::from(self.services.limits.open_chats_per_customer);
         let insert = async move {

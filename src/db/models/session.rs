@@ -39,4 +39,6 @@ pub struct NewChatSession {
     pub priority: Priority,
     pub bot_context: Option<String>,
     pub metadata: serde_json::Value,
+    /// The node whose actor creates it (several nodes on Redis).
+    pub owner_node: Option<String>,
 }
