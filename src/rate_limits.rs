@@ -18,7 +18,7 @@ use crate::actors::MinuteWindow;
 use crate::error::AppError;
 
 /// What a customer does that costs the service: each has its own allowance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     /// A new visitor account (`POST /api/auth/visitor`); counted per address only.
     VisitorToken,
@@ -62,10 +62,47 @@ struct Limiter {
 
 /// The per-account and per-address allowances of every [`Action`]; shared
 /// by the HTTP routes and the actors, so a limit holds whichever way a
-/// client comes in.
+/// client comes in. With several nodes, what each node admitted is also
+/// counted in Redis (`exchange`), so a limit holds whichever node a client
+/// comes in through.
 pub struct RateLimits {
     limiters: Vec<Limiter>,
+    /// Per action: the allowance per account (if any) and per address.
+    allowed: Vec<(Option<u32>, u32)>,
+    sharing: std::sync::atomic::AtomicBool,
+    shared: Mutex<Shared>,
 }
+
+/// Whose allowance: an account's, or an address's (its network, see `network_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Who {
+    Account(Uuid),
+    Address(IpAddr),
+}
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Who::Account(id) => write!(f, "account:{id}"),
+            Who::Address(address) => write!(f, "address:{address}"),
+        }
+    }
+}
+
+/// Counts exchanged with the other nodes.
+#[derive(Default)]
+struct Shared {
+    /// Admitted here this minute: how many since the last exchange.
+    admitted: HashMap<(Action, Who), u32>,
+    /// The minute `admitted` is about.
+    window: u64,
+    /// At the allowance counted on every node: refused here until then.
+    over: HashMap<(Action, Who), std::time::Instant>,
+}
+
+/// Redis keys of the minute windows, and how long they are kept.
+const SHARED_PREFIX: &str = "switchboard:allowance:";
+const SHARED_WINDOW_SECS: u64 = 60;
 
 fn per_minute(allowed: u32) -> governor::Quota {
     governor::Quota::per_minute(NonZeroU32::new(allowed).unwrap_or(NonZeroU32::MIN))
@@ -74,6 +111,7 @@ fn per_minute(allowed: u32) -> governor::Quota {
 impl RateLimits {
     pub fn new(allowances: &Allowances) -> Self {
         let factor = allowances.address_factor.max(1);
+        let mut allowed = Vec::new();
         let limiters = Action::ALL
             .into_iter()
             .map(|action| {
@@ -86,13 +124,80 @@ impl RateLimits {
                     Action::Upload => (Some(allowances.uploads_per_customer), allowances.uploads_per_customer),
                 };
                 let address = if account.is_some() { address.saturating_mul(factor) } else { address };
+                allowed.push((account, address));
                 Limiter {
                     per_account: account.map(|allowed| Keyed::keyed(per_minute(allowed))),
                     per_address: Keyed::keyed(per_minute(address)),
                 }
             })
             .collect();
-        RateLimits { limiters }
+        RateLimits {
+            limiters,
+            allowed,
+            sharing: std::sync::atomic::AtomicBool::new(false),
+            shared: Mutex::new(Shared::default()),
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts over every node from now on: `exchange` must then run often.
+    pub fn share(&self) {
+        self.sharing.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Adds what this node admitted since the last exchange to the minute's
+    /// counts in Redis, and refuses here, until the minute ends, whoever has
+    /// used up their allowance counted on every node.
+    pub async fn exchange(&self, redis: &crate::startup::RedisPool) -> Result<(), String> {
+        use bb8_redis::redis;
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let window = since_epoch.as_secs() / SHARED_WINDOW_SECS;
+        let window_ends = std::time::Instant::now()
+            + Duration::from_secs(SHARED_WINDOW_SECS - since_epoch.as_secs() % SHARED_WINDOW_SECS);
+        // Everyone admitted here this minute is looked at again (adding
+        // nothing), since other nodes may have used up their allowance since.
+        let admitted: Vec<((Action, Who), u32)> = {
+            let mut shared = self.shared();
+            if shared.window != window {
+                shared.window = window;
+                shared.admitted.retain(|_, count| *count > 0);
+            }
+            shared.admitted.iter_mut().map(|(key, count)| (*key, std::mem::take(count))).collect()
+        };
+        if admitted.is_empty() {
+            return Ok(());
+        }
+        // A sliding minute: this minute's count and the part of the last
+        // one's that still falls within the past sixty seconds.
+        let still_counted = 1.0 - (since_epoch.as_secs_f64() % SHARED_WINDOW_SECS as f64) / SHARED_WINDOW_SECS as f64;
+        let mut pipe = redis::pipe();
+        for ((action, who), count) in &admitted {
+            let key = format!("{SHARED_PREFIX}{action:?}:{who}:{window}");
+            pipe.cmd("INCRBY").arg(&key).arg(*count).cmd("EXPIRE").arg(&key).arg(2 * SHARED_WINDOW_SECS).ignore();
+            pipe.cmd("GET").arg(format!("{SHARED_PREFIX}{action:?}:{who}:{}", window.saturating_sub(1)));
+        }
+        let mut conn = redis.get().await.map_err(|error| error.to_string())?;
+        let counts: Vec<Option<u64>> = pipe.query_async(&mut *conn).await.map_err(|error| error.to_string())?;
+        let now = std::time::Instant::now();
+        let mut shared = self.shared();
+        shared.over.retain(|_, until| *until > now);
+        for (((action, who), _), counts) in admitted.into_iter().zip(counts.chunks(2)) {
+            let this_minute = counts.first().copied().flatten().unwrap_or(0);
+            let last_minute = counts.get(1).copied().flatten().unwrap_or(0);
+            let total = this_minute + (last_minute as f64 * still_counted).ceil() as u64;
+            let (per_account, per_address) = self.allowed[action as usize];
+            let allowed = match who {
+                Who::Account(_) => per_account.unwrap_or(u32::MAX),
+                Who::Address(_) => per_address,
+            };
+            if total >= u64::from(allowed) {
+                shared.over.insert((action, who), window_ends);
+            }
+        }
+        Ok(())
     }
 
     fn limiter(&self, action: Action) -> &Limiter {
@@ -118,11 +223,29 @@ impl RateLimits {
             error.message = action.refusal().to_owned();
             error
         };
+        let sharing = self.sharing.load(std::sync::atomic::Ordering::Relaxed);
+        let account = account.filter(|_| limiter.per_account.is_some());
+        let whose = [account.map(Who::Account), address.map(|address| Who::Address(network_of(address)))];
+        if sharing {
+            let shared = self.shared();
+            let over = whose.iter().flatten().filter_map(|who| shared.over.get(&(action, *who))).max();
+            if let Some(until) = over.filter(|until| **until > std::time::Instant::now()) {
+                let mut error = AppError::rate_limited(until.saturating_duration_since(std::time::Instant::now()));
+                error.message = action.refusal().to_owned();
+                return Err(error);
+            }
+        }
         if let (Some(limits), Some(account)) = (&limiter.per_account, account) {
             limits.check_key(&account).map_err(refused)?;
         }
         if let Some(address) = address {
             limiter.per_address.check_key(&network_of(address)).map_err(refused)?;
+        }
+        if sharing {
+            let mut shared = self.shared();
+            for who in whose.into_iter().flatten() {
+                *shared.admitted.entry((action, who)).or_default() += 1;
+            }
         }
         Ok(())
     }

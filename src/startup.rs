@@ -176,6 +176,10 @@ impl Application {
             }
             _ => None,
         };
+        if let (Some(redis), Some(_)) = (&redis, &cluster) {
+            rate_limits.share();
+            actix_web::rt::spawn(share_allowances(rate_limits.clone(), redis.clone()));
+        }
         let bot = services.bot.clone();
         let registry = SessionRegistry::new(services, cluster).start();
         let state = web::Data::new(AppState {
@@ -260,6 +264,20 @@ impl Application {
         self.writer.send(Drain).await.map_err(std::io::Error::other)?;
         log::info!("stopped cleanly");
         Ok(())
+    }
+}
+
+/// How often a node adds what it admitted to the counts of every node.
+const ALLOWANCE_EXCHANGE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Keeps the allowances per customer and per address counted over every node.
+async fn share_allowances(rate_limits: Arc<crate::rate_limits::RateLimits>, redis: RedisPool) {
+    let mut every = actix_web::rt::time::interval(ALLOWANCE_EXCHANGE);
+    loop {
+        every.tick().await;
+        if let Err(error) = rate_limits.exchange(&redis).await {
+            log::debug!("allowances counted on this node only for now: {error}");
+        }
     }
 }
 

@@ -994,3 +994,34 @@ async fn an_accounts_socket_cap_holds_across_nodes_and_a_dead_nodes_sockets_stop
         }
     }
 }
+
+/// A customer's message allowance counts their messages on every node: two
+/// chats run on two nodes share one allowance.
+#[tokio::test]
+async fn a_customers_message_allowance_counts_their_chats_on_every_node() {
+    let options = AppOptions::default().env("RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE", "6");
+    let cluster = TestCluster::start_with(2, options).await;
+    let eve = cluster.node(A).visitor("Eve").await;
+    let mut on_a = cluster.node(A).customer_socket(&eve).await;
+    let mut on_b = cluster.node(B).customer_socket(&eve).await;
+    // Each chat runs on the node it was started on.
+    let chat_a = on_a.start_chat().await;
+    let chat_b = on_b.start_chat().await;
+    for n in 0..3 {
+        say(&mut on_a, "customer:send_message", &chat_a, &format!("on A {n}"), &format!("a{n}")).await;
+        say(&mut on_b, "customer:send_message", &chat_b, &format!("on B {n}"), &format!("b{n}")).await;
+    }
+    // Each node admitted three of Eve's six; the nodes exchange their counts every half second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for (socket, chat, id) in [(&mut on_a, &chat_a, "a-over"), (&mut on_b, &chat_b, "b-over")] {
+        let refusal = socket
+            .refused("customer:send_message", json!({ "sessionId": chat, "content": "one more", "clientMsgId": id }))
+            .await;
+        assert_eq!(refusal, "rate_limited");
+    }
+    // Someone else on the same address (a factor of 100,000 in the tests) still speaks.
+    let ann = cluster.node(B).visitor("Ann").await;
+    let mut ann_socket = cluster.node(A).customer_socket(&ann).await;
+    let chat = ann_socket.start_chat().await;
+    say(&mut ann_socket, "customer:send_message", &chat, "hello", "ann-1").await;
+}
