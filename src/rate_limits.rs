@@ -92,12 +92,21 @@ impl std::fmt::Display for Who {
 /// Counts exchanged with the other nodes.
 #[derive(Default)]
 struct Shared {
-    /// Admitted here this minute: how many since the last exchange.
-    admitted: HashMap<(Action, Who), u32>,
+    /// Admitted here this minute: how many since the last exchange, and the
+    /// total on every node as last read.
+    admitted: HashMap<(Action, Who), (u32, u64)>,
     /// The minute `admitted` is about.
     window: u64,
     /// At the allowance counted on every node: refused here until then.
     over: HashMap<(Action, Who), std::time::Instant>,
+}
+
+fn allowance(allowed: &[(Option<u32>, u32)], action: Action, who: &Who) -> u32 {
+    let (per_account, per_address) = allowed[action as usize];
+    match who {
+        Who::Account(_) => per_account.unwrap_or(u32::MAX),
+        Who::Address(_) => per_address,
+    }
 }
 
 /// Redis keys of the minute windows, and how long they are kept.
@@ -157,15 +166,23 @@ impl RateLimits {
         let window = since_epoch.as_secs() / SHARED_WINDOW_SECS;
         let window_ends = std::time::Instant::now()
             + Duration::from_secs(SHARED_WINDOW_SECS - since_epoch.as_secs() % SHARED_WINDOW_SECS);
-        // Everyone admitted here this minute is looked at again (adding
-        // nothing), since other nodes may have used up their allowance since.
+        // Whoever is past half their allowance is looked at again even with
+        // nothing new here: other nodes may have used up the rest since.
         let admitted: Vec<((Action, Who), u32)> = {
             let mut shared = self.shared();
             if shared.window != window {
                 shared.window = window;
-                shared.admitted.retain(|_, count| *count > 0);
+                shared.admitted.retain(|_, (count, _)| *count > 0);
             }
-            shared.admitted.iter_mut().map(|(key, count)| (*key, std::mem::take(count))).collect()
+            let allowed = &self.allowed;
+            shared
+                .admitted
+                .iter_mut()
+                .filter(|((action, who), (count, total))| {
+                    *count > 0 || total.saturating_mul(2) >= u64::from(allowance(allowed, *action, who))
+                })
+                .map(|(key, (count, _))| (*key, std::mem::take(count)))
+                .collect()
         };
         if admitted.is_empty() {
             return Ok(());
@@ -179,8 +196,21 @@ impl RateLimits {
             pipe.cmd("INCRBY").arg(&key).arg(*count).cmd("EXPIRE").arg(&key).arg(2 * SHARED_WINDOW_SECS).ignore();
             pipe.cmd("GET").arg(format!("{SHARED_PREFIX}{action:?}:{who}:{}", window.saturating_sub(1)));
         }
-        let mut conn = redis.get().await.map_err(|error| error.to_string())?;
-        let counts: Vec<Option<u64>> = pipe.query_async(&mut *conn).await.map_err(|error| error.to_string())?;
+        let sent = async {
+            let mut conn = redis.get().await.map_err(|error| error.to_string())?;
+            pipe.query_async::<Vec<Option<u64>>>(&mut *conn).await.map_err(|error| error.to_string())
+        };
+        let counts = match sent.await {
+            Ok(counts) => counts,
+            Err(error) => {
+                // Counted again at the next exchange.
+                let mut shared = self.shared();
+                for (key, count) in admitted {
+                    shared.admitted.entry(key).or_default().0 += count;
+                }
+                return Err(error);
+            }
+        };
         let now = std::time::Instant::now();
         let mut shared = self.shared();
         shared.over.retain(|_, until| *until > now);
@@ -188,12 +218,10 @@ impl RateLimits {
             let this_minute = counts.first().copied().flatten().unwrap_or(0);
             let last_minute = counts.get(1).copied().flatten().unwrap_or(0);
             let total = this_minute + (last_minute as f64 * still_counted).ceil() as u64;
-            let (per_account, per_address) = self.allowed[action as usize];
-            let allowed = match who {
-                Who::Account(_) => per_account.unwrap_or(u32::MAX),
-                Who::Address(_) => per_address,
-            };
-            if total >= u64::from(allowed) {
+            if let Some(entry) = shared.admitted.get_mut(&(action, who)) {
+                entry.1 = total;
+            }
+            if total >= u64::from(allowance(&self.allowed, action, &who)) {
                 shared.over.insert((action, who), window_ends);
             }
         }
@@ -244,7 +272,7 @@ impl RateLimits {
         if sharing {
             let mut shared = self.shared();
             for who in whose.into_iter().flatten() {
-                *shared.admitted.entry((action, who)).or_default() += 1;
+                shared.admitted.entry((action, who)).or_default().0 += 1;
             }
         }
         Ok(())

@@ -476,6 +476,12 @@ pub struct Retire;
 #[rtype(result = "()")]
 pub struct Superseded;
 
+/// The session's lease lapsed and was taken back: is this actor still the
+/// session's owner in PostgreSQL? If not, it makes way (`Superseded`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckOwnership;
+
 /// The sockets on this node are gone (it died, or lost its link).
 #[derive(Message, Clone)]
 #[rtype(result = "()")]

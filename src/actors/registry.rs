@@ -67,7 +67,15 @@ pub struct SessionRegistry {
     renewals: u32,
     /// Whether the last renewal reached Redis.
     leases_held: bool,
+    /// When a renewal last reached Redis.
+    renewed_at: Option<std::time::Instant>,
+    /// Sockets that closed while the link was down: the nodes that had them
+    /// attached hear of it when the link is back.
+    closed_unheard: Vec<SocketClosed>,
 }
+
+/// Closes remembered while the link is down, at most.
+const CLOSED_UNHEARD: usize = 100_000;
 
 impl SessionRegistry {
     pub fn new(services: Services, cluster: Option<Cluster>) -> Self {
@@ -85,6 +93,8 @@ impl SessionRegistry {
             joined: HashMap::new(),
             renewals: 0,
             leases_held: false,
+            renewed_at: None,
+            closed_unheard: Vec::new(),
         }
     }
 
@@ -351,21 +361,29 @@ impl SessionRegistry {
         let look_for_dead = self.queue.is_some() && self.renewals % DEAD_NODE_CHECK_EVERY == 0;
         let renew = async move {
             leases.heartbeat().await?;
-            let lost = leases.renew_sessions(&sessions).await?;
+            let (lost, lapsed) = leases.renew_sessions(&sessions).await?;
             let leader = leases.claim_leader().await?;
             let dead = if look_for_dead { leases.dead_nodes().await? } else { Vec::new() };
-            Ok::<_, String>((lost, leader, dead))
+            Ok::<_, String>((lost, lapsed, leader, dead))
         };
         ctx.spawn(renew.into_actor(self).map(|outcome, act, ctx| {
             let Some(cluster) = act.cluster.clone() else { return };
             match outcome {
-                Ok((lost, leader, dead)) => {
+                Ok((lost, lapsed, leader, dead)) => {
                     if !act.leases_held {
                         log::info!("cluster leases renewed");
                     }
                     act.leases_held = true;
+                    act.renewed_at = Some(std::time::Instant::now());
                     for session_id in lost {
                         act.lost_session(session_id);
+                    }
+                    // Held again after a lapse: each actor checks that no
+                    // other node took the session meanwhile.
+                    for session_id in lapsed {
+                        if let Some(addr) = act.sessions.get(&session_id) {
+                            addr.do_send(CheckOwnership);
+                        }
                     }
                     match leader {
                         Holder::Us => act.become_leader(ctx),
@@ -386,6 +404,11 @@ impl SessionRegistry {
                         log::warn!("cluster leases not renewed: {error}");
                     }
                     act.leases_held = false;
+                    // Cut off for a whole lease: another node may lead by now.
+                    if act.renewed_at.is_none_or(|at| at.elapsed() >= cluster.lease) {
+                        act.step_down();
+                        act.leader = None;
+                    }
                 }
             }
         }));
@@ -400,8 +423,12 @@ impl SessionRegistry {
         }
     }
 
-    /// The sockets of `node` are gone: the actors here forget them.
+    /// The sockets of `node` are gone: the actors here forget them, and
+    /// requests waiting on it fail.
     fn forget_node(&mut self, node: &NodeId) {
+        if let Some(cluster) = &self.cluster {
+            cluster.link.fail_calls_to(node);
+        }
         self.owners.retain(|_, owner| owner != node);
         if self.leader.as_ref() == Some(node) {
             self.leader = None;
@@ -429,6 +456,11 @@ impl SessionRegistry {
             }
             Mail::Agent { agent_id, mail } => {
                 let mail = mail.import(agent_id, link);
+                // A socket closing or a profile changing matters only to an agent who is here.
+                let only_if_live = matches!(mail, AgentMail::SocketGone(_) | AgentMail::ProfileChanged(_));
+                if only_if_live && !self.agents.get(&agent_id).is_some_and(Addr::connected) {
+                    return;
+                }
                 match self.agent(agent_id, ctx) {
                     Some(addr) => mail.deliver(&addr),
                     None => mail.refuse(&AppError::cluster_unavailable("this node no longer runs the agents")),
@@ -451,7 +483,47 @@ impl SessionRegistry {
                 self.close_sockets_of(user_id, "this account was disabled")
             }
             Mail::NodeGone(node) if node != *cluster.node() => self.forget_node(&node),
+            // Another node took this one for dead (it was cut off for a
+            // while): its sockets that follow other nodes were dropped there.
+            Mail::NodeGone(_) if from != *cluster.node() => {
+                log::warn!("node {from} took this node for gone: its clients that follow other nodes reconnect");
+                self.lost_touch();
+            }
             Mail::NodeGone(_) | Mail::CloseSocketsOf(_) | Mail::Outbound { .. } | Mail::Answer { .. } => {}
+        }
+    }
+
+    /// Frames from other nodes may have been lost: the sockets here that
+    /// follow a chat run elsewhere (or the agents, run elsewhere) close, and
+    /// their clients reconnect and resume.
+    fn lost_touch(&mut self) {
+        self.owners.clear();
+        let sessions_here: Arc<HashSet<Uuid>> = Arc::new(self.sessions.keys().copied().collect());
+        let agents_here = self.queue.is_some();
+        for socket in self.sockets.values() {
+            socket.outbox.tell(Outbound::LinkLost { sessions_here: sessions_here.clone(), agents_here });
+        }
+    }
+
+    fn socket_closed(&mut self, closed: SocketClosed, ctx: &mut Context<Self>) {
+        if let Some(cluster) = &self.cluster {
+            if !cluster.link.is_up() && self.closed_unheard.len() < CLOSED_UNHEARD {
+                self.closed_unheard.push(SocketClosed {
+                    socket_id: closed.socket_id,
+                    caller: closed.caller.clone(),
+                    sessions: closed.sessions.clone(),
+                });
+            }
+        }
+        let SocketClosed { socket_id, caller, sessions } = closed;
+        for session_id in sessions {
+            self.route_session(session_id, false, Detach { socket_id }.into(), 0, ctx);
+        }
+        if caller.role != Role::Customer {
+            let known = self.queue.is_none() || self.agents.contains_key(&caller.user_id);
+            if known {
+                self.route_agent(caller.user_id, AgentSocketGone { socket_id }.into(), ctx);
+            }
         }
     }
 
@@ -502,22 +574,19 @@ impl Handler<LinkStatus> for SessionRegistry {
     type Result = ();
 
     fn handle(&mut self, LinkStatus { up }: LinkStatus, ctx: &mut Self::Context) {
-        let Some(cluster) = self.cluster.clone() else { return };
+        if self.cluster.is_none() {
+            return;
+        }
         if up {
             // Before another node takes a lease that lapsed meanwhile.
             self.keep_leases(ctx);
-            // Sockets this node had across nodes were closed when the link
-            // went down; other nodes forget them, and those that come back
-            // attach again.
-            cluster.link.broadcast(Mail::NodeGone(cluster.node().clone()));
+            // The nodes that had these sockets attached hear they are gone.
+            for closed in std::mem::take(&mut self.closed_unheard) {
+                self.socket_closed(closed, ctx);
+            }
             return;
         }
-        self.owners.clear();
-        let sessions_here: Arc<HashSet<Uuid>> = Arc::new(self.sessions.keys().copied().collect());
-        let agents_here = self.queue.is_some();
-        for socket in self.sockets.values() {
-            socket.outbox.tell(Outbound::LinkLost { sessions_here: sessions_here.clone(), agents_here });
-        }
+        self.lost_touch();
     }
 }
 
@@ -610,21 +679,13 @@ impl Handler<RegisterSocket> for SessionRegistry {
 impl Handler<SocketClosed> for SessionRegistry {
     type Result = ();
 
-    fn handle(&mut self, SocketClosed { socket_id, caller, sessions }: SocketClosed, ctx: &mut Self::Context) {
-        self.sockets.remove(&socket_id);
-        self.joined.remove(&socket_id);
+    fn handle(&mut self, closed: SocketClosed, ctx: &mut Self::Context) {
+        self.sockets.remove(&closed.socket_id);
+        self.joined.remove(&closed.socket_id);
         if let Some(cluster) = &self.cluster {
-            cluster.link.forget_socket(socket_id);
+            cluster.link.forget_socket(closed.socket_id);
         }
-        for session_id in sessions {
-            self.route_session(session_id, false, Detach { socket_id }.into(), 0, ctx);
-        }
-        if caller.role != Role::Customer {
-            let known = self.queue.is_none() || self.agents.contains_key(&caller.user_id);
-            if known {
-                self.route_agent(caller.user_id, AgentSocketGone { socket_id }.into(), ctx);
-            }
-        }
+        self.socket_closed(closed, ctx);
     }
 }
 

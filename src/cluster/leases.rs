@@ -51,8 +51,9 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 ";
 
-/// Renews the leases that are still ours (taking back any that lapsed and
-/// nobody took); answers 1 for each kept, 0 for each another node holds.
+/// Renews the leases that are still ours, and takes back any that lapsed and
+/// nobody took; answers 1 for each kept, 2 for each taken back (another
+/// node may have run the session meanwhile), 0 for each another node holds.
 const RENEW: &str = r"
 local kept = {}
 for i, key in ipairs(KEYS) do
@@ -62,7 +63,7 @@ for i, key in ipairs(KEYS) do
     kept[i] = 1
   elseif not owner then
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
-    kept[i] = 1
+    kept[i] = 2
   else
     kept[i] = 0
   end
@@ -156,15 +157,22 @@ impl Leases {
         self.holder(session_key(session_id), false, None).await
     }
 
-    /// Renews this node's session leases; answers the sessions lost to another node.
-    pub async fn renew_sessions(&self, sessions: &[Uuid]) -> Result<Vec<Uuid>, String> {
-        let mut lost = Vec::new();
+    /// Renews this node's session leases; answers the sessions lost to
+    /// another node, and those whose lease had lapsed and was taken back.
+    pub async fn renew_sessions(&self, sessions: &[Uuid]) -> Result<(Vec<Uuid>, Vec<Uuid>), String> {
+        let (mut lost, mut lapsed) = (Vec::new(), Vec::new());
         for chunk in sessions.chunks(1_000) {
             let keys: Vec<String> = chunk.iter().map(|id| session_key(*id)).collect();
             let kept: Vec<i64> = self.eval(RENEW, &keys, &[self.node.to_string(), self.lease_ms.to_string()]).await?;
-            lost.extend(chunk.iter().zip(kept).filter(|(_, kept)| *kept == 0).map(|(id, _)| *id));
+            for (id, kept) in chunk.iter().zip(kept) {
+                match kept {
+                    0 => lost.push(*id),
+                    2 => lapsed.push(*id),
+                    _ => {}
+                }
+            }
         }
-        Ok(lost)
+        Ok((lost, lapsed))
     }
 
     pub async fn release_session(&self, session_id: Uuid) -> Result<(), String> {

@@ -26,6 +26,8 @@ const OUTGOING_LIMIT: usize = 100_000;
 const PUBLISH_BATCH: usize = 512;
 /// A request across nodes that has no answer by then fails.
 const CALL_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a publish may take before it counts as failed.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait before connecting to Redis again.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
 
@@ -196,13 +198,13 @@ impl Link {
     }
 
     fn fail_calls_in(&self, mail: &Mail) {
-        for call in mail.calls() {
+        for call in mail.calls(&self.inner.node) {
             self.complete(call, Err(AppError::cluster_unavailable("another node could not be reached; try again")));
         }
     }
 
-    /// Fails every call waiting on `node`.
-    fn node_gone(&self, node: &NodeId) {
+    /// Fails every call waiting on `node`, which is gone.
+    pub fn fail_calls_to(&self, node: &NodeId) {
         let gone: Vec<u64> =
             self.calls().iter().filter(|(_, pending)| pending.node == *node).map(|(call, _)| *call).collect();
         for call in gone {
@@ -211,6 +213,11 @@ impl Link {
                 Err(AppError::cluster_unavailable("the node that had this request is gone; try again")),
             );
         }
+    }
+
+    /// Mail to `node` reached nobody: its calls fail, and the registry forgets it.
+    fn node_gone(&self, node: &NodeId) {
+        self.fail_calls_to(node);
         if let Some((_, _, unreachable)) = self.inner.registry.get() {
             unreachable.do_send(NodeUnreachable(node.clone()));
         }
@@ -245,6 +252,16 @@ impl Link {
                 if let Some((incoming, _, _)) = self.inner.registry.get() {
                     incoming.do_send(Incoming { from, mail });
                 }
+            }
+        }
+    }
+
+    /// Mail was lost on its way out (Redis failed): as if the link went down and came back.
+    fn mail_lost(&self) {
+        if let Some((_, status, _)) = self.inner.registry.get() {
+            status.do_send(LinkStatus { up: false });
+            if self.is_up() {
+                status.do_send(LinkStatus { up: true });
             }
         }
     }
@@ -292,7 +309,9 @@ async fn publish(link: Link, client: redis::Client, mut receiver: mpsc::Receiver
             }
         });
         if connection.is_none() {
-            connection = client.get_multiplexed_async_connection().await.ok();
+            // Published mail is answered at once; a slow moment must not count as lost mail.
+            let config = redis::AsyncConnectionConfig::new().set_response_timeout(Some(PUBLISH_TIMEOUT));
+            connection = client.get_multiplexed_async_connection_with_config(&config).await.ok();
         }
         let sent = match connection.as_mut() {
             Some(conn) => pipe.query_async::<Vec<i64>>(conn).await.map_err(|error| error.to_string()),
@@ -314,6 +333,9 @@ async fn publish(link: Link, client: redis::Client, mut receiver: mpsc::Receiver
                         link.fail_calls_in(mail);
                     }
                 }
+                // Frames may have been lost: clients that follow other nodes resume.
+                link.mail_lost();
+                actix::clock::sleep(RECONNECT_PAUSE).await;
             }
         }
     }

@@ -36,15 +36,16 @@ pub enum Mail {
 }
 
 impl Mail {
-    /// The calls of the sending node this mail carries: if it is lost, they fail.
-    pub fn calls(&self) -> Vec<u64> {
-        let reply_call = |reply: &WireReply| reply.call;
+    /// The calls of node `ours` this mail carries: if it is lost, they fail.
+    /// (A reply passed on from another node is that node's to fail.)
+    pub fn calls(&self, ours: &NodeId) -> Vec<u64> {
+        let reply_call = |reply: &WireReply| if reply.node == *ours { vec![reply.call] } else { Vec::new() };
         match self {
             Mail::Session { mail: SessionWire::Command { reply, .. }, .. }
             | Mail::Agent { mail: AgentWire::Join { reply, .. } | AgentWire::SetStatus { reply, .. }, .. }
-            | Mail::Queue { request: QueueWire::Pickup { reply, .. }, .. } => vec![reply_call(reply)],
+            | Mail::Queue { request: QueueWire::Pickup { reply, .. }, .. } => reply_call(reply),
             Mail::Session { mail: SessionWire::AgentAssigned { pickup: Some((_, reply)), .. }, .. } => {
-                vec![reply_call(reply)]
+                reply_call(reply)
             }
             Mail::Queue { call: Some(call), .. } => vec![*call],
             _ => Vec::new(),

@@ -1523,6 +1523,23 @@ impl Handler<Superseded> for SessionActor {
     }
 }
 
+impl Handler<CheckOwnership> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckOwnership, ctx: &mut Self::Context) {
+        let (pool, id, ours) = (self.services.pool.clone(), self.id, self.owner_epoch);
+        let check = async move { db::run(&pool, async |conn| queries::sessions::owner_epoch(conn, id).await).await };
+        ctx.spawn(check.into_actor(self).map(move |now, _, ctx| match now {
+            Ok(Some(epoch)) if epoch != ours => {
+                log::warn!("session {id} was taken over while its lease had lapsed");
+                ctx.notify(Superseded);
+            }
+            Ok(_) => {}
+            Err(error) => log::warn!("session {id}: ownership not checked: {error}"),
+        }));
+    }
+}
+
 impl Handler<DropSocketsOn> for SessionActor {
     type Result = ();
 

@@ -109,6 +109,11 @@ pub async fn take_ownership(conn: &mut PgConn, id: Uuid, node: Option<&str>) -> 
         .optional()
 }
 
+/// The session's fencing number now, if it exists.
+pub async fn owner_epoch(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<i64>> {
+    chat_sessions::table.find(id).select(chat_sessions::owner_epoch).first(conn).await.optional()
+}
+
 /// The node that last took the session, if any.
 pub async fn owner_node(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<String>> {
     chat_sessions::table.find(id).select(chat_sessions::owner_node).first(conn).await.optional().map(Option::flatten)
