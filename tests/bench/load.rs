@@ -147,9 +147,8 @@ async fn main() {
         seconds => Until::Deadline(started + Duration::from_secs(seconds as u64)),
     };
     // Customer n talks to server n mod the number of servers.
-    let runs: Vec<_> = (0..customers)
-        .map(|n| tokio::spawn(customer(bases[n % bases.len()].clone(), n, until, started)))
-        .collect();
+    let runs: Vec<_> =
+        (0..customers).map(|n| tokio::spawn(customer(bases[n % bases.len()].clone(), n, until, started))).collect();
     // The highest resident memory seen while the load runs, per server and
     // (last) of all of them together, as f64 bits.
     let peaks: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> =
