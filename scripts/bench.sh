@@ -8,6 +8,8 @@
 #   NODES=2 scripts/bench.sh               (two nodes, node-a and node-b, on the same
 #                                           database and a throwaway Redis; the
 #                                           customers are taken in turn by each node)
+#   NODES=2 CROSS_NODE=1 scripts/bench.sh  (each chat runs on one node and its customer
+#                                           talks from the other: every message crosses Redis)
 #   CPU_REPORT=1 scripts/bench.sh          (add the CPU each process used during the
 #                                           load; on by default with NODES=2 or more)
 set -euo pipefail
@@ -158,6 +160,7 @@ report=target/bench-report.md
     fi
     if [ "$nodes" -gt 1 ]; then
         echo -n ", $nodes nodes (${node_ids[*]}) on one PostgreSQL and one Redis, servers numbered in that order"
+        [ "${CROSS_NODE:-0}" != 1 ] || echo -n ", each customer's socket on the node after its chat's"
     fi
     echo
     echo

@@ -8,7 +8,10 @@
 //! sends until the time is up, and the report shows throughput per window).
 //! Several nodes: BASE_URLS (comma-separated, instead of BASE_URL) spreads the
 //! customers round-robin over them, and SERVER_PIDS (comma-separated, in the
-//! same order) reports each server's memory and their sum.
+//! same order) reports each server's memory and their sum. CROSS_NODE=1 (with
+//! several servers): each customer starts its chat on one server, then talks
+//! from a socket on the next one, so every message, acknowledgement and bot
+//! answer crosses Redis between the two nodes.
 //! Every message carries a fresh random `clientMsgId`, as the widget sends.
 
 use std::time::{Duration, Instant};
@@ -74,7 +77,25 @@ type Acked = (Duration, Duration);
 
 /// One customer: sign in, start a chat, send messages one after another
 /// until `until`; returns when each was acknowledged and how long it took.
-async fn customer(base: String, n: usize, until: Until, started: Instant) -> Result<Vec<Acked>, String> {
+async fn connect(base: &str, token: &str) -> Result<Socket, String> {
+    let url = format!("{}/ws/customer?token={token}", base.replacen("http://", "ws://", 1));
+    let (socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|error| error.to_string())?;
+    Ok(socket)
+}
+
+async fn request(socket: &mut Socket, event: &str, reference: &str, data: Value) -> Result<Value, String> {
+    let frame = json!({ "event": event, "ref": reference, "data": data });
+    socket.send(Message::text(frame.to_string())).await.map_err(|error| error.to_string())?;
+    reply(socket, reference).await
+}
+
+async fn customer(
+    base: String,
+    talk_from: Option<String>,
+    n: usize,
+    until: Until,
+    started: Instant,
+) -> Result<Vec<Acked>, String> {
     let http = reqwest::Client::new();
     let visitor: Value = http
         .post(format!("{base}/api/auth/visitor"))
@@ -86,14 +107,18 @@ async fn customer(base: String, n: usize, until: Until, started: Instant) -> Res
         .await
         .map_err(|error| error.to_string())?;
     let token = visitor["token"].as_str().ok_or("no token")?;
-    let url = format!("{}/ws/customer?token={token}", base.replacen("http://", "ws://", 1));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.map_err(|error| error.to_string())?;
-    socket
-        .send(Message::text(json!({ "event": "customer:start_chat", "ref": "start", "data": {} }).to_string()))
-        .await
-        .map_err(|error| error.to_string())?;
-    let created = reply(&mut socket, "start").await?;
+    let mut socket = connect(&base, token).await?;
+    let created = request(&mut socket, "customer:start_chat", "start", json!({})).await?;
     let session_id = created["data"]["sessionId"].as_str().ok_or("no session")?.to_owned();
+    if let Some(other) = talk_from {
+        // The chat stays on the node that started it; this socket's node passes everything on.
+        let _ = socket.close(None).await;
+        socket = connect(&other, token).await?;
+        let resumed = request(&mut socket, "customer:resume", "resume", json!({ "sessionId": session_id })).await?;
+        if resumed["event"] != "session:resumed" {
+            return Err(format!("resume refused: {resumed}"));
+        }
+    }
     let mut latencies = Vec::new();
     for m in 0.. {
         let more = match until {
@@ -104,18 +129,13 @@ async fn customer(base: String, n: usize, until: Until, started: Instant) -> Res
             break;
         }
         let reference = format!("m{m}");
-        let frame = json!({
-            "event": "customer:send_message",
-            "ref": reference,
-            "data": {
-                "sessionId": session_id,
-                "content": format!("where is my order number {m}?"),
-                "clientMsgId": uuid::Uuid::new_v4().to_string(),
-            },
+        let data = json!({
+            "sessionId": session_id,
+            "content": format!("where is my order number {m}?"),
+            "clientMsgId": uuid::Uuid::new_v4().to_string(),
         });
         let sent = Instant::now();
-        socket.send(Message::text(frame.to_string())).await.map_err(|error| error.to_string())?;
-        let answer = reply(&mut socket, &reference).await?;
+        let answer = request(&mut socket, "customer:send_message", &reference, data).await?;
         if answer["event"] != "message:sent" {
             return Err(format!("refused: {answer}"));
         }
@@ -146,9 +166,15 @@ async fn main() {
         0 => Until::Count(messages),
         seconds => Until::Deadline(started + Duration::from_secs(seconds as u64)),
     };
-    // Customer n talks to server n mod the number of servers.
-    let runs: Vec<_> =
-        (0..customers).map(|n| tokio::spawn(customer(bases[n % bases.len()].clone(), n, until, started))).collect();
+    let cross_node = setting("CROSS_NODE", 0) == 1 && bases.len() > 1;
+    // Customer n starts its chat on server n mod the number of servers (and
+    // with CROSS_NODE talks from the next one).
+    let runs: Vec<_> = (0..customers)
+        .map(|n| {
+            let talk_from = cross_node.then(|| bases[(n + 1) % bases.len()].clone());
+            tokio::spawn(customer(bases[n % bases.len()].clone(), talk_from, n, until, started))
+        })
+        .collect();
     // The highest resident memory seen while the load runs, per server and
     // (last) of all of them together, as f64 bits.
     let peaks: std::sync::Arc<Vec<std::sync::atomic::AtomicU64>> =
@@ -200,6 +226,9 @@ async fn main() {
     println!("| measure | value |");
     println!("|---|---|");
     println!("| customers (one WebSocket each) | {customers} |");
+    if cross_node {
+        println!("| each chat runs on one node, its customer's socket is on another | yes |");
+    }
     match until {
         Until::Count(messages) => println!("| messages acknowledged | {stored} of {} |", customers * messages),
         Until::Deadline(_) => println!("| messages acknowledged in {duration} s | {stored} |"),
