@@ -56,6 +56,9 @@ if [ "$nodes" -eq 1 ]; then
 else
     redis_port=$(free_port)
     start_redis "$work/redis" "$redis_port"
+    # The nodes are one service: a token one signs, the others accept.
+    JWT_SECRET=$(random_hex 32)
+    export JWT_SECRET
     # One after the other: the first applies the migrations.
     for letter in a b c d e f g h; do
         [ "${#node_ids[@]}" -lt "$nodes" ] || break
@@ -145,6 +148,32 @@ cpu_table() {
         'BEGIN { printf "| machine busy / idle | %.2f / %.2f cores (%.0f %% idle) |\n", (total - idle) / total * cores, idle / total * cores, idle / total * 100 }'
 }
 
+# One line: the database's commits, the messages stored, and the WAL records
+# and bytes written by the whole PostgreSQL instance.
+pg_snapshot() {
+    "$(psql_bin)" "$TEST_DB_URL" -qAtX -F ' ' -c "SELECT pg_stat_clear_snapshot()" -c \
+        "SELECT d.xact_commit, (SELECT count(*) FROM chat_messages), w.wal_records, w.wal_bytes
+           FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = current_database()" | tail -n 1
+}
+
+pg_table() {
+    local -a before after
+    read -ra before <"$work/pg.before"
+    read -ra after <"$work/pg.after"
+    local commits=$((after[0] - before[0])) stored=$((after[1] - before[1]))
+    local records=$((after[2] - before[2])) bytes=$((after[3] - before[3]))
+    [ "$stored" -gt 0 ] || stored=1
+    echo
+    echo "| PostgreSQL during the load | value |"
+    echo "|---|---|"
+    echo "| messages stored | $stored |"
+    echo "| commits (all clients of the database) | $commits |"
+    awk -v s="$stored" -v c="$commits" -v r="$records" -v b="$bytes" 'BEGIN {
+        printf "| stored messages per commit | %.1f |\n", s / (c > 0 ? c : 1)
+        printf "| WAL records / bytes per stored message | %.1f / %.0f |\n", r / s, b / s
+    }'
+}
+
 if [ "$nodes" -eq 1 ]; then
     generator_env=(BASE_URL="${server_urls[0]}" SERVER_PID="${server_pids[0]}")
 else
@@ -169,11 +198,15 @@ report=target/bench-report.md
         load_bin=$(cargo bench --no-run --quiet --bench load --message-format=json 2>/dev/null \
             | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
         [ -x "$load_bin" ] || die "the load generator's binary was not found"
+        pg_snapshot >"$work/pg.before"
         cpu_snapshot >"$work/cpu.before"
         TIMEFORMAT='%U %S'
         { time env "${generator_env[@]}" "$load_bin" --bench 2>&3; } 3>&2 2>"$work/generator.time"
         cpu_snapshot >"$work/cpu.after"
+        sleep 1 # PostgreSQL's statistics reach the views within a second.
+        pg_snapshot >"$work/pg.after"
         cpu_table
+        pg_table
     else
         env "${generator_env[@]}" cargo bench --quiet --bench load
     fi
