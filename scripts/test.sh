@@ -24,6 +24,11 @@ fi
 
 command -v openssl >/dev/null 2>&1 || apt_install openssl
 command -v curl >/dev/null 2>&1 || apt_install curl
+# The load balancer test runs docker/haproxy.cfg in a real HAProxy.
+PATH="$PATH:/usr/sbin"
+command -v haproxy >/dev/null 2>&1 || apt_install haproxy
+HAPROXY_BIN=$(command -v haproxy)
+export HAPROXY_BIN
 
 if cargo fmt --version >/dev/null 2>&1; then
     say "cargo fmt --check"

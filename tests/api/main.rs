@@ -17,6 +17,7 @@ mod configuration;
 mod health;
 mod lifecycle;
 mod live_state;
+mod load_balancer;
 mod locked_rows;
 mod message_writer;
 mod migrations;
