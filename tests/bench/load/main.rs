@@ -81,6 +81,7 @@ pub struct Ctx {
     pub queue: usize,
     /// Clients setting up at once.
     pub setup: Semaphore,
+    pub concurrency: usize,
     pub marks: Option<PathBuf>,
 }
 
@@ -245,6 +246,7 @@ async fn main() {
         sockets: setting("SOCKETS", 1000),
         queue: setting("QUEUE", 10_000),
         setup: Semaphore::new(setting("CONNECT_CONCURRENCY", 200).max(1)),
+        concurrency: setting("CONNECT_CONCURRENCY", 200).max(1),
         marks: std::env::var_os("MARK_DIR").map(PathBuf::from),
     });
     if matches!(workload, Workload::Agents | Workload::Queue) && ctx.agents.is_empty() {
