@@ -162,12 +162,13 @@ pub async fn wait_go(socket: &mut wire::Socket, phase: &mut watch::Receiver<Phas
 }
 
 /// Counts clients reporting the end of their setup (true: ready) until
-/// `expected` have; returns (ready, failed). Progress goes to stderr.
+/// `expected` have, or ten minutes have passed; returns (ready, failed).
+/// Progress goes to stderr.
 pub async fn wait_ready(ready: &mut mpsc::UnboundedReceiver<bool>, expected: usize, what: &str) -> (usize, usize) {
     let (mut ok, mut failed) = (0, 0);
     let started = std::time::Instant::now();
     let mut told = started;
-    while ok + failed < expected {
+    while ok + failed < expected && started.elapsed() < Duration::from_secs(600) {
         match tokio::time::timeout(Duration::from_secs(1), ready.recv()).await {
             Ok(Some(true)) => ok += 1,
             Ok(Some(false)) => failed += 1,
