@@ -207,6 +207,8 @@ cpu_snapshot() {
     line+=" $([ -n "$postgres_pid" ] && proc_ticks "$postgres_pid" tree || echo -)"
     line+=" $([ -n "$redis_pid" ] && proc_ticks "$redis_pid" || echo -)"
     line+=" $(proc_ticks "$generator_pid")"
+    # Last: the kernel's interrupt work (loopback networking), which no process is charged for.
+    line+=" $((cpu[6] + cpu[7]))"
     echo "$line"
 }
 
@@ -237,10 +239,11 @@ cpu_table() {
     # What else ran (another build, the kernel's own work) shares the cores
     # and distorts the figures: shown, so a disturbed run can be told apart.
     awk -v total="$((after[1] - before[1]))" -v idle="$((after[2] - before[2]))" -v cores="$cores" \
-        -v ours="$ours" -v t="$tick" -v s="$seconds" 'BEGIN {
+        -v ours="$ours" -v irq="$((after[-1] - before[-1]))" -v t="$tick" -v s="$seconds" 'BEGIN {
         if (total == 0) total = 1
         busy = (total - idle) / total * cores
-        printf "| everything else on the machine | %.2f |\n", busy - ours / t / s
+        printf "| kernel interrupts (loopback networking; no process is charged) | %.2f |\n", irq / t / s
+        printf "| everything else on the machine | %.2f |\n", busy - (ours + irq) / t / s
         printf "| machine busy / idle | %.2f / %.2f cores (%.0f %% idle) |\n", busy, idle / total * cores, idle / total * 100
     }'
 }
