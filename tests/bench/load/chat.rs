@@ -491,17 +491,20 @@ pub async fn run(ctx: Arc<Ctx>) {
     }
     let total_customer = tally.customer_acks.len() as u64;
     let total_agent = tally.agent_acks.len() as u64;
+    let late = |total: u64, within: u64| {
+        if ctx.duration > 0 {
+            format!(" (after the time: {})", thousands(total - within))
+        } else {
+            String::new()
+        }
+    };
     println!(
-        "| customer messages acknowledged (after the time: {}) | {} |",
-        thousands(total_customer - customer_acked),
+        "| customer messages acknowledged{} | {} |",
+        late(total_customer, customer_acked),
         thousands(customer_acked)
     );
     if agents_on {
-        println!(
-            "| agent messages acknowledged (after the time: {}) | {} |",
-            thousands(total_agent - agent_acked),
-            thousands(agent_acked)
-        );
+        println!("| agent messages acknowledged{} | {} |", late(total_agent, agent_acked), thousands(agent_acked));
         println!(
             "| messages acknowledged per second, customer + agent = all | {} + {} = **{}** |",
             per_second(customer_acked),
