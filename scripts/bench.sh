@@ -77,7 +77,7 @@ idle)
     fi
     ;;
 esac
-if [ -n "${AGENTS:-}" ]; then
+if [ "$workload" = agents ] || [ "$workload" = queue ]; then
     case "$capacity" in [1-9] | [1-9][0-9] | 100) ;; *) die "AGENT_CAPACITY must be 1 to 100 (the most an account may have)" ;; esac
     [ "$AGENTS" -ge 1 ] || die "AGENTS must be at least 1"
 fi
@@ -157,7 +157,7 @@ fi
 # each hashes its password, slow on purpose.
 agent_usernames=()
 adding=()
-if [ -n "${AGENTS:-}" ]; then
+if [ "$workload" = agents ] || [ "$workload" = queue ]; then
     say "creating $AGENTS agent accounts of $capacity chats each"
     export AGENT_PASSWORD=$(random_hex 16)
     for i in $(seq 1 "$AGENTS"); do
