@@ -29,6 +29,8 @@ pub struct Settings {
     pub jwt: JwtKeys,
     pub static_dir: String,
     pub workers: Option<usize>,
+    /// Threads the chats' actors are spread over.
+    pub actor_threads: usize,
     pub shutdown_timeout: Duration,
     pub database_statement_timeout: Duration,
     pub writer_batch_size: usize,
@@ -72,6 +74,7 @@ impl std::fmt::Debug for Settings {
             .field("cluster_lease", &self.cluster_lease)
             .field("static_dir", &self.static_dir)
             .field("workers", &self.workers)
+            .field("actor_threads", &self.actor_threads)
             .field("writer_batch_size", &self.writer_batch_size)
             .field("writer_flush_interval", &self.writer_flush_interval)
             .field("abandon_after", &self.abandon_after)
@@ -128,6 +131,11 @@ impl Settings {
             jwt,
             static_dir: env.optional("STATIC_DIR").unwrap_or_else(|| "static".to_owned()),
             workers: env.optional_parse_in("WORKERS", 1..=256)?,
+            actor_threads: env.parse_in(
+                "ACTOR_THREADS",
+                std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+                1..=256,
+            )?,
             shutdown_timeout: Duration::from_secs(env.parse_in("SHUTDOWN_TIMEOUT_SECS", 10, 0..=3600)?),
             database_statement_timeout: Duration::from_millis(env.parse_in(
                 "DATABASE_STATEMENT_TIMEOUT_MS",

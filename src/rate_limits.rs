@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use actix_web::HttpRequest;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use uuid::Uuid;
 
 use crate::actors::messages::Caller;
@@ -245,7 +245,9 @@ impl RateLimits {
     /// Counts `action` for an account and an address, either of which may be unknown.
     pub fn admit_from(&self, action: Action, account: Option<Uuid>, address: Option<IpAddr>) -> Result<(), AppError> {
         let limiter = self.limiter(action);
-        let now = DefaultClock::default().now();
+        // The limiter's own clock: making a new one calibrates it (CPUID and
+        // all), which cost more than the rest of a message's work together.
+        let now = limiter.per_address.clock().now();
         let refused = |not_until: governor::NotUntil<_>| {
             let mut error = AppError::rate_limited(not_until.wait_time_from(now));
             error.message = action.refusal().to_owned();

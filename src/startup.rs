@@ -181,7 +181,8 @@ impl Application {
             actix_web::rt::spawn(share_allowances(rate_limits.clone(), redis.clone()));
         }
         let bot = services.bot.clone();
-        let registry = SessionRegistry::new(services, cluster).start();
+        let threads = crate::actors::ActorThreads::new(settings.actor_threads);
+        let registry = SessionRegistry::new(services, cluster, threads).start();
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             redis,

@@ -15,11 +15,33 @@ pub mod socket;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::Addr;
+use actix::{Addr, Arbiter, ArbiterHandle};
 
 use crate::bots::Bot;
 use crate::db::Pool;
 use persistence::MessageWriter;
+
+/// The threads the chats' actors run on, one event loop each, taken in
+/// turn: the sessions' work (the bot, the rules of a message, encoding
+/// frames) uses every core instead of the one the registry runs on.
+pub struct ActorThreads {
+    arbiters: Vec<ArbiterHandle>,
+    next: usize,
+}
+
+impl ActorThreads {
+    /// `count` new threads (at least one).
+    pub fn new(count: usize) -> Self {
+        ActorThreads { arbiters: (0..count.max(1)).map(|_| Arbiter::new().handle()).collect(), next: 0 }
+    }
+
+    /// The thread for the next actor.
+    pub fn take_turn(&mut self) -> &ArbiterHandle {
+        let arbiter = &self.arbiters[self.next % self.arbiters.len()];
+        self.next = self.next.wrapping_add(1);
+        arbiter
+    }
+}
 
 /// Timers that shape a chat's life; see the README's configuration table.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ use crate::actors::agent::AgentActor;
 use crate::actors::messages::*;
 use crate::actors::queue::QueueActor;
 use crate::actors::session::{NewChat, SessionActor};
-use crate::actors::Services;
+use crate::actors::{ActorThreads, Services};
 use crate::bus::Outbound;
 use crate::cluster::leases::Holder;
 use crate::cluster::link::{Incoming, LinkStatus, NodeUnreachable};
@@ -48,6 +48,8 @@ const DEAD_NODE_CHECK_EVERY: u32 = 3;
 pub struct SessionRegistry {
     services: Services,
     cluster: Option<Cluster>,
+    /// Where new session actors run.
+    threads: ActorThreads,
     /// The queue, when this node runs it: always on a single node, on the leader in a cluster.
     queue: Option<Addr<QueueActor>>,
     /// The node that runs the queue and the agents, as last seen.
@@ -78,9 +80,10 @@ pub struct SessionRegistry {
 const CLOSED_UNHEARD: usize = 100_000;
 
 impl SessionRegistry {
-    pub fn new(services: Services, cluster: Option<Cluster>) -> Self {
+    pub fn new(services: Services, cluster: Option<Cluster>, threads: ActorThreads) -> Self {
         SessionRegistry {
             services,
+            threads,
             cluster,
             queue: None,
             leader: None,
@@ -104,7 +107,10 @@ impl SessionRegistry {
         chat: Option<NewChat>,
         ctx: &mut Context<Self>,
     ) -> Addr<SessionActor> {
-        let addr = SessionActor::new(session_id, self.services.clone(), ctx.address(), chat).start();
+        let (services, registry) = (self.services.clone(), ctx.address());
+        let addr = SessionActor::start_in_arbiter(self.threads.take_turn(), move |_| {
+            SessionActor::new(session_id, services, registry, chat)
+        });
         self.sessions.insert(session_id, addr.clone());
         self.owners.remove(&session_id);
         addr

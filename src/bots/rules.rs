@@ -40,27 +40,34 @@ impl FaqFile {
 
 pub struct RuleBot {
     faq: FaqFile,
+    /// The handoff phrases and each entry's keywords, normalised once here
+    /// rather than for every message.
+    handoff_phrases: Vec<String>,
+    keywords: Vec<Vec<String>>,
 }
 
 /// Lower-case words, punctuation dropped, padded with spaces so a phrase
 /// matches only on word boundaries.
 fn normalise(text: &str) -> String {
-    let words: Vec<String> = text
-        .to_lowercase()
-        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .filter(|word| !word.is_empty())
-        .map(str::to_owned)
-        .collect();
-    format!(" {} ", words.join(" "))
-}
-
-fn mentions(normalised: &str, phrase: &str) -> bool {
-    normalised.contains(&normalise(phrase))
+    let lower = text.to_lowercase();
+    let mut normalised = String::with_capacity(lower.len() + 2);
+    normalised.push(' ');
+    for word in lower.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|word| !word.is_empty()) {
+        normalised.push_str(word);
+        normalised.push(' ');
+    }
+    if normalised.len() == 1 {
+        normalised.push(' ');
+    }
+    normalised
 }
 
 impl RuleBot {
     pub fn new(faq: FaqFile) -> Self {
-        RuleBot { faq }
+        let handoff_phrases = faq.handoff_phrases.iter().map(|phrase| normalise(phrase)).collect();
+        let keywords =
+            faq.entries.iter().map(|entry| entry.keywords.iter().map(|keyword| normalise(keyword)).collect()).collect();
+        RuleBot { faq, handoff_phrases, keywords }
     }
 
     pub fn faq(&self) -> &FaqFile {
@@ -69,12 +76,16 @@ impl RuleBot {
 
     /// FAQ entries that mention words of `text`, best first.
     pub fn search(&self, text: &str) -> Vec<(&FaqEntry, usize)> {
-        let normalised = normalise(text);
+        self.search_normalised(&normalise(text))
+    }
+
+    fn search_normalised(&self, normalised: &str) -> Vec<(&FaqEntry, usize)> {
         let mut found: Vec<(&FaqEntry, usize)> = self
             .faq
             .entries
             .iter()
-            .map(|entry| (entry, entry.keywords.iter().filter(|keyword| mentions(&normalised, keyword)).count()))
+            .zip(&self.keywords)
+            .map(|(entry, keywords)| (entry, keywords.iter().filter(|keyword| normalised.contains(*keyword)).count()))
             .filter(|(_, hits)| *hits > 0)
             .collect();
         // Stable: among equals, the FAQ's own order.
@@ -84,7 +95,7 @@ impl RuleBot {
 
     pub fn answer(&self, text: &str) -> BotReply {
         let normalised = normalise(text);
-        if self.faq.handoff_phrases.iter().any(|phrase| mentions(&normalised, phrase)) {
+        if self.handoff_phrases.iter().any(|phrase| normalised.contains(phrase.as_str())) {
             return BotReply {
                 content: self.faq.handoff.clone(),
                 understanding: understanding("handoff", 1.0),
@@ -93,7 +104,7 @@ impl RuleBot {
                 processing: None,
             };
         }
-        match self.search(text).first() {
+        match self.search_normalised(&normalised).first() {
             Some((entry, hits)) => BotReply {
                 content: entry.answer.clone(),
                 understanding: understanding(&entry.intent, (0.5 + 0.25 * *hits as f32).min(1.0)),
@@ -166,5 +177,13 @@ mod tests {
         assert!(!reply.understood);
         // "ship" must not match inside "relationship".
         assert!(!bot().answer("relationship").understood);
+    }
+
+    #[test]
+    fn words_are_compared_lower_case_without_punctuation_on_word_boundaries() {
+        assert_eq!(normalise("Where's MY   order?!"), " where's my order ");
+        assert_eq!(normalise("?!"), "  ");
+        assert_eq!(normalise(""), "  ");
+        assert_eq!(bot().answer("SHIPPING... how long?").understanding.intent.as_deref(), Some("shipping"));
     }
 }
