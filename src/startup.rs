@@ -234,6 +234,10 @@ impl Application {
                 .wrap(security_headers())
                 .wrap(middleware::Logger::new("%a %m %U %s %Dms").exclude("/health"))
         })
+        // A chat's frames are small and each waits for an answer: without
+        // this, Nagle's algorithm holds a frame back until the client's
+        // delayed acknowledgement of the last one (about 40 ms).
+        .tcp_nodelay(true)
         // Signals are ours to handle, so shutdown runs in our order.
         .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout.as_secs())
