@@ -6,6 +6,7 @@
 //! only one assignment can win.
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
@@ -16,12 +17,24 @@ use crate::actors::agent::AgentActor;
 use crate::actors::messages::*;
 use crate::actors::registry::SessionRegistry;
 use crate::actors::Services;
+use crate::db::queries::queue::Assignment;
 use crate::db::{self, queries};
 use crate::domain::{Presence, Priority};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::server::{QueueItem, ServerEvent};
 
 const PREVIEW_CHARS: usize = 140;
+/// Sessions given out in one committed statement, at most.
+const ASSIGN_BATCH: usize = 500;
+/// A session whose row another transaction held is offered again after this.
+const BUSY_RETRY: Duration = Duration::from_millis(100);
+/// The board and the positions go out at most this often: with thousands
+/// waiting, each change on its own would tell everyone everything again.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// Board items in one `queue:changed` frame, and ids of sessions that left:
+/// many changes at once still make small frames.
+const UPSERTS_PER_FRAME: usize = 8;
+const REMOVALS_PER_FRAME: usize = 64;
 
 struct Waiting {
     session_id: Uuid,
@@ -32,6 +45,8 @@ struct Waiting {
     preview: Option<String>,
     /// An agent who just handed this session back is not given it again.
     skip_agent: Option<Uuid>,
+    /// Its row was held by another transaction: not offered before this.
+    retry_at: Option<Instant>,
 }
 
 struct AgentSlot {
@@ -54,6 +69,9 @@ pub struct QueueActor {
     /// Agents with a socket open, who get every change to the board.
     watchers: HashMap<Uuid, Addr<AgentActor>>,
     assigning: bool,
+    /// A publication is due (see `publish`).
+    publish_due: bool,
+    published_at: Option<Instant>,
 }
 
 fn preview(text: &str) -> String {
@@ -76,6 +94,8 @@ impl QueueActor {
             shown: HashMap::new(),
             watchers: HashMap::new(),
             assigning: false,
+            publish_due: false,
+            published_at: None,
         }
     }
 
@@ -114,8 +134,23 @@ impl QueueActor {
             .collect()
     }
 
-    /// Tells every agent the new board and every moved session its new place.
-    fn publish(&mut self) {
+    /// Tells every agent the new board and every moved session its new
+    /// place: soon, together with whatever else changes meanwhile, at most
+    /// every `PUBLISH_INTERVAL`.
+    fn publish(&mut self, ctx: &mut Context<Self>) {
+        if self.publish_due {
+            return;
+        }
+        self.publish_due = true;
+        let wait = self.published_at.map_or(Duration::ZERO, |at| PUBLISH_INTERVAL.saturating_sub(at.elapsed()));
+        ctx.run_later(wait, |act, _| {
+            act.publish_due = false;
+            act.published_at = Some(Instant::now());
+            act.publish_now();
+        });
+    }
+
+    fn publish_now(&mut self) {
         // Agents get what changed, never the whole board again: with
         // thousands waiting, the whole board on every change is megabytes.
         let mut upserted = Vec::new();
@@ -129,8 +164,16 @@ impl QueueActor {
         }
         let removed: Vec<Uuid> = self.shown.keys().filter(|id| !now_shown.contains_key(id)).copied().collect();
         self.shown = now_shown;
-        if !upserted.is_empty() || !removed.is_empty() {
-            let frame = ServerEvent::QueueChanged { upserted, removed }.frame(None);
+        let frames = upserted
+            .chunks(UPSERTS_PER_FRAME)
+            .map(|items| ServerEvent::QueueChanged { upserted: items.to_vec(), removed: Vec::new() })
+            .chain(
+                removed
+                    .chunks(REMOVALS_PER_FRAME)
+                    .map(|ids| ServerEvent::QueueChanged { upserted: Vec::new(), removed: ids.to_vec() }),
+            )
+            .map(|event| event.frame(None));
+        for frame in frames {
             for agent in self.watchers.values() {
                 agent.do_send(QueueBoard { frame: frame.clone(), to: None });
             }
@@ -150,23 +193,66 @@ impl QueueActor {
         self.told_positions = still_waiting;
     }
 
-    /// The online agent with the most room, excluding `skip`.
-    fn best_agent(&self, skip: Option<Uuid>) -> Option<Uuid> {
+    /// The online agent with the most room, excluding `skip`; `planned`
+    /// counts sessions about to be given to each agent.
+    fn best_agent(&self, skip: Option<Uuid>, planned: &HashMap<Uuid, usize>) -> Option<Uuid> {
+        let load = |id: &Uuid| self.load(*id) + planned.get(id).copied().unwrap_or(0);
         self.agents
             .iter()
             .filter(|(id, slot)| {
-                slot.presence == Presence::Online && Some(**id) != skip && self.load(**id) < slot.max_concurrent
+                slot.presence == Presence::Online && Some(**id) != skip && load(id) < slot.max_concurrent
             })
-            .min_by_key(|(id, slot)| (self.load(**id), std::cmp::Reverse(slot.max_concurrent), **id))
+            .min_by_key(|(id, slot)| (load(id), std::cmp::Reverse(slot.max_concurrent), **id))
             .map(|(id, _)| *id)
     }
 
-    fn record_assignment(&mut self, session_id: Uuid, agent_id: Uuid, pickup: Option<(SocketId, Reply)>) {
-        if let Some(entry) = self.waiting.iter().find(|entry| entry.session_id == session_id) {
-            let waited = (Utc::now() - entry.requested_at).num_milliseconds().max(0) as f64 / 1000.0;
-            self.services.metrics.queue_wait_seconds.observe(waited);
+    /// The next sessions to give out, in serving order, each to the agent
+    /// with the most room once the ones before it are counted; and whether
+    /// a session was passed over until its retry.
+    fn next_batch(&self) -> (Vec<(Uuid, Uuid)>, bool) {
+        let now = Instant::now();
+        let mut planned: HashMap<Uuid, usize> = HashMap::new();
+        let mut pairs = Vec::new();
+        let mut deferred = false;
+        for entry in &self.waiting {
+            if pairs.len() == ASSIGN_BATCH {
+                break;
+            }
+            if entry.retry_at.is_some_and(|at| at > now) {
+                deferred = true;
+                continue;
+            }
+            match self.best_agent(entry.skip_agent, &planned) {
+                Some(agent) => {
+                    *planned.entry(agent).or_default() += 1;
+                    pairs.push((entry.session_id, agent));
+                }
+                // Nobody has room: nothing later can be given out either.
+                None if entry.skip_agent.is_none() => break,
+                None => {}
+            }
         }
-        self.waiting.retain(|entry| entry.session_id != session_id);
+        (pairs, deferred)
+    }
+
+    /// Takes sessions off the waiting list in one pass; those `assigned`
+    /// count in the waiting-time metric.
+    fn take_out(&mut self, leaving: &HashSet<Uuid>, assigned: bool) {
+        let now = Utc::now();
+        let metric = &self.services.metrics.queue_wait_seconds;
+        self.waiting.retain(|entry| {
+            if !leaving.contains(&entry.session_id) {
+                return true;
+            }
+            if assigned {
+                metric.observe((now - entry.requested_at).num_milliseconds().max(0) as f64 / 1000.0);
+            }
+            false
+        });
+    }
+
+    /// Records a committed assignment and tells the agent.
+    fn hand_over(&mut self, session_id: Uuid, agent_id: Uuid, pickup: Option<(SocketId, Reply)>) {
         self.assigned.entry(agent_id).or_default().insert(session_id);
         match self.agents.get(&agent_id) {
             Some(slot) => slot.addr.do_send(AssignSession { session_id, pickup }),
@@ -183,50 +269,69 @@ impl QueueActor {
         }
     }
 
-    /// Assigns waiting sessions, one committed assignment at a time, while an
-    /// agent has room.
+    /// Assigns waiting sessions while an agent has room, a batch per
+    /// committed statement, in serving order.
     fn try_assign(&mut self, ctx: &mut Context<Self>) {
         if self.assigning {
             return;
         }
-        let Some((session_id, agent_id)) = self
-            .waiting
-            .iter()
-            .find_map(|entry| self.best_agent(entry.skip_agent).map(|agent| (entry.session_id, agent)))
-        else {
+        let (pairs, deferred) = self.next_batch();
+        if pairs.is_empty() {
+            if deferred {
+                ctx.run_later(BUSY_RETRY, |act, ctx| act.try_assign(ctx));
+            }
             return;
-        };
+        }
         self.assigning = true;
-        let commit = commit_assignment(self.services.pool.clone(), session_id, agent_id);
+        let commit = commit_assignments(self.services.pool.clone(), pairs.clone());
         ctx.wait(commit.into_actor(self).map(move |outcome, act, ctx| {
             act.assigning = false;
             match outcome {
-                Ok(true) => {
-                    log::info!("session {session_id} assigned to agent {agent_id}");
-                    act.record_assignment(session_id, agent_id, None);
-                    act.publish();
-                }
-                Ok(false) => {
-                    // Closed or taken elsewhere meanwhile: it is not waiting any more.
-                    act.waiting.retain(|entry| entry.session_id != session_id);
-                    act.publish();
-                }
+                Ok(outcomes) => act.settle(&pairs, &outcomes, ctx),
                 Err(error) => {
-                    log::error!("assigning session {session_id} failed: {error}; retrying shortly");
-                    ctx.run_later(std::time::Duration::from_secs(1), |act, ctx| act.try_assign(ctx));
+                    log::error!("assigning {} sessions failed: {error}; retrying shortly", pairs.len());
+                    ctx.run_later(Duration::from_secs(1), |act, ctx| act.try_assign(ctx));
                     return;
                 }
             }
             act.try_assign(ctx);
         }));
     }
+
+    /// Applies a batch's outcomes: assigned sessions go to their agents in
+    /// serving order, gone ones leave the queue, busy ones wait for a retry.
+    fn settle(&mut self, pairs: &[(Uuid, Uuid)], outcomes: &HashMap<Uuid, Assignment>, ctx: &mut Context<Self>) {
+        let outcome_of = |session_id: &Uuid| outcomes.get(session_id).copied().unwrap_or(Assignment::Busy);
+        let assigned: HashSet<Uuid> =
+            pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Assigned).collect();
+        let gone: HashSet<Uuid> =
+            pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Gone).collect();
+        let busy: HashSet<Uuid> =
+            pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Busy).collect();
+        if !busy.is_empty() {
+            let retry_at = Instant::now() + BUSY_RETRY;
+            for entry in self.waiting.iter_mut().filter(|entry| busy.contains(&entry.session_id)) {
+                entry.retry_at = Some(retry_at);
+            }
+        }
+        self.take_out(&assigned, true);
+        self.take_out(&gone, false);
+        for (session_id, agent_id) in pairs {
+            if assigned.contains(session_id) {
+                log::info!("session {session_id} assigned to agent {agent_id}");
+                self.hand_over(*session_id, *agent_id, None);
+            }
+        }
+        self.publish(ctx);
+    }
 }
 
-/// Gives `session_id` to `agent_id` in the database; false when the session
-/// was no longer waiting.
-async fn commit_assignment(pool: crate::db::Pool, session_id: Uuid, agent_id: Uuid) -> Result<bool, AppError> {
-    let mut conn = pool.get().await?;
-    Ok(conn.transaction(async |conn| queries::queue::assign(conn, session_id, agent_id).await).await?)
+/// Gives sessions to agents in the database (see `queries::queue::assign`).
+async fn commit_assignments(
+    pool: crate::db::Pool,
+    pairs: Vec<(Uuid, Uuid)>,
+) -> Result<HashMap<Uuid, Assignment>, AppError> {
+    db::run(&pool, async |conn| queries::queue::assign(conn, &pairs).await).await
 }
 
 impl Handler<Retire> for QueueActor {
@@ -252,7 +357,7 @@ impl Actor for QueueActor {
             })
             .await
         };
-        ctx.wait(load.into_actor(self).map(|outcome, act, _| match outcome {
+        ctx.wait(load.into_actor(self).map(|outcome, act, ctx| match outcome {
             Ok((waiting, assigned)) => {
                 for row in waiting {
                     act.insert(Waiting {
@@ -263,6 +368,7 @@ impl Actor for QueueActor {
                         customer_name: row.customer_name,
                         preview: row.preview.as_deref().map(preview),
                         skip_agent: None,
+                        retry_at: None,
                     });
                 }
                 for (agent_id, session_id) in assigned {
@@ -275,7 +381,7 @@ impl Actor for QueueActor {
                 );
                 act.registry.do_send(EnsureAgents(act.assigned.keys().copied().collect()));
                 act.told_positions = act.waiting.iter().enumerate().map(|(i, e)| (e.session_id, i + 1)).collect();
-                act.publish();
+                act.publish(ctx);
             }
             Err(error) => log::error!("the queue could not be rebuilt from the database: {error}"),
         }));
@@ -313,10 +419,11 @@ impl Handler<Enqueue> for QueueActor {
                 customer_name: request.customer_name,
                 preview: request.preview.as_deref().map(preview),
                 skip_agent: None,
+                retry_at: None,
             });
             // The session tells its customer its position itself, in its reply.
             act.told_positions.insert(session_id, position);
-            act.publish();
+            act.publish(ctx);
             ctx.run_later(std::time::Duration::ZERO, |act, ctx| act.try_assign(ctx));
             Ok(position)
         })))
@@ -326,7 +433,22 @@ impl Handler<Enqueue> for QueueActor {
 impl Handler<Pickup> for QueueActor {
     type Result = ();
 
-    fn handle(&mut self, Pickup { agent_id, session_id, socket_id, reply }: Pickup, ctx: &mut Self::Context) {
+    fn handle(&mut self, pickup: Pickup, ctx: &mut Self::Context) {
+        self.pickup(pickup, PICKUP_TRIES, ctx);
+    }
+}
+
+/// How often a pickup is tried while another transaction holds the chat's
+/// row (`BUSY_RETRY` apart) before the agent is told to try again.
+const PICKUP_TRIES: u32 = 25;
+
+impl QueueActor {
+    fn pickup(
+        &mut self,
+        Pickup { agent_id, session_id, socket_id, reply }: Pickup,
+        tries: u32,
+        ctx: &mut Context<Self>,
+    ) {
         let Some(slot) = self.agents.get(&agent_id) else {
             return reply.fail(&AppError::new(ErrorCode::AgentNotJoined, "send agent:join first"));
         };
@@ -342,20 +464,31 @@ impl Handler<Pickup> for QueueActor {
                 None => AppError::new(ErrorCode::NotWaiting, "that session is not waiting in the queue"),
             });
         }
-        let commit = commit_assignment(self.services.pool.clone(), session_id, agent_id);
+        let commit = commit_assignments(self.services.pool.clone(), vec![(session_id, agent_id)]);
         ctx.wait(commit.into_actor(self).map(move |outcome, act, ctx| {
-            match outcome {
-                Ok(true) => {
+            match outcome.map(|outcomes| outcomes.get(&session_id).copied()) {
+                Ok(Some(Assignment::Assigned)) => {
                     log::info!("session {session_id} picked up by agent {agent_id}");
-                    act.record_assignment(session_id, agent_id, Some((socket_id, reply)));
+                    act.take_out(&HashSet::from([session_id]), true);
+                    act.hand_over(session_id, agent_id, Some((socket_id, reply)));
                 }
-                Ok(false) => {
-                    act.waiting.retain(|entry| entry.session_id != session_id);
+                Ok(Some(Assignment::Busy)) if tries > 1 => {
+                    let again = Pickup { agent_id, session_id, socket_id, reply };
+                    ctx.run_later(BUSY_RETRY, move |act, ctx| act.pickup(again, tries - 1, ctx));
+                    return;
+                }
+                Ok(Some(Assignment::Busy)) => {
+                    let mut error = AppError::new(ErrorCode::StorageTimeout, "this chat is busy; pick it up again");
+                    error.retry_after = Some(1);
+                    return reply.fail(&error);
+                }
+                Ok(_) => {
+                    act.take_out(&HashSet::from([session_id]), false);
                     reply.fail(&AppError::new(ErrorCode::AlreadyAssigned, "another agent already has this session"));
                 }
                 Err(error) => return reply.fail(&error),
             }
-            act.publish();
+            act.publish(ctx);
             act.try_assign(ctx);
         }));
     }
@@ -388,7 +521,7 @@ impl Handler<TransferSession> for QueueActor {
                     return Err(AppError::new(ErrorCode::Conflict, "the session is no longer yours"));
                 }
                 act.release(from_agent, session_id, "transferred");
-                act.record_assignment(session_id, to_agent, None);
+                act.hand_over(session_id, to_agent, None);
                 Ok(TransferOutcome::Reassigned { agent_id: to_agent })
             })));
         }
@@ -422,9 +555,10 @@ impl Handler<TransferSession> for QueueActor {
                 customer_name,
                 preview: None,
                 skip_agent: Some(from_agent),
+                retry_at: None,
             });
             act.told_positions.insert(session_id, position);
-            act.publish();
+            act.publish(ctx);
             ctx.run_later(std::time::Duration::ZERO, |act, ctx| act.try_assign(ctx));
             Ok(TransferOutcome::Queued { position })
         })))
@@ -441,7 +575,7 @@ impl Handler<SessionEnded> for QueueActor {
             self.release(agent_id, session_id, "closed");
         }
         if was_waiting {
-            self.publish();
+            self.publish(ctx);
         }
         self.try_assign(ctx);
     }
@@ -520,6 +654,7 @@ impl Handler<AgentGone> for QueueActor {
                     customer_name,
                     preview: None,
                     skip_agent: None,
+                    retry_at: None,
                 });
                 moved.push(session_id);
             }
@@ -529,7 +664,7 @@ impl Handler<AgentGone> for QueueActor {
                     act.registry.do_send(ToSession { session_id, wake: true, mail: Requeued { position }.into() });
                 }
             }
-            act.publish();
+            act.publish(ctx);
             act.try_assign(ctx);
         }));
     }
@@ -539,7 +674,11 @@ impl Handler<SendBoard> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, SendBoard { agent_id, agent, socket_id }: SendBoard, _: &mut Self::Context) {
-        // The board as agents were last shown it: the changes that follow apply to it.
+        // Changes still gathering go out first, so the board is current and
+        // the changes that follow apply to it.
+        if self.publish_due {
+            self.publish_now();
+        }
         let mut sessions: Vec<QueueItem> = self.shown.values().cloned().collect();
         sessions.sort_by_key(|item| (item.priority.rank(), item.waiting_since));
         for (index, item) in sessions.iter_mut().enumerate() {
@@ -570,10 +709,10 @@ impl Handler<PositionOf> for QueueActor {
 impl Handler<Preview> for QueueActor {
     type Result = ();
 
-    fn handle(&mut self, Preview { session_id, text }: Preview, _: &mut Self::Context) {
+    fn handle(&mut self, Preview { session_id, text }: Preview, ctx: &mut Self::Context) {
         if let Some(entry) = self.waiting.iter_mut().find(|entry| entry.session_id == session_id) {
             entry.preview = Some(preview(&text));
-            self.publish();
+            self.publish(ctx);
         }
     }
 }
@@ -586,7 +725,7 @@ impl Handler<Reprioritize> for QueueActor {
         let mut entry = self.waiting.remove(index);
         entry.priority = priority;
         self.insert(entry);
-        self.publish();
+        self.publish(ctx);
         self.try_assign(ctx);
     }
 }

@@ -200,6 +200,8 @@ async fn transfer_to_human_queues_the_chat_with_the_models_reason_and_never_a_hi
     let alice = app.agent("alice", 5).await;
     let mut desk = app.agent_socket(&alice).await;
     desk.ok("agent:join", "agent:joined", json!({})).await;
+    // Away, so the chats stay on the board to be read, not assigned at once.
+    desk.ok("agent:set_status", "agent:status", json!({ "status": "away" })).await;
 
     // The model asks for `high`; the host website made this customer `normal`.
     let bea = app.host_customer("Bea", "normal").await;
@@ -324,6 +326,8 @@ async fn with_the_handoff_fallback_a_failing_model_sends_the_customer_to_a_perso
     let alice = app.agent("alice", 5).await;
     let mut desk = app.agent_socket(&alice).await;
     desk.ok("agent:join", "agent:joined", json!({})).await;
+    // Away, so the chat stays on the board to be read, not assigned at once.
+    desk.ok("agent:set_status", "agent:status", json!({ "status": "away" })).await;
 
     for n in 0..2 {
         let customer = app.visitor(&format!("C{n}")).await;

@@ -1,6 +1,8 @@
 //! The durable handoff queue. The queue actor keeps it in memory and calls
 //! these in step, so a restart rebuilds exactly what was waiting.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
@@ -65,34 +67,86 @@ pub async fn enqueue(
     Ok(true)
 }
 
-/// Gives a waiting session to an agent. Run it in a transaction. Returns false
-/// when the session was no longer waiting, so two assignments can never both win.
-pub async fn assign(conn: &mut PgConn, session_id: Uuid, agent_id: Uuid) -> QueryResult<bool> {
-    let now = Utc::now();
-    let changed =
-        diesel::update(chat_sessions::table.find(session_id).filter(chat_sessions::status.eq(SessionStatus::Waiting)))
-            .set((
-                chat_sessions::status.eq(SessionStatus::Assigned),
-                chat_sessions::assigned_agent_id.eq(agent_id),
-                chat_sessions::updated_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-    if changed == 0 {
-        return Ok(false);
+/// What became of one session of an assignment batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignment {
+    /// It is the agent's now.
+    Assigned,
+    /// It was no longer waiting (closed, or taken elsewhere): it never will be.
+    Gone,
+    /// Its row was locked by another transaction: try again shortly. A held
+    /// row is passed over rather than holding up the rest of the queue.
+    Busy,
+}
+
+#[derive(QueryableByName)]
+struct AssignmentRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    outcome: String,
+}
+
+/// Gives waiting sessions to agents, `(session, agent)` pairs, in one
+/// statement: each session whose row is free and still waiting becomes its
+/// agent's, its queue entry is closed and its first assignment recorded. A
+/// session is given out only while it is waiting, so two assignments can
+/// never both win. Returns each session's outcome.
+pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<HashMap<Uuid, Assignment>> {
+    if pairs.is_empty() {
+        return Ok(HashMap::new());
     }
-    diesel::update(
-        queue_entries::table.filter(queue_entries::session_id.eq(session_id)).filter(queue_entries::is_active),
+    let sessions: Vec<Uuid> = pairs.iter().map(|(session, _)| *session).collect();
+    let agents: Vec<Uuid> = pairs.iter().map(|(_, agent)| *agent).collect();
+    let rows: Vec<AssignmentRow> = diesel::sql_query(
+        "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS pair(session_id, agent_id)),
+         locked AS (
+             SELECT s.id, s.status FROM chat_sessions s WHERE s.id = ANY($1) ORDER BY s.id
+             FOR NO KEY UPDATE SKIP LOCKED
+         ),
+         assigned AS (
+             UPDATE chat_sessions s
+             SET status = 'assigned', assigned_agent_id = pairs.agent_id, updated_at = now()
+             FROM pairs, locked
+             WHERE s.id = pairs.session_id AND locked.id = s.id AND locked.status = 'waiting'
+             RETURNING s.id, pairs.agent_id
+         ),
+         entries AS (
+             UPDATE queue_entries q
+             SET is_active = false, assigned_at = now(), assigned_agent_id = assigned.agent_id
+             FROM assigned WHERE q.session_id = assigned.id AND q.is_active
+         ),
+         milestones AS (
+             UPDATE session_analytics a
+             SET first_assigned_at = now(),
+                 wait_ms = (EXTRACT(EPOCH FROM now() - coalesce(a.handoff_requested_at, now())) * 1000)::bigint,
+                 updated_at = now()
+             FROM assigned WHERE a.session_id = assigned.id AND a.first_assigned_at IS NULL
+         )
+         SELECT pairs.session_id AS id,
+                CASE WHEN assigned.id IS NOT NULL THEN 'assigned'
+                     WHEN locked.id IS NOT NULL
+                          OR NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = pairs.session_id) THEN 'gone'
+                     ELSE 'busy' END AS outcome
+         FROM pairs
+         LEFT JOIN assigned ON assigned.id = pairs.session_id
+         LEFT JOIN locked ON locked.id = pairs.session_id",
     )
-    .set((
-        queue_entries::is_active.eq(false),
-        queue_entries::assigned_at.eq(now),
-        queue_entries::assigned_agent_id.eq(agent_id),
-    ))
-    .execute(conn)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&sessions)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Uuid>, _>(&agents)
+    .load(conn)
     .await?;
-    super::analytics::reached(conn, session_id, super::analytics::Milestone::FirstAssigned).await?;
-    Ok(true)
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let outcome = match row.outcome.as_str() {
+                "assigned" => Assignment::Assigned,
+                "gone" => Assignment::Gone,
+                _ => Assignment::Busy,
+            };
+            (row.id, outcome)
+        })
+        .collect())
 }
 
 /// Moves an assigned session from one agent to another. Run it in a transaction.
@@ -151,15 +205,17 @@ pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
         .load(conn)
         .await?;
     let session_ids: Vec<Uuid> = rows.iter().map(|row| row.0).collect();
-    let previews: Vec<(Uuid, String)> = chat_messages::table
+    let previews: HashMap<Uuid, String> = chat_messages::table
         .filter(chat_messages::session_id.eq_any(&session_ids))
         .filter(chat_messages::sender_type.eq(SenderType::Customer))
         .filter(chat_messages::deleted_at.is_null())
         .order((chat_messages::session_id, chat_messages::seq.desc()))
         .distinct_on(chat_messages::session_id)
         .select((chat_messages::session_id, chat_messages::content))
-        .load(conn)
-        .await?;
+        .load::<(Uuid, String)>(conn)
+        .await?
+        .into_iter()
+        .collect();
     Ok(rows
         .into_iter()
         .map(|(session_id, priority, reason, requested_at, customer_name)| WaitingRow {
@@ -168,7 +224,7 @@ pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
             reason,
             requested_at,
             customer_name,
-            preview: previews.iter().find(|(id, _)| *id == session_id).map(|(_, text)| text.clone()),
+            preview: previews.get(&session_id).cloned(),
         })
         .collect())
 }
