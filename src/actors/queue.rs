@@ -69,9 +69,13 @@ pub struct QueueActor {
     /// Agents with a socket open, who get every change to the board.
     watchers: HashMap<Uuid, Addr<AgentActor>>,
     assigning: bool,
-    /// A publication is due (see `publish`).
-    publish_due: bool,
+    /// Changes not yet told, and whether telling them is scheduled (see `publish`).
+    unpublished: bool,
+    publish_scheduled: bool,
     published_at: Option<Instant>,
+    /// The whole board as `shown`, encoded once for every agent who joins
+    /// before it changes (thousands waiting make megabytes).
+    snapshot: Option<crate::protocol::server::Frame>,
 }
 
 fn preview(text: &str) -> String {
@@ -94,8 +98,10 @@ impl QueueActor {
             shown: HashMap::new(),
             watchers: HashMap::new(),
             assigning: false,
-            publish_due: false,
+            unpublished: false,
+            publish_scheduled: false,
             published_at: None,
+            snapshot: None,
         }
     }
 
@@ -138,19 +144,23 @@ impl QueueActor {
     /// place: soon, together with whatever else changes meanwhile, at most
     /// every `PUBLISH_INTERVAL`.
     fn publish(&mut self, ctx: &mut Context<Self>) {
-        if self.publish_due {
+        self.unpublished = true;
+        if self.publish_scheduled {
             return;
         }
-        self.publish_due = true;
+        self.publish_scheduled = true;
         let wait = self.published_at.map_or(Duration::ZERO, |at| PUBLISH_INTERVAL.saturating_sub(at.elapsed()));
         ctx.run_later(wait, |act, _| {
-            act.publish_due = false;
+            act.publish_scheduled = false;
             act.published_at = Some(Instant::now());
-            act.publish_now();
+            if act.unpublished {
+                act.publish_now();
+            }
         });
     }
 
     fn publish_now(&mut self) {
+        self.unpublished = false;
         // Agents get what changed, never the whole board again: with
         // thousands waiting, the whole board on every change is megabytes.
         let mut upserted = Vec::new();
@@ -164,6 +174,9 @@ impl QueueActor {
         }
         let removed: Vec<Uuid> = self.shown.keys().filter(|id| !now_shown.contains_key(id)).copied().collect();
         self.shown = now_shown;
+        if !upserted.is_empty() || !removed.is_empty() {
+            self.snapshot = None;
+        }
         let frames = upserted
             .chunks(UPSERTS_PER_FRAME)
             .map(|items| ServerEvent::QueueChanged { upserted: items.to_vec(), removed: Vec::new() })
@@ -676,15 +689,21 @@ impl Handler<SendBoard> for QueueActor {
     fn handle(&mut self, SendBoard { agent_id, agent, socket_id }: SendBoard, _: &mut Self::Context) {
         // Changes still gathering go out first, so the board is current and
         // the changes that follow apply to it.
-        if self.publish_due {
+        if self.unpublished {
             self.publish_now();
         }
-        let mut sessions: Vec<QueueItem> = self.shown.values().cloned().collect();
-        sessions.sort_by_key(|item| (item.priority.rank(), item.waiting_since));
-        for (index, item) in sessions.iter_mut().enumerate() {
-            item.position = index + 1;
-        }
-        let frame = ServerEvent::QueueUpdate { sessions }.frame(None);
+        let shown = &self.shown;
+        let frame = self
+            .snapshot
+            .get_or_insert_with(|| {
+                let mut sessions: Vec<QueueItem> = shown.values().cloned().collect();
+                sessions.sort_by_key(|item| (item.priority.rank(), item.waiting_since));
+                for (index, item) in sessions.iter_mut().enumerate() {
+                    item.position = index + 1;
+                }
+                ServerEvent::QueueUpdate { sessions }.frame(None)
+            })
+            .clone();
         agent.do_send(QueueBoard { frame, to: Some(socket_id) });
         self.watchers.insert(agent_id, agent);
     }
