@@ -131,7 +131,7 @@ impl Settings {
             jwt,
             static_dir: env.optional("STATIC_DIR").unwrap_or_else(|| "static".to_owned()),
             workers: env.optional_parse_in("WORKERS", 1..=256)?,
-            actor_threads: env.parse_in("ACTOR_THREADS", cores(), 1..=256)?,
+            actor_threads: env.parse_in("ACTOR_THREADS", cores().min(256), 1..=256)?,
             shutdown_timeout: Duration::from_secs(env.parse_in("SHUTDOWN_TIMEOUT_SECS", 10, 0..=3600)?),
             database_statement_timeout: Duration::from_millis(env.parse_in(
                 "DATABASE_STATEMENT_TIMEOUT_MS",
@@ -139,9 +139,10 @@ impl Settings {
                 100..=3_600_000,
             )?),
             writer_batch_size: env.parse_in("WRITER_BATCH_SIZE", 256, 1..=10_000)?,
-            // One per core: more lanes make smaller batches that cost
+            // One per core, at most 4 (each holds a pooled connection while
+            // it commits): more lanes make smaller batches that cost
             // PostgreSQL more CPU per message and lengthen the wait for a commit.
-            writer_lanes: env.parse_in("WRITER_LANES", cores(), 1..=64)?,
+            writer_lanes: env.parse_in("WRITER_LANES", cores().min(4), 1..=64)?,
             writer_queue_limit: env.parse_in("WRITER_QUEUE_LIMIT", 10_000, 1..=10_000_000)?,
             writer_flush_interval: Duration::from_millis(env.parse_in("WRITER_FLUSH_MS", 2, 0..=10_000)?),
             abandon_after: Duration::from_secs(env.parse_in("ABANDON_AFTER_SECS", 1800, 1..=30 * 86_400)?),

@@ -245,7 +245,7 @@ impl RateLimits {
     /// Counts `action` for an account and an address, either of which may be unknown.
     pub fn admit_from(&self, action: Action, account: Option<Uuid>, address: Option<IpAddr>) -> Result<(), AppError> {
         let limiter = self.limiter(action);
-        // The limiter's own clock: making a new one calibrates it (CPUID and
+        // The limiter's own clock: making a new one probes the CPU (CPUID and
         // all), which cost more than the rest of a message's work together.
         let now = limiter.per_address.clock().now();
         let refused = |not_until: governor::NotUntil<_>| {

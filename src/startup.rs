@@ -266,6 +266,8 @@ impl Application {
         let handle = self.server.handle();
         actix_web::rt::spawn(stop_on_signal(handle, self.registry.clone(), self.gauges.clone()));
         self.server.await?;
+        // What the sessions received reaches the writer before it drains.
+        self.registry.send(crate::actors::messages::Quiesce).await.map_err(std::io::Error::other)?;
         self.writer.send(Drain).await.map_err(std::io::Error::other)?;
         log::info!("stopped cleanly");
         Ok(())

@@ -3,7 +3,7 @@
 //! last socket closes the agent keeps their sessions for a grace period; after
 //! it, the queue takes the sessions back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use actix::prelude::*;
 use uuid::Uuid;
@@ -44,6 +44,9 @@ pub struct AgentActor {
     /// What the agent chose; while no socket is open the queue sees them offline.
     presence: Presence,
     sockets: HashMap<SocketId, SocketHandle>,
+    /// Sockets that joined and have not had the whole board yet: changes
+    /// before it are in it, so they do not get those.
+    awaiting_board: HashSet<SocketId>,
     sessions: BTreeSet<Uuid>,
     grace_timer: Option<SpawnHandle>,
     presence_retry: Option<SpawnHandle>,
@@ -62,6 +65,7 @@ impl AgentActor {
             profile: Profile::Loading,
             presence: Presence::Online,
             sockets: HashMap::new(),
+            awaiting_board: HashSet::new(),
             sessions: BTreeSet::new(),
             grace_timer: None,
             presence_retry: None,
@@ -250,6 +254,7 @@ impl AgentActor {
         reply.send(&ServerEvent::AgentJoined { agent_id: self.id, agent: self.view() });
         // The board first, as it stands before this agent takes anything;
         // every change after it follows it through this actor.
+        self.awaiting_board.insert(socket.id);
         self.queue.do_send(SendBoard { agent_id: self.id, agent: ctx.address(), socket_id: socket.id });
         self.report(ctx);
         for session_id in &self.sessions {
@@ -301,6 +306,7 @@ impl Handler<AgentSocketGone> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, AgentSocketGone { socket_id }: AgentSocketGone, ctx: &mut Self::Context) {
+        self.awaiting_board.remove(&socket_id);
         if self.sockets.remove(&socket_id).is_some() {
             self.sockets_gone(ctx);
         }
@@ -413,9 +419,19 @@ impl Handler<QueueBoard> for AgentActor {
     type Result = ();
 
     fn handle(&mut self, QueueBoard { frame, to }: QueueBoard, _: &mut Self::Context) {
-        for (id, socket) in &self.sockets {
-            if to.is_none_or(|only| only == *id) {
-                socket.outbox.send(frame.clone());
+        match to {
+            Some(id) => {
+                self.awaiting_board.remove(&id);
+                if let Some(socket) = self.sockets.get(&id) {
+                    socket.outbox.send(frame);
+                }
+            }
+            None => {
+                for (id, socket) in &self.sockets {
+                    if !self.awaiting_board.contains(id) {
+                        socket.outbox.send(frame.clone());
+                    }
+                }
             }
         }
     }

@@ -470,6 +470,12 @@ pub struct CloseIfAbandoned;
 #[rtype(result = "()")]
 pub struct Retire;
 
+/// At shutdown: answered once everything sent before it was handled, so the
+/// messages a session had received are on their way to the writer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Quiesce;
+
 /// Another node runs this session now: the actor stops at once, and its
 /// sockets close so their clients find the session where it is.
 #[derive(Message)]

@@ -315,8 +315,11 @@ impl QueueActor {
     /// serving order, gone ones leave the queue, busy ones wait for a retry.
     fn settle(&mut self, pairs: &[(Uuid, Uuid)], outcomes: &HashMap<Uuid, Assignment>, ctx: &mut Context<Self>) {
         let outcome_of = |session_id: &Uuid| outcomes.get(session_id).copied().unwrap_or(Assignment::Busy);
-        let assigned: HashSet<Uuid> =
-            pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Assigned).collect();
+        let mut assigned: HashSet<Uuid> = pairs
+            .iter()
+            .map(|(session, _)| *session)
+            .filter(|id| matches!(outcome_of(id), Assignment::Assigned(_)))
+            .collect();
         let gone: HashSet<Uuid> =
             pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Gone).collect();
         let busy: HashSet<Uuid> =
@@ -329,10 +332,11 @@ impl QueueActor {
         }
         self.take_out(&assigned, true);
         self.take_out(&gone, false);
-        for (session_id, agent_id) in pairs {
-            if assigned.contains(session_id) {
+        // In serving order, each once, to the agent the database recorded.
+        for (session_id, _) in pairs {
+            if let (true, Assignment::Assigned(agent_id)) = (assigned.remove(session_id), outcome_of(session_id)) {
                 log::info!("session {session_id} assigned to agent {agent_id}");
-                self.hand_over(*session_id, *agent_id, None);
+                self.hand_over(*session_id, agent_id, None);
             }
         }
         self.publish(ctx);
@@ -480,7 +484,7 @@ impl QueueActor {
         let commit = commit_assignments(self.services.pool.clone(), vec![(session_id, agent_id)]);
         ctx.wait(commit.into_actor(self).map(move |outcome, act, ctx| {
             match outcome.map(|outcomes| outcomes.get(&session_id).copied()) {
-                Ok(Some(Assignment::Assigned)) => {
+                Ok(Some(Assignment::Assigned(_))) => {
                     log::info!("session {session_id} picked up by agent {agent_id}");
                     act.take_out(&HashSet::from([session_id]), true);
                     act.hand_over(session_id, agent_id, Some((socket_id, reply)));

@@ -884,3 +884,22 @@ impl Handler<CloseSocketsOf> for SessionRegistry {
         }
     }
 }
+
+/// How long shutdown waits for the sessions to take what they had received.
+const QUIESCE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Handler<Quiesce> for SessionRegistry {
+    type Result = ResponseFuture<()>;
+
+    /// Sessions run on other threads: each is asked in turn, behind the
+    /// requests already passed to it, before the writer is drained.
+    fn handle(&mut self, _: Quiesce, _: &mut Self::Context) -> Self::Result {
+        let asked: Vec<_> = self.sessions.values().map(|session| session.send(Quiesce)).collect();
+        Box::pin(async move {
+            let all = futures_util::future::join_all(asked);
+            if tokio::time::timeout(QUIESCE_TIMEOUT, all).await.is_err() {
+                log::warn!("some sessions were still busy after {QUIESCE_TIMEOUT:?} at shutdown");
+            }
+        })
+    }
+}

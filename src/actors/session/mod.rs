@@ -1512,6 +1512,12 @@ impl SessionActor {
     }
 }
 
+impl Handler<Quiesce> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Quiesce, _: &mut Self::Context) {}
+}
+
 impl Handler<Superseded> for SessionActor {
     type Result = ();
 

@@ -70,8 +70,8 @@ pub async fn enqueue(
 /// What became of one session of an assignment batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assignment {
-    /// It is the agent's now.
-    Assigned,
+    /// It is this agent's now.
+    Assigned(Uuid),
     /// It was no longer waiting (closed, or taken elsewhere): it never will be.
     Gone,
     /// Its row was locked by another transaction: try again shortly. A held
@@ -83,6 +83,9 @@ pub enum Assignment {
 struct AssignmentRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
+    /// The agent the session went to, when it was assigned.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    agent_id: Option<Uuid>,
     #[diesel(sql_type = diesel::sql_types::Text)]
     outcome: String,
 }
@@ -91,7 +94,8 @@ struct AssignmentRow {
 /// statement: each session whose row is free and still waiting becomes its
 /// agent's, its queue entry is closed and its first assignment recorded. A
 /// session is given out only while it is waiting, so two assignments can
-/// never both win. Returns each session's outcome.
+/// never both win. Returns each session's outcome (a session listed twice
+/// is given to one of its agents, the one named in its outcome).
 pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<HashMap<Uuid, Assignment>> {
     if pairs.is_empty() {
         return Ok(HashMap::new());
@@ -99,7 +103,11 @@ pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<Ha
     let sessions: Vec<Uuid> = pairs.iter().map(|(session, _)| *session).collect();
     let agents: Vec<Uuid> = pairs.iter().map(|(_, agent)| *agent).collect();
     let rows: Vec<AssignmentRow> = diesel::sql_query(
-        "WITH pairs AS (SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS pair(session_id, agent_id)),
+        "WITH pairs AS (
+             SELECT DISTINCT ON (session_id) *
+             FROM unnest($1::uuid[], $2::uuid[]) WITH ORDINALITY AS pair(session_id, agent_id, turn)
+             ORDER BY session_id, turn
+         ),
          locked AS (
              SELECT s.id, s.status FROM chat_sessions s WHERE s.id = ANY($1) ORDER BY s.id
              FOR NO KEY UPDATE SKIP LOCKED
@@ -109,11 +117,14 @@ pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<Ha
              SET status = 'assigned', assigned_agent_id = pairs.agent_id, updated_at = now()
              FROM pairs, locked
              WHERE s.id = pairs.session_id AND locked.id = s.id AND locked.status = 'waiting'
-             RETURNING s.id, pairs.agent_id
+             RETURNING s.id, pairs.agent_id, pairs.turn
          ),
          entries AS (
              UPDATE queue_entries q
-             SET is_active = false, assigned_at = now(), assigned_agent_id = assigned.agent_id
+             SET is_active = false,
+                 -- A microsecond apart in serving order: the record keeps the order the queue gave them out.
+                 assigned_at = now() + assigned.turn * interval '1 microsecond',
+                 assigned_agent_id = assigned.agent_id
              FROM assigned WHERE q.session_id = assigned.id AND q.is_active
          ),
          milestones AS (
@@ -123,7 +134,7 @@ pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<Ha
                  updated_at = now()
              FROM assigned WHERE a.session_id = assigned.id AND a.first_assigned_at IS NULL
          )
-         SELECT pairs.session_id AS id,
+         SELECT pairs.session_id AS id, assigned.agent_id,
                 CASE WHEN assigned.id IS NOT NULL THEN 'assigned'
                      WHEN locked.id IS NOT NULL
                           OR NOT EXISTS (SELECT 1 FROM chat_sessions s WHERE s.id = pairs.session_id) THEN 'gone'
@@ -139,10 +150,10 @@ pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<Ha
     Ok(rows
         .into_iter()
         .map(|row| {
-            let outcome = match row.outcome.as_str() {
-                "assigned" => Assignment::Assigned,
-                "gone" => Assignment::Gone,
-                _ => Assignment::Busy,
+            let outcome = match (row.outcome.as_str(), row.agent_id) {
+                ("assigned", Some(agent_id)) => Assignment::Assigned(agent_id),
+                ("busy", _) => Assignment::Busy,
+                _ => Assignment::Gone,
             };
             (row.id, outcome)
         })
