@@ -28,9 +28,44 @@ const PREVIEW_CHARS: usize = 140;
 const ASSIGN_BATCH: usize = 500;
 /// A session whose row another transaction held is offered again after this.
 const BUSY_RETRY: Duration = Duration::from_millis(100);
-/// The board and the positions go out at most this often: with thousands
-/// waiting, each change on its own would tell everyone everything again.
-const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// The board's changes go out at most this often, and the customers' places
+/// at most this often: with thousands waiting, each change on its own would
+/// tell everyone everything again (and a customer needs no ten places a second).
+const BOARD_INTERVAL: Duration = Duration::from_millis(100);
+const POSITION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// News told at most once per `interval`: the first change is told at once
+/// (after the message at hand), later ones together when the interval is up.
+struct Cadence {
+    interval: Duration,
+    due: bool,
+    scheduled: bool,
+    told_at: Option<Instant>,
+}
+
+impl Cadence {
+    fn every(interval: Duration) -> Self {
+        Cadence { interval, due: false, scheduled: false, told_at: None }
+    }
+
+    /// There is news; returns how long to wait before telling it, unless a
+    /// telling is already scheduled.
+    fn mark(&mut self) -> Option<Duration> {
+        self.due = true;
+        if self.scheduled {
+            return None;
+        }
+        self.scheduled = true;
+        Some(self.told_at.map_or(Duration::ZERO, |at| self.interval.saturating_sub(at.elapsed())))
+    }
+
+    /// The scheduled time has come: whether there is still news to tell.
+    fn start(&mut self) -> bool {
+        self.scheduled = false;
+        self.told_at = Some(Instant::now());
+        std::mem::take(&mut self.due)
+    }
+}
 /// Board items in one `queue:changed` frame, and ids of sessions that left:
 /// many changes at once still make small frames.
 const UPSERTS_PER_FRAME: usize = 8;
@@ -69,10 +104,9 @@ pub struct QueueActor {
     /// Agents with a socket open, who get every change to the board.
     watchers: HashMap<Uuid, Addr<AgentActor>>,
     assigning: bool,
-    /// Changes not yet told, and whether telling them is scheduled (see `publish`).
-    unpublished: bool,
-    publish_scheduled: bool,
-    published_at: Option<Instant>,
+    /// When the board's changes and the customers' places are told (see `publish`).
+    board_news: Cadence,
+    position_news: Cadence,
     /// The whole board as `shown`, encoded once for every agent who joins
     /// before it changes (thousands waiting make megabytes).
     snapshot: Option<crate::protocol::server::Frame>,
@@ -98,9 +132,8 @@ impl QueueActor {
             shown: HashMap::new(),
             watchers: HashMap::new(),
             assigning: false,
-            unpublished: false,
-            publish_scheduled: false,
-            published_at: None,
+            board_news: Cadence::every(BOARD_INTERVAL),
+            position_news: Cadence::every(POSITION_INTERVAL),
             snapshot: None,
         }
     }
@@ -142,25 +175,27 @@ impl QueueActor {
 
     /// Tells every agent the new board and every moved session its new
     /// place: soon, together with whatever else changes meanwhile, at most
-    /// every `PUBLISH_INTERVAL`.
+    /// every `BOARD_INTERVAL` for the board and `POSITION_INTERVAL` for places.
     fn publish(&mut self, ctx: &mut Context<Self>) {
-        self.unpublished = true;
-        if self.publish_scheduled {
-            return;
+        if let Some(wait) = self.board_news.mark() {
+            ctx.run_later(wait, |act, _| {
+                if act.board_news.start() {
+                    act.publish_now();
+                }
+            });
         }
-        self.publish_scheduled = true;
-        let wait = self.published_at.map_or(Duration::ZERO, |at| PUBLISH_INTERVAL.saturating_sub(at.elapsed()));
-        ctx.run_later(wait, |act, _| {
-            act.publish_scheduled = false;
-            act.published_at = Some(Instant::now());
-            if act.unpublished {
-                act.publish_now();
-            }
-        });
+        if let Some(wait) = self.position_news.mark() {
+            ctx.run_later(wait, |act, _| {
+                if act.position_news.start() {
+                    act.tell_positions();
+                }
+            });
+        }
     }
 
+    /// Tells the agents the board's changes now.
     fn publish_now(&mut self) {
-        self.unpublished = false;
+        self.board_news.due = false;
         // Agents get what changed, never the whole board again: with
         // thousands waiting, the whole board on every change is megabytes.
         let mut upserted = Vec::new();
@@ -191,6 +226,10 @@ impl QueueActor {
                 agent.do_send(QueueBoard { frame: frame.clone(), to: None });
             }
         }
+    }
+
+    /// Tells each waiting customer whose place changed their new one.
+    fn tell_positions(&mut self) {
         let mut still_waiting = HashMap::with_capacity(self.waiting.len());
         for (index, entry) in self.waiting.iter().enumerate() {
             let position = index + 1;
@@ -693,7 +732,7 @@ impl Handler<SendBoard> for QueueActor {
     fn handle(&mut self, SendBoard { agent_id, agent, socket_id }: SendBoard, _: &mut Self::Context) {
         // Changes still gathering go out first, so the board is current and
         // the changes that follow apply to it.
-        if self.unpublished {
+        if self.board_news.due {
             self.publish_now();
         }
         let shown = &self.shown;
