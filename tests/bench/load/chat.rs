@@ -10,7 +10,6 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::{clock, instant, memory_rows, resident_kib, thousands, Latencies, PeakMemory, Timeline};
 use crate::wire::{self, parse, Socket};
@@ -221,8 +220,8 @@ pub async fn customer(
             _ => None,
         };
         tokio::select! {
-            frame = socket.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
+            frame = socket.next() => match wire::text(frame) {
+                Ok(Some(text)) => {
                     let Some(frame) = parse(&text) else { continue };
                     let now = clock();
                     if let Some(reference) = frame.reference {
@@ -240,17 +239,9 @@ pub async fn customer(
                         }
                     }
                 }
-                Some(Ok(Message::Close(close))) => {
-                    tally.failure = Some(format!("closed by the server: {close:?}"));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    tally.failure = Some(format!("read: {error}"));
-                    break;
-                }
-                None => {
-                    tally.failure = Some("closed".to_owned());
+                Ok(None) => {}
+                Err(failure) => {
+                    tally.failure = Some(failure);
                     break;
                 }
             },
@@ -324,8 +315,8 @@ pub async fn agent(
                     (Err(_), Phase::Setup) => stop_at = Some(clock()),
                 }
             }
-            frame = socket.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
+            frame = socket.next() => match wire::text(frame) {
+                Ok(Some(text)) => {
                     let Some(frame) = parse(&text) else { continue };
                     let now = clock();
                     if let Some(reference) = frame.reference {
@@ -351,17 +342,9 @@ pub async fn agent(
                         }
                     }
                 }
-                Some(Ok(Message::Close(close))) => {
-                    tally.failure = Some(format!("closed by the server: {close:?}"));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    tally.failure = Some(format!("read: {error}"));
-                    break;
-                }
-                None => {
-                    tally.failure = Some("closed".to_owned());
+                Ok(None) => {}
+                Err(failure) => {
+                    tally.failure = Some(failure);
                     break;
                 }
             },

@@ -10,7 +10,6 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::stats::{clock, memory_rows, mib, resident_kib, thousands, PeakMemory, Timeline};
 use crate::wire::{self, parse, Socket};
@@ -68,8 +67,8 @@ async fn holder(
         }
         tokio::select! {
             changed = phase.changed() => if changed.is_err() { break },
-            frame = socket.next() => match frame {
-                Some(Ok(Message::Text(text))) => match parse(&text) {
+            frame = socket.next() => match wire::text(frame) {
+                Ok(Some(text)) => match parse(&text) {
                     Some(frame) if frame.reference == Some("ask") => {
                         let waiting = frame.event == "status:changed" && frame.data.status == Some("waiting");
                         if waiting {
@@ -87,17 +86,9 @@ async fn holder(
                     }
                     _ => {}
                 },
-                Some(Ok(Message::Close(close))) => {
-                    held.failure = Some(format!("closed by the server: {close:?}"));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    held.failure = Some(format!("read: {error}"));
-                    break;
-                }
-                None => {
-                    held.failure = Some("closed".to_owned());
+                Ok(None) => {}
+                Err(failure) => {
+                    held.failure = Some(failure);
                     break;
                 }
             },
@@ -287,8 +278,8 @@ async fn queue_agent(
         }
         tokio::select! {
             changed = phase.changed() => if changed.is_err() { break },
-            frame = socket.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
+            frame = socket.next() => match wire::text(frame) {
+                Ok(Some(text)) => {
                     let Some(frame) = parse(&text) else { continue };
                     match frame.event {
                         "session:assigned" => {
@@ -309,17 +300,9 @@ async fn queue_agent(
                         _ => {}
                     }
                 }
-                Some(Ok(Message::Close(close))) => {
-                    agent.failure = Some(format!("closed by the server: {close:?}"));
-                    break;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => {
-                    agent.failure = Some(format!("read: {error}"));
-                    break;
-                }
-                None => {
-                    agent.failure = Some("closed".to_owned());
+                Ok(None) => {}
+                Err(failure) => {
+                    agent.failure = Some(failure);
                     break;
                 }
             },

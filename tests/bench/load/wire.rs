@@ -103,16 +103,12 @@ pub async fn request(
     send(socket, frame).await?;
     let reading = async {
         loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => match parse(&text) {
+            if let Some(text) = text(socket.next().await)? {
+                match parse(&text) {
                     Some(reply) if reply.reference == Some(reference) => return Ok(text.as_str().to_owned()),
                     Some(push) => on_push(&push),
                     None => {}
-                },
-                Some(Ok(Message::Close(close))) => return Err(format!("closed by the server: {close:?}")),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(format!("read: {error}")),
-                None => return Err("closed".to_owned()),
+                }
             }
         }
     };
@@ -123,20 +119,28 @@ pub async fn request(
 pub async fn read_until(socket: &mut Socket, mut done: impl FnMut(&Frame) -> bool) -> Result<(), String> {
     let reading = async {
         loop {
-            match socket.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    if parse(&text).is_some_and(|frame| done(&frame)) {
-                        return Ok(());
-                    }
+            if let Some(text) = text(socket.next().await)? {
+                if parse(&text).is_some_and(|frame| done(&frame)) {
+                    return Ok(());
                 }
-                Some(Ok(Message::Close(close))) => return Err(format!("closed by the server: {close:?}")),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(format!("read: {error}")),
-                None => return Err("closed".to_owned()),
             }
         }
     };
     tokio::time::timeout(SETUP_TIMEOUT, reading).await.map_err(|_| "timed out waiting".to_owned())?
+}
+
+/// What one read from a socket gave: a text frame, nothing the generator
+/// reads (a ping, a binary frame), or the end of the socket and why.
+pub fn text(
+    read: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Option<tokio_tungstenite::tungstenite::Utf8Bytes>, String> {
+    match read {
+        Some(Ok(Message::Text(text))) => Ok(Some(text)),
+        Some(Ok(Message::Close(close))) => Err(format!("closed by the server: {close:?}")),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(error)) => Err(format!("read: {error}")),
+        None => Err("closed".to_owned()),
+    }
 }
 
 /// The JSON of a request frame. Setup frames only: the hot paths write their
