@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::sleep_until;
 
 use crate::stats::{clock, instant, memory_rows, resident_kib, thousands, Latencies, PeakMemory, Timeline};
-use crate::wire::{self, parse, Socket};
+use crate::wire::{self, parse, Frame, Socket};
 use crate::{wait_go, wait_ready, Ctx, Failures, Phase, Workload};
 
 /// The server answers a socket's 65th waiting request with `rate_limited`
@@ -61,6 +61,13 @@ impl Slots {
     }
 }
 
+/// Who sent a message.
+#[derive(Clone, Copy)]
+enum Side {
+    Customer,
+    Agent,
+}
+
 /// What one socket (or, merged, a whole run) measured.
 #[derive(Default)]
 pub struct Tally {
@@ -101,6 +108,20 @@ impl Tally {
         self.most_in_flight = self.most_in_flight.max(other.most_in_flight);
         self.unacked += other.unacked;
         self.held_back += other.held_back;
+    }
+
+    /// The reply to a message `side` sent at `sent`: acknowledged (counted
+    /// with its latency at `now`, in a measurement that began at `go`) or refused.
+    fn reply(&mut self, side: Side, frame: &Frame, sent: u64, now: u64, go: u64) {
+        if frame.event != "message:sent" {
+            return self.refuse(frame.data.code);
+        }
+        let (acks, timeline) = match side {
+            Side::Customer => (&mut self.customer_acks, &mut self.customer_timeline),
+            Side::Agent => (&mut self.agent_acks, &mut self.agent_timeline),
+        };
+        acks.push(now - sent);
+        timeline.count(now, go);
     }
 
     fn refuse(&mut self, code: Option<&str>) {
@@ -225,13 +246,8 @@ pub async fn customer(
                     let Some(frame) = parse(&text) else { continue };
                     let now = clock();
                     if let Some(reference) = frame.reference {
-                        if let Some(at) = slots.release(reference) {
-                            if frame.event == "message:sent" {
-                                tally.customer_acks.push(now - at);
-                                tally.customer_timeline.count(now, go);
-                            } else {
-                                tally.refuse(frame.data.code);
-                            }
+                        if let Some(sent) = slots.release(reference) {
+                            tally.reply(Side::Customer, &frame, sent, now, go);
                         }
                     } else if frame.event == "message:received" && frame.data.sender == Some("agent") {
                         if let Some(at) = frame.data.content.0 {
@@ -320,13 +336,8 @@ pub async fn agent(
                     let Some(frame) = parse(&text) else { continue };
                     let now = clock();
                     if let Some(reference) = frame.reference {
-                        if let Some(at) = slots.release(reference) {
-                            if frame.event == "message:sent" {
-                                tally.agent_acks.push(now - at);
-                                tally.agent_timeline.count(now, go);
-                            } else {
-                                tally.refuse(frame.data.code);
-                            }
+                        if let Some(sent) = slots.release(reference) {
+                            tally.reply(Side::Agent, &frame, sent, now, go);
                         }
                     } else if frame.event == "message:received" && frame.data.sender == Some("customer") {
                         if let Some(at) = frame.data.content.0 {
@@ -404,29 +415,15 @@ pub async fn run(ctx: Arc<Ctx>) {
     let mut tally = Tally::default();
     let mut failures = Failures::default();
     let mut per_server = vec![0usize; ctx.bases.len()];
-    for (n, run) in customers.into_iter().enumerate() {
-        match run.await {
-            Ok(Ok(mut one)) => {
-                per_server[n % ctx.bases.len()] += one.customer_acks.len();
-                failures.add_option(one.failure.take());
-                tally.merge(one);
-            }
-            Ok(Err(error)) => failures.add(error),
-            Err(error) => failures.add(error.to_string()),
-        }
+    for (n, one) in failures.collect(customers, |one| one.failure.take()).await {
+        per_server[n % ctx.bases.len()] += one.customer_acks.len();
+        tally.merge(one);
     }
     let customers_done = clock();
     let _ = phase_tx.send(Phase::Stop(go));
     let mut agent_failures = Failures::default();
-    for run in agents {
-        match run.await {
-            Ok(Ok(mut one)) => {
-                agent_failures.add_option(one.failure.take());
-                tally.merge(one);
-            }
-            Ok(Err(error)) => agent_failures.add(error),
-            Err(error) => agent_failures.add(error.to_string()),
-        }
+    for (_, one) in agent_failures.collect(agents, |one| one.failure.take()).await {
+        tally.merge(one);
     }
     let acked = tally.customer_acks.len() + tally.agent_acks.len();
     ctx.mark("end", Some(acked as u64)).await;

@@ -121,18 +121,8 @@ async fn crowd(
 }
 
 async fn gather(holders: Vec<tokio::task::JoinHandle<Result<Held, String>>>) -> (Vec<Held>, Failures) {
-    let mut held = Vec::with_capacity(holders.len());
     let mut failures = Failures::default();
-    for run in holders {
-        match run.await {
-            Ok(Ok(mut one)) => {
-                failures.add_option(one.failure.take());
-                held.push(one);
-            }
-            Ok(Err(error)) => failures.add(error),
-            Err(error) => failures.add(error.to_string()),
-        }
-    }
+    let held = failures.collect(holders, |one| one.failure.take()).await.into_iter().map(|(_, one)| one).collect();
     (held, failures)
 }
 
@@ -371,17 +361,12 @@ pub async fn queue(ctx: Arc<Ctx>) {
     let drained_kib = total_kib(&ctx.pids);
     let _ = agent_phase_tx.send(Phase::Stop(go));
     let _ = phase_tx.send(Phase::Stop(fill_from));
-    let mut results = Vec::new();
-    for run in agents {
-        match run.await {
-            Ok(Ok(mut agent)) => {
-                agent_failures.add_option(agent.failure.take());
-                results.push(agent);
-            }
-            Ok(Err(error)) => agent_failures.add(error),
-            Err(error) => agent_failures.add(error.to_string()),
-        }
-    }
+    let results: Vec<_> = agent_failures
+        .collect(agents, |agent| agent.failure.take())
+        .await
+        .into_iter()
+        .map(|(_, agent)| agent)
+        .collect();
     let (held, failures) = gather(holders).await;
     let peaks = peaks.stop();
 

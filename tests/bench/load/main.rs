@@ -130,6 +130,28 @@ impl Failures {
         }
     }
 
+    /// Waits for every run and returns those that ended with a result, with
+    /// their index; a run that failed, or whose result names a failure
+    /// (`failure` takes it out), is counted here.
+    pub async fn collect<T>(
+        &mut self,
+        runs: Vec<tokio::task::JoinHandle<Result<T, String>>>,
+        failure: impl Fn(&mut T) -> Option<String>,
+    ) -> Vec<(usize, T)> {
+        let mut done = Vec::with_capacity(runs.len());
+        for (index, run) in runs.into_iter().enumerate() {
+            match run.await {
+                Ok(Ok(mut result)) => {
+                    self.add_option(failure(&mut result));
+                    done.push((index, result));
+                }
+                Ok(Err(error)) => self.add(error),
+                Err(error) => self.add(error.to_string()),
+            }
+        }
+        done
+    }
+
     pub fn print(&self, who: &str) {
         for (reason, count) in self.reasons.iter().take(8) {
             eprintln!("load: {count} {who}(s) failed: {reason}");
