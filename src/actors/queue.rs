@@ -354,15 +354,14 @@ impl QueueActor {
     /// serving order, gone ones leave the queue, busy ones wait for a retry.
     fn settle(&mut self, pairs: &[(Uuid, Uuid)], outcomes: &HashMap<Uuid, Assignment>, ctx: &mut Context<Self>) {
         let outcome_of = |session_id: &Uuid| outcomes.get(session_id).copied().unwrap_or(Assignment::Busy);
-        let mut assigned: HashSet<Uuid> = pairs
-            .iter()
-            .map(|(session, _)| *session)
-            .filter(|id| matches!(outcome_of(id), Assignment::Assigned(_)))
-            .collect();
-        let gone: HashSet<Uuid> =
-            pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Gone).collect();
-        let busy: HashSet<Uuid> =
-            pairs.iter().map(|(session, _)| *session).filter(|id| outcome_of(id) == Assignment::Busy).collect();
+        let (mut assigned, mut gone, mut busy) = (HashSet::new(), HashSet::new(), HashSet::new());
+        for (session_id, _) in pairs {
+            match outcome_of(session_id) {
+                Assignment::Assigned(_) => assigned.insert(*session_id),
+                Assignment::Gone => gone.insert(*session_id),
+                Assignment::Busy => busy.insert(*session_id),
+            };
+        }
         if !busy.is_empty() {
             let retry_at = Instant::now() + BUSY_RETRY;
             for entry in self.waiting.iter_mut().filter(|entry| busy.contains(&entry.session_id)) {
