@@ -141,6 +141,7 @@ impl Application {
         let services = Services {
             pool: pool.clone(),
             writer: writer.clone(),
+            history: crate::actors::history_reader::HistoryReader::new(pool.clone()).start(),
             bot,
             timing: Timing {
                 abandon_after: settings.abandon_after,

@@ -1,10 +1,12 @@
 //! The actors, one per file. `registry` routes; `session`, `agent` and `queue`
 //! own the state of a chat, an agent and the handoff queue; the socket actors
-//! speak the wire protocol; `persistence` stores messages.
+//! speak the wire protocol; `persistence` stores messages and
+//! `history_reader` reads them back for joining sockets.
 
 pub mod agent;
 pub mod agent_socket;
 pub mod customer_socket;
+pub mod history_reader;
 pub mod messages;
 pub mod persistence;
 pub mod queue;
@@ -19,6 +21,7 @@ use actix::{Addr, Arbiter, ArbiterHandle};
 
 use crate::bots::Bot;
 use crate::db::Pool;
+use history_reader::HistoryReader;
 use persistence::MessageWriter;
 
 /// The threads the chats' actors run on, one event loop each, taken in
@@ -130,6 +133,7 @@ impl MinuteWindow {
 pub struct Services {
     pub pool: Pool,
     pub writer: Addr<MessageWriter>,
+    pub history: Addr<HistoryReader>,
     pub bot: Arc<dyn Bot>,
     pub timing: Timing,
     pub limits: Limits,

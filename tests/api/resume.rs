@@ -207,3 +207,75 @@ async fn a_message_resent_after_the_chat_closed_gets_its_first_acknowledgement()
     assert_eq!(code, "session_closed");
     assert_eq!(app.count("SELECT count(*) FROM chat_messages WHERE client_msg_id IN ('x', 'y')").await, 1);
 }
+
+/// Sockets that resume at once are answered by shared reads of the database
+/// (the history reader): each still gets its own chat's messages after its
+/// own seq, the same ones the REST history shows, and nothing of another chat.
+#[tokio::test]
+async fn customers_resuming_at_once_each_get_their_own_chats_messages_after_their_own_seq() {
+    let app = spawn_app().await;
+    let mut chats = Vec::new();
+    for n in 0..10 {
+        let person = app.visitor(&format!("Visitor {n}")).await;
+        let mut socket = app.customer_socket(&person).await;
+        let session_id = socket.start_chat().await;
+        // Questions the bot answers: lines it did not understand would hand the chat to the queue.
+        for k in 0..3 {
+            let text = format!("chat {n} line {k}: how long does shipping take?");
+            let sent = socket
+                .ok(
+                    "customer:send_message",
+                    "message:sent",
+                    json!({ "sessionId": session_id, "content": text, "clientMsgId": text }),
+                )
+                .await;
+            let seq = sent["seq"].as_i64().expect("seq");
+            socket
+                .wait_for("the bot's answer", |frame| {
+                    frame["data"]["sender"] == "bot" && frame["data"]["seq"].as_i64() > Some(seq)
+                })
+                .await;
+        }
+        let (_, page) = app.get_as(&format!("/api/sessions/{session_id}/messages?limit=100"), &person.token).await;
+        let stored: Vec<(i64, String)> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| (m["seq"].as_i64().expect("seq"), m["content"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        assert_eq!(stored.len(), 7, "a greeting, three questions and three answers: {stored:?}");
+        socket.close().await;
+        chats.push((person, session_id, stored));
+    }
+
+    // Three sockets per chat, connected first, then all resume at once: one
+    // from the start and two from seqs of their own.
+    let wanted: Vec<(usize, i64)> =
+        (0..chats.len()).flat_map(|n| [(n, 0), (n, 1 + n as i64 % 6), (n, 6 - n as i64 % 3)]).collect();
+    let mut sockets =
+        futures_util::future::join_all(wanted.iter().map(|(n, _)| app.customer_socket(&chats[*n].0))).await;
+    let mut references = Vec::new();
+    for (socket, (n, after)) in sockets.iter_mut().zip(&wanted) {
+        let session_id = &chats[*n].1;
+        references.push(socket.send("customer:resume", json!({ "sessionId": session_id, "afterSeq": after })).await);
+    }
+    let mut answers = Vec::new();
+    for ((socket, reference), (n, after)) in sockets.iter_mut().zip(references).zip(&wanted) {
+        let reply = socket.reply(&reference).await;
+        assert_eq!(reply["event"], "session:resumed", "{reply}");
+        answers.push((*n, *after, reply["data"].clone()));
+    }
+    assert_eq!(answers.len(), 30);
+    for (n, after, resumed) in answers {
+        let (_, session_id, stored) = &chats[n];
+        assert_eq!(resumed["session"]["sessionId"].as_str(), Some(session_id.as_str()));
+        let got: Vec<(i64, String)> = resumed["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| (m["seq"].as_i64().expect("seq"), m["content"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        let expected: Vec<(i64, String)> = stored.iter().filter(|(seq, _)| *seq > after).cloned().collect();
+        assert_eq!(got, expected, "chat {n} resumed after {after}");
+    }
+}

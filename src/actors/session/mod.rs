@@ -11,6 +11,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use uuid::Uuid;
 
+use crate::actors::history_reader::ReadHistory;
 use crate::actors::messages::*;
 use crate::actors::persistence::PersistMessage;
 use crate::actors::registry::SessionRegistry;
@@ -18,7 +19,7 @@ use crate::actors::Services;
 use crate::bots::{BotHandoff, BotReply, BotTurn};
 use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
-use crate::db::queries::messages::{Persisted, Window};
+use crate::db::queries::messages::{Persisted, Shown, Window};
 use crate::db::{self, queries};
 use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
@@ -926,11 +927,7 @@ impl SessionActor {
         if let Err(error) = self.check_access(&origin.caller) {
             return reply.fail(&error);
         }
-        let pool = self.services.pool.clone();
-        let id = self.id;
-        let load = async move {
-            db::run(&pool, async |conn| queries::messages::shown(conn, id, Window::After(after_seq)).await).await
-        };
+        let load = self.read_history(after_seq);
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(rows) => {
                 let bot_name = act.services.bot.name().to_owned();
@@ -950,6 +947,16 @@ impl SessionActor {
         }));
     }
 
+    /// The messages after `after`, read together with other sessions' (see `HistoryReader`).
+    fn read_history(&self, after: i64) -> impl std::future::Future<Output = Result<Vec<Shown>, AppError>> + 'static {
+        let request = self.services.history.send(ReadHistory { session_id: self.id, after });
+        async move {
+            request.await.unwrap_or_else(|_| {
+                Err(AppError::new(ErrorCode::DatabaseUnavailable, "the history reader is not running"))
+            })
+        }
+    }
+
     /// Sends the whole history to an assigned agent's sockets, then keeps them in step.
     /// `welcomed` tells the agent's actor when the sockets have the session.
     fn welcome_agent_sockets(
@@ -959,11 +966,7 @@ impl SessionActor {
         mut pickup: Option<(SocketId, Reply)>,
         welcomed: Option<Welcomed>,
     ) {
-        let pool = self.services.pool.clone();
-        let id = self.id;
-        let load = async move {
-            db::run(&pool, async |conn| queries::messages::shown(conn, id, Window::After(0)).await).await
-        };
+        let load = self.read_history(0);
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             let _welcomed = welcomed;
             let rows = match outcome {

@@ -370,6 +370,43 @@ pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window) -> Query
     with_files(conn, std::mem::take(&mut rows)).await
 }
 
+/// For each (session, seq) pair, the session's messages after that seq, with
+/// their senders' names and files, oldest first: one query for all sessions,
+/// one range of the (session, seq) key each. A session asked for twice is read
+/// from the lower seq.
+pub async fn shown_after_each(conn: &mut PgConn, windows: &[(Uuid, i64)]) -> QueryResult<HashMap<Uuid, Vec<Shown>>> {
+    use crate::db::schema::users;
+    use diesel::sql_types::{Array, BigInt, Bool, Uuid as SqlUuid};
+    let mut lowest: HashMap<Uuid, i64> = HashMap::with_capacity(windows.len());
+    for &(session, after) in windows {
+        lowest.entry(session).and_modify(|seq| *seq = (*seq).min(after)).or_insert(after);
+    }
+    if lowest.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (sessions, afters): (Vec<Uuid>, Vec<i64>) = lowest.into_iter().unzip();
+    let rows: Vec<(ChatMessage, Option<String>)> = chat_messages::table
+        .left_join(users::table.on(users::id.nullable().eq(chat_messages::sender_id)))
+        .filter(chat_messages::session_id.eq_any(&sessions))
+        .filter(
+            diesel::dsl::sql::<Bool>("chat_messages.seq > (SELECT w.after FROM unnest(")
+                .bind::<Array<SqlUuid>, _>(&sessions)
+                .sql(", ")
+                .bind::<Array<BigInt>, _>(&afters)
+                .sql(") AS w(session_id, after) WHERE w.session_id = chat_messages.session_id)"),
+        )
+        .filter(chat_messages::deleted_at.is_null())
+        .order((chat_messages::session_id.asc(), chat_messages::seq.asc()))
+        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .load(conn)
+        .await?;
+    let mut by_session: HashMap<Uuid, Vec<Shown>> = HashMap::new();
+    for shown in with_files(conn, rows).await? {
+        by_session.entry(shown.message.session_id).or_default().push(shown);
+    }
+    Ok(by_session)
+}
+
 /// The messages at these (session, seq) keys, with their senders' names and
 /// files, ordered by session and seq: one probe of the (session, seq) key
 /// per message, and one query in all.
@@ -401,14 +438,17 @@ pub async fn shown_by_keys(conn: &mut PgConn, keys: &[(Uuid, i64)]) -> QueryResu
 /// Messages with the files attached to them, in one query for all.
 async fn with_files(conn: &mut PgConn, mut rows: Vec<(ChatMessage, Option<String>)>) -> QueryResult<Vec<Shown>> {
     let ids: Vec<Uuid> = rows.iter().map(|(message, _)| message.id).collect();
-    let mut files = super::attachments::of_messages(conn, &ids).await?;
+    let mut files: HashMap<Uuid, Vec<crate::db::models::AttachmentMeta>> = HashMap::new();
+    for file in super::attachments::of_messages(conn, &ids).await? {
+        if let Some(message_id) = file.message_id {
+            files.entry(message_id).or_default().push(file);
+        }
+    }
     Ok(rows
         .drain(..)
         .map(|(message, sender_name)| {
-            let (mine, others): (Vec<_>, Vec<_>) =
-                files.drain(..).partition(|file| file.message_id == Some(message.id));
-            files = others;
-            Shown { message, sender_name, attachments: mine }
+            let attachments = files.remove(&message.id).unwrap_or_default();
+            Shown { message, sender_name, attachments }
         })
         .collect())
 }
