@@ -91,9 +91,10 @@ text_enum!(
 );
 
 text_enum!(
-    /// Who wrote a message.
+    /// Who wrote a message. A `note` is a private note between staff, written
+    /// by an agent or admin and never shown to the customer.
     SenderType as "sender type" {
-        Customer => "customer", Bot => "bot", Agent => "agent", System => "system"
+        Customer => "customer", Bot => "bot", Agent => "agent", System => "system", Note => "note"
     }
 );
 

@@ -13,18 +13,19 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::db::queries::messages::{self, Shown};
+use crate::db::queries::messages::{self, Audience, Shown};
 use crate::db::{self, Pool};
 use crate::error::{AppError, ErrorCode};
 
 type Reply = Result<Vec<Shown>, AppError>;
 
-/// A session's messages after `after`, oldest first.
+/// A session's messages after `after` that `audience` may see, oldest first.
 #[derive(Message)]
 #[rtype(result = "Result<Vec<Shown>, AppError>")]
 pub struct ReadHistory {
     pub session_id: Uuid,
     pub after: i64,
+    pub audience: Audience,
 }
 
 /// Reads running at once, each on its own connection.
@@ -79,7 +80,7 @@ fn answer(batch: Vec<(ReadHistory, oneshot::Sender<Reply>)>, outcome: Result<Has
     for (request, _) in &batch {
         *asking.entry(request.session_id).or_default() += 1;
     }
-    for (ReadHistory { session_id, after }, reply) in batch {
+    for (ReadHistory { session_id, after, audience }, reply) in batch {
         let left = asking.entry(session_id).or_default();
         *left -= 1;
         // The last request for a session takes its rows; earlier ones copy theirs.
@@ -88,7 +89,8 @@ fn answer(batch: Vec<(ReadHistory, oneshot::Sender<Reply>)>, outcome: Result<Has
         } else {
             by_session.get(&session_id).cloned().unwrap_or_default()
         };
-        let _ = reply.send(Ok(rows.into_iter().filter(|shown| shown.message.seq > after).collect()));
+        let seen = rows.into_iter().filter(|shown| shown.message.seq > after && audience.sees(&shown.message));
+        let _ = reply.send(Ok(seen.collect()));
     }
 }
 

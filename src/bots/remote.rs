@@ -12,7 +12,6 @@ use serde_json::{json, Map, Value};
 
 use super::upstream::{client, Failure, Upstream, UpstreamSettings};
 use super::{clip, decided_handoff, Bot, BotFuture, BotHandoff, BotReply, BotTurn, Fallback, Understanding};
-use crate::domain::SenderType;
 use crate::telemetry::Metrics;
 
 /// Entities bigger than this, written out, are not kept.
@@ -188,7 +187,7 @@ impl Inner {
             "customerName": turn.customer_name,
             "botContext": turn.bot_context,
             "history": turn.history.iter().map(|line| json!({
-                "role": role(line.sender),
+                "role": line.sender.as_str(),
                 "content": line.content,
             })).collect::<Vec<_>>(),
         });
@@ -271,15 +270,6 @@ impl Inner {
             "outcome": outcome_code,
         }));
         answer
-    }
-}
-
-fn role(sender: SenderType) -> &'static str {
-    match sender {
-        SenderType::Customer => "customer",
-        SenderType::Bot => "bot",
-        SenderType::Agent => "agent",
-        SenderType::System => "system",
     }
 }
 

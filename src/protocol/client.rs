@@ -93,6 +93,15 @@ struct SendMessageData {
     attachments: Vec<Uuid>,
 }
 
+/// A private note for the staff of a chat.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SendNoteData {
+    session_id: Uuid,
+    content: String,
+    client_msg_id: String,
+}
+
 /// The most files one message may carry.
 pub const MAX_ATTACHMENTS: usize = 10;
 
@@ -206,6 +215,11 @@ pub enum SessionRequest {
     MarkRead {
         up_to_seq: i64,
     },
+    /// A private note, seen by staff only (agents and admins).
+    Note {
+        content: Content,
+        client_msg_id: String,
+    },
     Resume {
         after_seq: i64,
     },
@@ -294,6 +308,8 @@ enum AgentFrame {
     PickupSession(SessionRef),
     #[serde(rename = "agent:send_message")]
     SendMessage(SendMessageData),
+    #[serde(rename = "agent:send_note")]
+    SendNote(SendNoteData),
     #[serde(rename = "agent:typing")]
     Typing(SessionRef),
     #[serde(rename = "agent:stop_typing")]
@@ -481,6 +497,13 @@ impl AgentRequest {
                 AgentFrame::SetStatus(status) => Ok(AgentRequest::SetStatus(status)),
                 AgentFrame::PickupSession(target) => Ok(AgentRequest::PickupSession { session_id: target.session_id }),
                 AgentFrame::SendMessage(send) => send_message(send).map(in_session),
+                AgentFrame::SendNote(note) => {
+                    let request = SessionRequest::Note {
+                        content: Content::parse(note.content)?,
+                        client_msg_id: client_msg_id(note.client_msg_id)?,
+                    };
+                    Ok(in_session((note.session_id, request)))
+                }
                 AgentFrame::Typing(target) => Ok(in_session((target.session_id, SessionRequest::Typing))),
                 AgentFrame::StopTyping(target) => Ok(in_session((target.session_id, SessionRequest::StopTyping))),
                 AgentFrame::MarkRead(mark) => mark_read(mark).map(in_session),

@@ -123,7 +123,7 @@ impl MessageView {
         let name = match shown.message.sender_type {
             SenderType::Bot => Some(bot_name.to_owned()),
             SenderType::System => None,
-            SenderType::Customer | SenderType::Agent => shown.sender_name.clone(),
+            SenderType::Customer | SenderType::Agent | SenderType::Note => shown.sender_name.clone(),
         };
         MessageView::new(&shown.message, name).with_attachments(&shown.attachments)
     }

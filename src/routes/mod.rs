@@ -44,6 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::messages)
         .service(sessions::history)
         .service(sessions::post_message)
+        .service(sessions::post_note)
         .service(sessions::clear_messages)
         .service(sessions::resume)
         .service(sessions::resolve)

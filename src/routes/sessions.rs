@@ -13,7 +13,7 @@ use crate::actors::messages::{Origin, Reply, ToSession};
 use crate::actors::session::NewChat;
 use crate::auth::extractors::Authenticated;
 use crate::db::models::ChatSession;
-use crate::db::queries::messages::Window;
+use crate::db::queries::messages::{Audience, Window};
 use crate::db::{self, queries};
 use crate::domain::{Priority, Role, SessionStatus};
 use crate::error::{AppError, ErrorBody, ErrorCode};
@@ -287,7 +287,9 @@ pub async fn messages(
         (Some(after), None) => Window::AfterLimited { seq: after, limit: limit + 1 },
         (None, before) => Window::Before { seq: before.unwrap_or(i64::MAX), limit: limit + 1 },
     };
-    let mut rows = db::run(&state.pool, async |conn| queries::messages::shown(conn, id, window).await).await?;
+    let audience = Audience::of(caller.0.role);
+    let mut rows =
+        db::run(&state.pool, async |conn| queries::messages::shown(conn, id, window, audience).await).await?;
     let has_more = rows.len() as i64 > limit;
     if has_more {
         match window {
@@ -341,9 +343,10 @@ pub async fn history(
         return Err(AppError::validation("offset must not be negative"));
     }
     readable(&state, &caller, id).await?;
+    let audience = Audience::of(caller.0.role);
     let (rows, total) = db::run(&state.pool, async |conn| {
-        let rows = queries::messages::shown(conn, id, Window::Page { offset, limit }).await?;
-        let total = queries::messages::count(conn, id).await?;
+        let rows = queries::messages::shown(conn, id, Window::Page { offset, limit }, audience).await?;
+        let total = queries::messages::count(conn, id, audience).await?;
         Ok((rows, total))
     })
     .await?;
@@ -409,6 +412,45 @@ pub async fn post_message(
     }
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostNoteBody {
+    content: String,
+    /// Your own id for the note; a resend with the same id is stored once. One is made up when absent.
+    client_msg_id: Option<String>,
+}
+
+/// Write a private note in a chat (its agent or an admin): kept in the
+/// history with sender `note`, shown live to the staff's sockets, never to
+/// the customer by any path.
+#[utoipa::path(
+    tag = "messages",
+    params(("id" = Uuid, Path, description = "Session id")),
+    request_body = PostNoteBody,
+    responses((status = 201, body = MessageAck), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, description = "A customer, or an agent the chat is not assigned to", body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, description = "The chat has ended (`session_closed`)", body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[post("/api/sessions/{id}/notes")]
+pub async fn post_note(
+    state: web::Data<AppState>,
+    caller: Authenticated,
+    id: web::Path<Uuid>,
+    body: web::Json<PostNoteBody>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Agent, Role::Admin])?;
+    let body = body.into_inner();
+    let request = SessionRequest::Note {
+        content: Content::parse(body.content)?,
+        client_msg_id: client::client_msg_id(body.client_msg_id.unwrap_or_else(|| format!("http-{}", Uuid::new_v4())))?,
+    };
+    match ask(&state, caller.0, id.into_inner(), request).await? {
+        ServerEvent::MessageSent { session_id, message_id, seq, client_msg_id, created_at } => {
+            Ok(HttpResponse::Created().json(MessageAck { session_id, message_id, seq, client_msg_id, created_at }))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
 /// Clear a session's messages (its customer or an admin): hidden, not erased.
 #[utoipa::path(
     tag = "messages",
@@ -450,7 +492,9 @@ pub async fn resume(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let session = readable(&state, &caller, id).await?;
-    let rows = db::run(&state.pool, async |conn| queries::messages::shown(conn, id, Window::After(0)).await).await?;
+    let audience = Audience::of(caller.0.role);
+    let rows =
+        db::run(&state.pool, async |conn| queries::messages::shown(conn, id, Window::After(0), audience).await).await?;
     Ok(HttpResponse::Ok().json(ResumeBody { session, history: shown_views(&state, &rows, caller.0.role) }))
 }
 

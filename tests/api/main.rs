@@ -21,6 +21,7 @@ mod load_balancer;
 mod locked_rows;
 mod message_writer;
 mod migrations;
+mod notes;
 mod outages;
 mod queue;
 mod queue_abuse;

@@ -85,7 +85,7 @@ async fn a_customer_who_reconnects_gets_exactly_the_messages_they_missed_then_li
 }
 
 /// The visitor's token is not kept in `Person` by `assigned_chat`; sign the same customer in again.
-async fn customer_token(app: &TestApp, ann: &Person) -> String {
+pub async fn customer_token(app: &TestApp, ann: &Person) -> String {
     let (token, _) = switchboard::auth::jwt::Tokens::new(crate::helpers::JWT_SECRET)
         .issue(ann.user_id, switchboard::domain::Role::Customer, &ann.name, chrono::Duration::minutes(10))
         .expect("token");

@@ -19,7 +19,7 @@ use crate::actors::Services;
 use crate::bots::{BotHandoff, BotReply, BotTurn};
 use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
-use crate::db::queries::messages::{Persisted, Shown, Window};
+use crate::db::queries::messages::{Audience, Persisted, Shown, Window};
 use crate::db::{self, queries};
 use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
@@ -244,16 +244,19 @@ impl SessionActor {
     /// have it yet (a socket that joined with a history may already).
     fn deliver_message(&self, view: MessageView, except: Option<SocketId>) {
         let seq = view.seq;
+        let private = view.sender == SenderType::Note;
         let customer_frame = (view.bot.is_some())
             .then(|| ServerEvent::MessageReceived(view.clone().for_role(Role::Customer)).frame(None));
         let frame = ServerEvent::MessageReceived(view).frame(None);
         for (id, socket) in &self.participants {
             let has_it = self.seen_up_to.get(id).is_some_and(|seen| *seen >= seq);
-            if Some(*id) != except && !has_it {
-                match (&customer_frame, socket.caller.role) {
-                    (Some(customer_frame), Role::Customer) => socket.outbox.send(customer_frame.clone()),
-                    _ => socket.outbox.send(frame.clone()),
-                }
+            if Some(*id) == except || has_it {
+                continue;
+            }
+            match (&customer_frame, socket.caller.role) {
+                (_, Role::Customer) if private => {}
+                (Some(customer_frame), Role::Customer) => socket.outbox.send(customer_frame.clone()),
+                _ => socket.outbox.send(frame.clone()),
             }
         }
     }
@@ -564,7 +567,8 @@ impl SessionActor {
                 // While the bot has the chat, its context: the latest lines, read once.
                 let recent = if reads_history && found.0.status == SessionStatus::Bot {
                     let window = Window::Before { seq: i64::MAX, limit: core::HISTORY_LINES as i64 };
-                    queries::messages::shown(conn, id, window).await?
+                    // The bot reads what the customer sees.
+                    queries::messages::shown(conn, id, window, Audience::Customer).await?
                 } else {
                     Vec::new()
                 };
@@ -643,6 +647,45 @@ impl SessionActor {
             )),
             Err(error) => answer.fail(&error),
         }));
+    }
+
+    /// A private note: stored in the chat's history like a message, shown to
+    /// the staff's sockets only, and nothing else follows (no bot, no
+    /// first response). Counted in the staff's message allowance.
+    fn add_note(
+        &mut self,
+        ctx: &mut Context<Self>,
+        origin: Origin,
+        reply: Reply,
+        content: Content,
+        client_msg_id: String,
+    ) {
+        if origin.caller.role == Role::Customer {
+            return reply.fail(&AppError::new(ErrorCode::Forbidden, "only agents and admins write private notes"));
+        }
+        let admitted = match self.core_mut() {
+            Some(core) => core.admit_message(&origin.caller),
+            None => Err(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist")),
+        };
+        if let Err(error) = admitted {
+            return reply.fail(&error);
+        }
+        self.attach_origin(&origin, ctx);
+        let message =
+            NewChatMessage::text(self.id, SenderType::Note, Some(origin.caller.user_id), content.into_string())
+                .with_client_msg_id(client_msg_id);
+        self.persist(ctx, message, move |act, ctx, outcome| {
+            let persisted = match outcome {
+                Ok(persisted) => persisted,
+                Err(error) => return reply.fail(&error),
+            };
+            let stored = persisted.message;
+            let view = MessageView::new(&stored, Some(origin.caller.name.to_string()));
+            if !persisted.resent {
+                act.show_message(ctx, view.clone(), origin.socket_id());
+            }
+            Answer::Ack(reply).stored(act, &stored, view, false);
+        });
     }
 
     /// A message sent to a closed chat: a resend of one stored before the
@@ -927,7 +970,7 @@ impl SessionActor {
         if let Err(error) = self.check_access(&origin.caller) {
             return reply.fail(&error);
         }
-        let load = self.read_history(after_seq);
+        let load = self.read_history(after_seq, Audience::of(origin.caller.role));
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(rows) => {
                 let bot_name = act.services.bot.name().to_owned();
@@ -948,8 +991,12 @@ impl SessionActor {
     }
 
     /// The messages after `after`, read together with other sessions' (see `HistoryReader`).
-    fn read_history(&self, after: i64) -> impl std::future::Future<Output = Result<Vec<Shown>, AppError>> + 'static {
-        let request = self.services.history.send(ReadHistory { session_id: self.id, after });
+    fn read_history(
+        &self,
+        after: i64,
+        audience: Audience,
+    ) -> impl std::future::Future<Output = Result<Vec<Shown>, AppError>> + 'static {
+        let request = self.services.history.send(ReadHistory { session_id: self.id, after, audience });
         async move {
             request.await.unwrap_or_else(|_| {
                 Err(AppError::new(ErrorCode::DatabaseUnavailable, "the history reader is not running"))
@@ -966,7 +1013,7 @@ impl SessionActor {
         mut pickup: Option<(SocketId, Reply)>,
         welcomed: Option<Welcomed>,
     ) {
-        let load = self.read_history(0);
+        let load = self.read_history(0, Audience::Staff);
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             let _welcomed = welcomed;
             let rows = match outcome {
@@ -1424,6 +1471,9 @@ impl SessionActor {
         match request {
             SessionRequest::Send { content, client_msg_id, attachments } => {
                 self.send_message(ctx, origin, Answer::Ack(reply), Outgoing { content, client_msg_id, attachments })
+            }
+            SessionRequest::Note { content, client_msg_id } => {
+                self.add_note(ctx, origin, reply, content, client_msg_id)
             }
             SessionRequest::Ask { content, client_msg_id } => {
                 if origin.caller.role != Role::Customer {

@@ -338,14 +338,38 @@ pub enum Window {
     Page { offset: i64, limit: i64 },
 }
 
+/// Who reads a history: customers never see the staff's private notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Customer,
+    Staff,
+}
+
+impl Audience {
+    pub fn of(role: crate::domain::Role) -> Self {
+        match role {
+            crate::domain::Role::Customer => Audience::Customer,
+            crate::domain::Role::Agent | crate::domain::Role::Admin => Audience::Staff,
+        }
+    }
+
+    pub fn sees(self, message: &ChatMessage) -> bool {
+        self == Audience::Staff || message.sender_type != SenderType::Note
+    }
+}
+
 /// Messages of a session with their senders' names and files.
-pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window) -> QueryResult<Vec<Shown>> {
+pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window, audience: Audience) -> QueryResult<Vec<Shown>> {
     use crate::db::schema::users;
-    let query = chat_messages::table
+    let mut query = chat_messages::table
         .left_join(users::table.on(users::id.nullable().eq(chat_messages::sender_id)))
         .filter(chat_messages::session_id.eq(session_id))
         .filter(chat_messages::deleted_at.is_null())
-        .select((ChatMessage::as_select(), users::display_name.nullable()));
+        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .into_boxed();
+    if audience == Audience::Customer {
+        query = query.filter(chat_messages::sender_type.ne(SenderType::Note));
+    }
     let mut rows: Vec<(ChatMessage, Option<String>)> = match window {
         Window::After(seq) => {
             query.filter(chat_messages::seq.gt(seq)).order(chat_messages::seq.asc()).load(conn).await?
@@ -471,13 +495,15 @@ pub async fn by_client_msg_id(
 }
 
 /// How many visible messages a session has.
-pub async fn count(conn: &mut PgConn, session_id: Uuid) -> QueryResult<i64> {
-    chat_messages::table
+pub async fn count(conn: &mut PgConn, session_id: Uuid, audience: Audience) -> QueryResult<i64> {
+    let mut query = chat_messages::table
         .filter(chat_messages::session_id.eq(session_id))
         .filter(chat_messages::deleted_at.is_null())
-        .count()
-        .get_result(conn)
-        .await
+        .into_boxed();
+    if audience == Audience::Customer {
+        query = query.filter(chat_messages::sender_type.ne(SenderType::Note));
+    }
+    query.count().get_result(conn).await
 }
 
 /// Hides every message of a session (they stay in the database), removes
