@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod customers;
 pub mod docs;
 pub mod health;
 pub mod metrics;
@@ -53,6 +54,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::rate)
         .service(sessions::chat)
         .service(sessions::user_sessions)
+        .service(customers::profile)
         .service(uploads::upload)
         .service(uploads::download)
         .service(admin::stats)

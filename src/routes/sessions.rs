@@ -55,7 +55,11 @@ pub async fn readable(state: &AppState, caller: &Authenticated, id: Uuid) -> Res
     let found = db::run(&state.pool, async |conn| queries::sessions::find_with_names(conn, id).await).await?;
     let (session, customer_name, agent_name) =
         found.ok_or_else(|| AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"))?;
-    if !may_read(&caller.0, &session) {
+    // An agent also reads the other chats of a customer they are serving.
+    let allowed = may_read(&caller.0, &session)
+        || (caller.0.role == Role::Agent
+            && crate::routes::customers::may_read_customer(state, &caller.0, session.customer_id).await?);
+    if !allowed {
         return Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"));
     }
     Ok(SessionView::for_role(&session, &customer_name, agent_name.as_deref(), caller.0.role))
@@ -759,7 +763,7 @@ pub struct UserSessions {
 /// How many of the latest messages each listed session shows.
 const LAST_MESSAGES: i64 = 3;
 
-/// A customer's sessions (the customer themselves, or an admin).
+/// A customer's sessions (the customer themselves, an agent holding one of their chats, or an admin).
 #[utoipa::path(
     tag = "sessions",
     params(("userId" = Uuid, Path, description = "The customer's id"), UserSessionsQuery),
@@ -774,7 +778,7 @@ pub async fn user_sessions(
     query: web::Query<UserSessionsQuery>,
 ) -> Result<HttpResponse, AppError> {
     let user_id = user_id.into_inner();
-    if caller.0.role != Role::Admin && caller.0.user_id != user_id {
+    if !crate::routes::customers::may_read_customer(&state, &caller.0, user_id).await? {
         return Err(AppError::new(ErrorCode::Forbidden, "these are not your sessions"));
     }
     let limit = page_size(query.limit)?;
@@ -791,7 +795,9 @@ pub async fn user_sessions(
                 (first..=session.last_seq).map(move |seq| (session.id, seq))
             })
             .collect();
-        let last = queries::messages::shown_by_keys(conn, &keys).await?;
+        let audience = Audience::of(caller.0.role);
+        let mut last = queries::messages::shown_by_keys(conn, &keys).await?;
+        last.retain(|shown| audience.sees(&shown.message));
         Ok((rows, last))
     })
     .await?;

@@ -14,6 +14,7 @@ mod bots;
 mod chat_flow;
 mod cluster;
 mod configuration;
+mod customers;
 mod health;
 mod lifecycle;
 mod live_state;

@@ -279,3 +279,38 @@ pub async fn of_customer(
     };
     query.load(conn).await
 }
+
+/// True while `agent_id` holds an open chat of `customer_id`: what lets an
+/// agent read that customer's profile and past chats.
+pub async fn serves_customer(conn: &mut PgConn, agent_id: Uuid, customer_id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        chat_sessions::table
+            .filter(chat_sessions::customer_id.eq(customer_id))
+            .filter(chat_sessions::assigned_agent_id.eq(agent_id))
+            .filter(chat_sessions::status.eq(SessionStatus::Assigned))
+            .filter(chat_sessions::deleted_at.is_null()),
+    ))
+    .get_result(conn)
+    .await
+}
+
+/// A customer's chats newest first, with the agent's name and the rating given.
+pub type Past = (ChatSession, Option<String>, Option<i16>, Option<String>);
+
+pub async fn past_of_customer(conn: &mut PgConn, customer_id: Uuid, limit: i64) -> QueryResult<Vec<Past>> {
+    chat_sessions::table
+        .left_join(agents.on(agents.field(users::id).nullable().eq(chat_sessions::assigned_agent_id)))
+        .left_join(session_analytics::table.on(session_analytics::session_id.eq(chat_sessions::id)))
+        .filter(chat_sessions::customer_id.eq(customer_id))
+        .filter(chat_sessions::deleted_at.is_null())
+        .order(chat_sessions::created_at.desc())
+        .limit(limit)
+        .select((
+            ChatSession::as_select(),
+            agents.field(users::display_name).nullable(),
+            session_analytics::rating.nullable(),
+            session_analytics::rating_comment.nullable(),
+        ))
+        .load(conn)
+        .await
+}
