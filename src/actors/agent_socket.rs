@@ -5,7 +5,7 @@ use actix::Addr;
 use crate::actors::messages::{FromAgent, Reply, SocketHandle};
 use crate::actors::registry::SessionRegistry;
 use crate::actors::socket::{Socket, SocketRole};
-use crate::protocol::client::{AgentRequest, Inbound};
+use crate::protocol::client::{AdminRequest, AgentRequest, Inbound};
 
 pub enum Agent {}
 
@@ -19,6 +19,13 @@ impl SocketRole for Agent {
 
     fn dispatch(registry: &Addr<SessionRegistry>, socket: SocketHandle, reply: Reply, request: AgentRequest) {
         registry.do_send(FromAgent { socket, reply, request });
+    }
+
+    fn admin(request: AgentRequest) -> Result<AdminRequest, AgentRequest> {
+        match request {
+            AgentRequest::Admin(admin) => Ok(admin),
+            other => Err(other),
+        }
     }
 }
 

@@ -741,6 +741,8 @@ impl Handler<FromAgent> for SessionRegistry {
                 let command = SessionCommand { origin: Origin::socket(socket), reply, request };
                 self.route_session(session_id, true, command.into(), 0, ctx)
             }
+            // The socket answers these itself (`Socket::on_admin`).
+            AgentRequest::Admin(_) => reply.fail(&AppError::new(ErrorCode::Forbidden, "admins only")),
         }
     }
 }

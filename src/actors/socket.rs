@@ -15,7 +15,9 @@ use crate::actors::registry::SessionRegistry;
 use crate::bus::wire::OutboundQueue;
 use crate::bus::{Outbound, Outbox};
 use crate::error::{AppError, ErrorCode};
-use crate::protocol::client::Inbound;
+use crate::protocol::client::{AdminRequest, Inbound};
+use crate::protocol::server::ServerEvent;
+use crate::startup::AppState;
 use crate::telemetry::Gauges;
 
 /// How often the server pings.
@@ -35,7 +37,15 @@ pub trait SocketRole: Unpin + 'static {
     const NAME: &'static str;
     fn parse(text: &str) -> Inbound<Self::Request>;
     fn dispatch(registry: &Addr<SessionRegistry>, socket: SocketHandle, reply: Reply, request: Self::Request);
+
+    /// An admin's request the socket answers itself, or the request back.
+    fn admin(request: Self::Request) -> Result<AdminRequest, Self::Request> {
+        Err(request)
+    }
 }
+
+/// How often an admin who subscribed gets `stats:update`.
+pub const STATS_UPDATE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Socket<R: SocketRole> {
     id: Uuid,
@@ -51,6 +61,9 @@ pub struct Socket<R: SocketRole> {
     taken_at_last_check: u64,
     /// Requests sent on and not answered yet.
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// For an admin's socket: what answers `admin:*` requests.
+    operations: Option<actix_web::web::Data<AppState>>,
+    stats_feed: Option<SpawnHandle>,
     role: PhantomData<R>,
 }
 
@@ -74,8 +87,72 @@ impl<R: SocketRole> Socket<R> {
             backlog_limit,
             taken_at_last_check: 0,
             waiting: Default::default(),
+            operations: None,
+            stats_feed: None,
             role: PhantomData,
         }
+    }
+
+    /// Lets the socket answer `admin:*` requests (give it only to admins' sockets).
+    pub fn answering_admins(mut self, operations: actix_web::web::Data<AppState>) -> Self {
+        self.operations = Some(operations);
+        self
+    }
+
+    /// An admin's request: answered from the same figures as the REST admin
+    /// API, computed beside the mailbox (`spawn`) so the socket keeps serving.
+    fn on_admin(&mut self, ctx: &mut Context<Self>, reply: Reply, request: AdminRequest) {
+        let Some(operations) = self.operations.clone().filter(|_| self.caller.role == crate::domain::Role::Admin)
+        else {
+            return reply.fail(&AppError::new(ErrorCode::Forbidden, "admins only"));
+        };
+        if let AdminRequest::Stats { subscribe: true } = request {
+            self.subscribe_to_stats(ctx, operations.clone());
+        }
+        let answer = async move {
+            let event = match request {
+                AdminRequest::Stats { .. } => {
+                    ServerEvent::AdminStats(as_value(crate::routes::admin::stats_now(&operations).await?))
+                }
+                AdminRequest::Queue => {
+                    ServerEvent::AdminQueue(as_value(crate::routes::admin::queue_now(&operations).await?))
+                }
+                AdminRequest::Health => {
+                    ServerEvent::AdminHealth(as_value(crate::routes::health::health_now(&operations).await))
+                }
+            };
+            Ok::<_, AppError>(event)
+        };
+        ctx.spawn(answer.into_actor(self).map(move |answer, _, _| match answer {
+            Ok(event) => reply.send(&event),
+            Err(error) => reply.fail(&error),
+        }));
+    }
+
+    /// `stats:update` every `STATS_UPDATE_INTERVAL` until the socket closes; once per socket.
+    fn subscribe_to_stats(&mut self, ctx: &mut Context<Self>, operations: actix_web::web::Data<AppState>) {
+        if self.stats_feed.is_some() {
+            return;
+        }
+        let computing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        self.stats_feed = Some(ctx.run_interval(STATS_UPDATE_INTERVAL, move |act, ctx| {
+            // A slow database skips a beat rather than piling up computations.
+            if computing.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                return;
+            }
+            let (operations, computing) = (operations.clone(), computing.clone());
+            let outbox = act.handle(ctx).outbox;
+            ctx.spawn(
+                async move {
+                    match crate::routes::admin::stats_now(&operations).await {
+                        Ok(stats) => outbox.send(ServerEvent::StatsUpdate(as_value(stats)).frame(None)),
+                        Err(error) => log::warn!("stats:update not sent: {error}"),
+                    }
+                    computing.store(false, std::sync::atomic::Ordering::Release);
+                }
+                .into_actor(act),
+            );
+        }));
     }
 
     fn handle(&mut self, ctx: &mut Context<Self>) -> SocketHandle {
@@ -142,7 +219,10 @@ impl<R: SocketRole> Socket<R> {
             Ok(request) => {
                 let socket = self.handle(ctx);
                 let reply = Reply::counted(inbound.reference, socket.outbox.clone(), self.waiting.clone());
-                R::dispatch(&self.registry, socket, reply, request);
+                match R::admin(request) {
+                    Ok(admin) => self.on_admin(ctx, reply, admin),
+                    Err(request) => R::dispatch(&self.registry, socket, reply, request),
+                }
             }
             Err(error) => self.reply_error(ctx, inbound.reference, error),
         }
@@ -251,4 +331,8 @@ impl<R: SocketRole> Handler<Outbound> for Socket<R> {
             }
         }
     }
+}
+
+fn as_value(body: impl serde::Serialize) -> Box<serde_json::Value> {
+    Box::new(serde_json::to_value(body).unwrap_or_default())
 }

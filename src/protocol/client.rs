@@ -262,9 +262,39 @@ pub enum CustomerRequest {
 pub enum AgentRequest {
     Join(Join),
     SetStatus(SetStatus),
-    PickupSession { session_id: Uuid },
-    Session { session_id: Uuid, request: SessionRequest },
+    PickupSession {
+        session_id: Uuid,
+    },
+    Session {
+        session_id: Uuid,
+        request: SessionRequest,
+    },
+    /// Admins only: the operation's figures, as the REST admin API gives them.
+    Admin(AdminRequest),
 }
+
+/// What an admin may ask over the dashboard's socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRequest {
+    /// `GET /api/admin/stats`'s figures; with `subscribe`, `stats:update` follows every few seconds.
+    Stats { subscribe: bool },
+    /// `GET /api/admin/queue`.
+    Queue,
+    /// `GET /health`.
+    Health,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GetStats {
+    #[serde(default)]
+    subscribe: bool,
+}
+
+/// Data an event does without: absent, null or `{}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoData {}
 
 const REASON_MAX_CHARS: usize = 500;
 const NOTES_MAX_CHARS: usize = 4_000;
@@ -320,6 +350,12 @@ enum AgentFrame {
     Transfer(Transfer),
     #[serde(rename = "agent:close_session")]
     CloseSession(CloseSession),
+    #[serde(rename = "admin:get_stats")]
+    GetStats(Option<GetStats>),
+    #[serde(rename = "admin:debug_queue")]
+    DebugQueue(Option<NoData>),
+    #[serde(rename = "admin:health_check")]
+    HealthCheck(Option<NoData>),
     #[serde(other)]
     Unknown,
 }
@@ -520,6 +556,11 @@ impl AgentRequest {
                     let notes = optional_text("notes", close.notes, NOTES_MAX_CHARS)?;
                     Ok(in_session((close.session_id, SessionRequest::Close { resolved: close.resolved, notes })))
                 }
+                AgentFrame::GetStats(ask) => {
+                    Ok(AgentRequest::Admin(AdminRequest::Stats { subscribe: ask.unwrap_or_default().subscribe }))
+                }
+                AgentFrame::DebugQueue(Some(NoData {}) | None) => Ok(AgentRequest::Admin(AdminRequest::Queue)),
+                AgentFrame::HealthCheck(Some(NoData {}) | None) => Ok(AgentRequest::Admin(AdminRequest::Health)),
                 AgentFrame::Unknown => Err(unknown("?")),
             }
         });
@@ -553,6 +594,26 @@ mod tests {
             }
             _ => panic!("not a send_message"),
         }
+    }
+
+    #[test]
+    fn admin_events_parse_with_or_without_data_and_refuse_unknown_fields() {
+        let admin = |text: &str| match AgentRequest::parse(text).request {
+            Ok(AgentRequest::Admin(request)) => Some(request),
+            _ => None,
+        };
+        assert_eq!(admin(r#"{"event":"admin:get_stats"}"#), Some(AdminRequest::Stats { subscribe: false }));
+        assert_eq!(
+            admin(r#"{"event":"admin:get_stats","data":{"subscribe":true}}"#),
+            Some(AdminRequest::Stats { subscribe: true })
+        );
+        assert_eq!(admin(r#"{"event":"admin:debug_queue","data":{}}"#), Some(AdminRequest::Queue));
+        assert_eq!(admin(r#"{"event":"admin:health_check","data":null}"#), Some(AdminRequest::Health));
+        assert_eq!(
+            code(AgentRequest::parse(r#"{"event":"admin:get_stats","data":{"x":1}}"#)),
+            ErrorCode::InvalidPayload
+        );
+        assert_eq!(code(CustomerRequest::parse(r#"{"event":"admin:get_stats"}"#)), ErrorCode::UnknownEvent);
     }
 
     #[test]

@@ -248,6 +248,17 @@ pub enum ServerEvent {
     },
     #[serde(rename = "queue:position", rename_all = "camelCase")]
     QueuePosition { session_id: Uuid, position: usize },
+    /// Admins: `GET /api/admin/stats`'s body, as a reply (`admin:stats`) or pushed (`stats:update`).
+    #[serde(rename = "admin:stats")]
+    AdminStats(Box<serde_json::Value>),
+    #[serde(rename = "stats:update")]
+    StatsUpdate(Box<serde_json::Value>),
+    /// Admins: `GET /api/admin/queue`'s body.
+    #[serde(rename = "admin:queue")]
+    AdminQueue(Box<serde_json::Value>),
+    /// Admins: `GET /health`'s body.
+    #[serde(rename = "admin:health")]
+    AdminHealth(Box<serde_json::Value>),
     #[serde(rename = "user_typing", rename_all = "camelCase")]
     UserTyping { session_id: Uuid, role: Role, name: String },
     #[serde(rename = "typing_stopped", rename_all = "camelCase")]

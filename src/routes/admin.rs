@@ -118,6 +118,11 @@ async fn waiting(state: &AppState) -> Result<Vec<QueueItem>, AppError> {
 )]
 #[get("/api/admin/stats")]
 pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(stats_now(&state).await?))
+}
+
+/// The figures of `GET /api/admin/stats`, also sent over an admin's socket.
+pub async fn stats_now(state: &AppState) -> Result<Stats, AppError> {
     let (by_status, figures, staff) = db::run(&state.pool, async |conn| {
         Ok((
             queries::stats::sessions_by_status(conn).await?,
@@ -137,7 +142,7 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
         }
         sessions.total += row.count;
     }
-    let queued = waiting(&state).await?;
+    let queued = waiting(state).await?;
     let now = Utc::now();
     let waits: Vec<f64> =
         queued.iter().map(|item| (now - item.waiting_since).num_milliseconds() as f64 / 1000.0).collect();
@@ -176,7 +181,7 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
             .count(),
         list,
     };
-    Ok(HttpResponse::Ok().json(Stats {
+    Ok(Stats {
         sessions,
         queue: queue_figures,
         agents: agent_figures,
@@ -192,7 +197,7 @@ pub async fn stats(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse,
         handoff_rate: share(figures.handed_off, figures.sessions),
         bot_resolved_rate: share(figures.resolved_by_bot, figures.closed),
         generated_at: now,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -212,9 +217,14 @@ pub struct QueueDebug {
 )]
 #[get("/api/admin/queue")]
 pub async fn queue(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, AppError> {
-    let waiting = waiting(&state).await?;
+    Ok(HttpResponse::Ok().json(queue_now(&state).await?))
+}
+
+/// What `GET /api/admin/queue` shows, also sent over an admin's socket.
+pub async fn queue_now(state: &AppState) -> Result<QueueDebug, AppError> {
+    let waiting = waiting(state).await?;
     let stored_entries = db::run(&state.pool, async |conn| queries::queue::active_count(conn).await).await?;
-    Ok(HttpResponse::Ok().json(QueueDebug { waiting, stored_entries }))
+    Ok(QueueDebug { waiting, stored_entries })
 }
 
 #[derive(Serialize, ToSchema)]

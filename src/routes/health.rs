@@ -130,9 +130,19 @@ async fn check_redis(state: &AppState) -> DependencyHealth {
 )]
 #[get("/health")]
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let body = health_now(&state).await;
+    if body.dependencies.database.status == DependencyStatus::Up {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// The checks of `GET /health`, also sent over an admin's socket.
+pub async fn health_now(state: &AppState) -> Health {
     let (database, redis, node) = futures_util::join!(
-        check_database(&state),
-        check_redis(&state),
+        check_database(state),
+        check_redis(state),
         state.registry.send(crate::actors::messages::ThisNode)
     );
     let cluster = node.ok().flatten().map(|node| ClusterHealth {
@@ -144,7 +154,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     let database_up = database.status == DependencyStatus::Up;
     let writer_degraded = state.metrics.writer_degraded();
     let all_up = database_up && redis.status != DependencyStatus::Down && !writer_degraded;
-    let body = Health {
+    Health {
         status: if all_up { "healthy" } else { "degraded" },
         dependencies: Dependencies { database, redis },
         writer: WriterHealth {
@@ -156,11 +166,6 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
         connections: state.gauges.open_connections(),
         bot: BotHealth { kind: state.bot.kind(), status: if state.bot.degraded() { "degraded" } else { "up" } },
         cluster,
-    };
-    if database_up {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 

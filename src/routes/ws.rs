@@ -42,7 +42,7 @@ async fn caller(req: &HttpRequest, state: &AppState, roles: &[Role]) -> Result<C
 async fn upgrade<R: SocketRole>(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
+    state: &web::Data<AppState>,
     caller: Caller,
 ) -> Result<HttpResponse, actix_web::Error> {
     let mut response = ws::handshake(req)?;
@@ -64,9 +64,14 @@ async fn upgrade<R: SocketRole>(
     let (queue, body) = wire::outbound(state.gauges.clone(), slot);
     let inbound = wire::Inbound::new(payload, MAX_FRAME_BYTES);
     let (registry, gauges, backlog_limit) = (state.registry.clone(), state.gauges.clone(), state.backlog_limit);
+    let operations = (caller.role == Role::Admin).then(|| state.clone());
     Socket::<R>::create(move |ctx| {
         ctx.add_stream(inbound);
-        Socket::new(caller, registry, gauges, queue, backlog_limit)
+        let socket = Socket::new(caller, registry, gauges, queue, backlog_limit);
+        match operations {
+            Some(operations) => socket.answering_admins(operations),
+            None => socket,
+        }
     });
     Ok(response.streaming(body))
 }

@@ -267,6 +267,7 @@ async fn the_openapi_document_covers_every_route() {
         "GET /api/sessions/{id}/messages",
         "POST /api/sessions/{id}/messages",
         "DELETE /api/sessions/{id}/messages",
+        "POST /api/sessions/{id}/notes",
         "GET /api/sessions/{id}/history",
         "POST /api/sessions/{id}/resume",
         "POST /api/sessions/{id}/resolve",
@@ -275,6 +276,7 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/sessions/{id}/rating",
         "POST /api/chat/message",
         "GET /api/users/{userId}/sessions",
+        "GET /api/customers/{id}",
         "POST /api/uploads",
         "GET /api/attachments/{id}",
         "GET /api/admin/stats",
@@ -313,4 +315,54 @@ async fn the_openapi_document_covers_every_route() {
         assert!(!response.status().is_server_error(), "{route} answered {}", response.status());
     }
     assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// The dashboard's socket answers an admin's `admin:*` events with the same
+/// figures as the REST admin API, pushes `stats:update` once subscribed, and
+/// refuses them to agents.
+#[tokio::test]
+async fn admins_get_stats_the_queue_and_health_over_the_socket_and_agents_do_not() {
+    let app = spawn_app().await;
+    let admin = app.staff("root", "admin", 1).await;
+    let mut console = app.agent_socket(&admin).await;
+    let first = queued_customer(&app, "Ann", "normal").await;
+
+    let stats = console.ok("admin:get_stats", "admin:stats", json!({ "subscribe": true })).await;
+    assert_eq!(stats["queue"]["length"], 1, "{stats}");
+    assert_eq!(stats["sessions"]["waiting"], 1);
+    let (_, rest) = app.get_as("/api/admin/stats", &admin.token).await;
+    assert_eq!(stats["sessions"], rest["sessions"]);
+    assert_eq!(stats["queue"]["length"], rest["queue"]["length"]);
+
+    let queue = console.ok("admin:debug_queue", "admin:queue", json!({})).await;
+    let waiting: Vec<&str> =
+        queue["waiting"].as_array().expect("waiting").iter().filter_map(|w| w["sessionId"].as_str()).collect();
+    assert_eq!(waiting, [first.session_id.as_str()]);
+    assert_eq!(queue["storedEntries"], 1);
+
+    let health = console.ok("admin:health_check", "admin:health", json!({})).await;
+    assert_eq!(health["status"], "healthy", "{health}");
+    assert_eq!(health["dependencies"]["database"]["status"], "up");
+
+    // Subscribed: the pushes follow what happens.
+    let _second = queued_customer(&app, "Ben", "normal").await;
+    let update = console
+        .wait_for("a stats:update with two waiting", |f| {
+            f["event"] == "stats:update" && f["data"]["queue"]["length"] == 2
+        })
+        .await;
+    assert_eq!(update["data"]["sessions"]["waiting"], 2);
+
+    // An agent's socket has no admin figures.
+    let alice = app.agent("alice", 1).await;
+    let mut desk = app.agent_socket(&alice).await;
+    for event in ["admin:get_stats", "admin:debug_queue", "admin:health_check"] {
+        assert_eq!(desk.refused(event, json!({})).await, "forbidden", "{event}");
+    }
+    assert!(desk.pushes_within("stats:update", std::time::Duration::from_millis(200)).await.is_empty());
+    // Nor a customer's, which does not know the events at all.
+    let mut widget = first.socket;
+    assert_eq!(widget.refused("admin:get_stats", json!({})).await, "unknown_event");
+    // A malformed request is the client's mistake, with its own code.
+    assert_eq!(console.refused("admin:get_stats", json!({ "subscribe": "yes" })).await, "invalid_payload");
 }
