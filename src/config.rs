@@ -40,6 +40,8 @@ pub struct Settings {
     pub abandon_after: Duration,
     pub abandon_sweep: Duration,
     pub agent_grace: Duration,
+    /// A customer left this long without an answer by their agent goes back to the queue (`None`: never).
+    pub agent_reply_timeout: Option<Duration>,
     pub session_idle: Duration,
     pub outbound_backlog_limit: u64,
     pub bot_faq_file: Option<String>,
@@ -79,6 +81,7 @@ impl std::fmt::Debug for Settings {
             .field("writer_flush_interval", &self.writer_flush_interval)
             .field("abandon_after", &self.abandon_after)
             .field("agent_grace", &self.agent_grace)
+            .field("agent_reply_timeout", &self.agent_reply_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -148,6 +151,10 @@ impl Settings {
             abandon_after: Duration::from_secs(env.parse_in("ABANDON_AFTER_SECS", 1800, 1..=30 * 86_400)?),
             abandon_sweep: Duration::from_millis(env.parse_in("ABANDON_SWEEP_MS", 60_000, 100..=3_600_000)?),
             agent_grace: Duration::from_millis(env.parse_in("AGENT_GRACE_MS", 60_000, 0..=86_400_000)?),
+            agent_reply_timeout: match env.parse_in("AGENT_REPLY_TIMEOUT_MS", 300_000, 0..=86_400_000)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             session_idle: Duration::from_secs(env.parse_in("SESSION_IDLE_SECS", 300, 1..=86_400)?),
             outbound_backlog_limit: env.parse_in(
                 "OUTBOUND_BACKLOG_BYTES",

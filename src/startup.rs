@@ -147,6 +147,7 @@ impl Application {
                 abandon_after: settings.abandon_after,
                 abandon_sweep: settings.abandon_sweep,
                 agent_grace: settings.agent_grace,
+                agent_reply_timeout: settings.agent_reply_timeout,
                 session_idle: settings.session_idle,
                 closed_session_idle: settings.session_idle.min(std::time::Duration::from_secs(30)),
                 typing_timeout: std::time::Duration::from_secs(10),

@@ -617,6 +617,10 @@ pub struct TransferSession {
     pub to_agent: Option<Uuid>,
     pub priority: Priority,
     pub reason: Option<String>,
+    /// The agent left the customer unanswered: the chat keeps its first
+    /// place in line (ahead of newer chats) and the agent hears `no_reply`.
+    #[serde(default)]
+    pub unanswered: bool,
 }
 
 /// The session closed; the queue forgets it and frees its agent.

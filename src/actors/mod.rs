@@ -55,6 +55,8 @@ pub struct Timing {
     pub abandon_sweep: Duration,
     /// How long an agent who lost every socket keeps their sessions.
     pub agent_grace: Duration,
+    /// A customer waiting this long for their agent's answer is given to another agent.
+    pub agent_reply_timeout: Option<Duration>,
     /// How long an open session's actor stays up with nobody attached.
     pub session_idle: Duration,
     /// The same for a closed session.

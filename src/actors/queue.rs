@@ -553,7 +553,8 @@ impl Handler<TransferSession> for QueueActor {
     type Result = AtomicResponse<Self, Result<TransferOutcome, AppError>>;
 
     fn handle(&mut self, transfer: TransferSession, _: &mut Self::Context) -> Self::Result {
-        let TransferSession { session_id, customer_name, from_agent, to_agent, priority, reason } = transfer;
+        let TransferSession { session_id, customer_name, from_agent, to_agent, priority, reason, unanswered } =
+            transfer;
         let pool = self.services.pool.clone();
         if let Some(to_agent) = to_agent {
             let available = self
@@ -580,14 +581,16 @@ impl Handler<TransferSession> for QueueActor {
                 Ok(TransferOutcome::Reassigned { agent_id: to_agent })
             })));
         }
-        let requested_at = Utc::now();
-        let why = reason.clone().unwrap_or_else(|| "transferred".to_owned());
+        // An unanswered customer keeps their first place in line; a transfer queues anew.
+        let requested_at = (!unanswered).then(Utc::now);
+        let released_as = if unanswered { "no_reply" } else { "transferred" };
+        let why = reason.clone().unwrap_or_else(|| released_as.to_owned());
         let commit = async move {
             let mut conn = pool.get().await?;
             let queued = conn
                 .transaction(async |conn| {
                     let queued =
-                        queries::queue::requeue(conn, session_id, from_agent, Some(priority), &why, Some(requested_at))
+                        queries::queue::requeue(conn, session_id, from_agent, Some(priority), &why, requested_at)
                             .await?;
                     if queued.is_some() {
                         queries::analytics::transferred(conn, session_id).await?;
@@ -601,11 +604,11 @@ impl Handler<TransferSession> for QueueActor {
             let Some((priority, requested_at, _)) = outcome? else {
                 return Err(AppError::new(ErrorCode::Conflict, "the session is no longer yours"));
             };
-            act.release(from_agent, session_id, "transferred");
+            act.release(from_agent, session_id, released_as);
             let position = act.insert(Waiting {
                 session_id,
                 priority,
-                reason: Some(reason.unwrap_or_else(|| "transferred".to_owned())),
+                reason: Some(reason.unwrap_or_else(|| released_as.to_owned())),
                 requested_at,
                 customer_name,
                 preview: None,

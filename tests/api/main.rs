@@ -26,6 +26,7 @@ mod notes;
 mod outages;
 mod queue;
 mod queue_abuse;
+mod reply_timeout;
 mod rest;
 mod resume;
 mod setup;

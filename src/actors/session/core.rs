@@ -104,6 +104,9 @@ pub struct SessionCore {
     /// When each person's typing indicator was last passed on.
     typing: HashMap<Uuid, Instant>,
     agent_has_replied: bool,
+    /// Since when the customer has waited for their agent: the assignment, or
+    /// their latest message with no answer after it.
+    unanswered_since: Option<Instant>,
     last_customer_text: Option<String>,
     /// How far each participant has read, as far as this session knows.
     read_up_to: HashMap<Uuid, i64>,
@@ -127,6 +130,7 @@ impl SessionCore {
             staff_window: MinuteWindow::new(messages_per_minute),
             typing: HashMap::new(),
             agent_has_replied: false,
+            unanswered_since: None,
             last_customer_text: None,
             read_up_to: HashMap::new(),
             history: VecDeque::new(),
@@ -248,6 +252,9 @@ impl SessionCore {
         match (sender, self.row.status) {
             (SenderType::Customer, status) => {
                 self.last_customer_text = Some(text.to_owned());
+                if status == SessionStatus::Assigned {
+                    self.unanswered_since = Some(Instant::now());
+                }
                 match status {
                     SessionStatus::Bot if self.bot_thinking => {
                         if self.bot_backlog.len() == BOT_BACKLOG {
@@ -265,8 +272,13 @@ impl SessionCore {
                 }
             }
             (SenderType::Agent, _) if !self.agent_has_replied => {
+                self.unanswered_since = None;
                 self.agent_has_replied = true;
                 AfterMessage::FirstResponse
+            }
+            (SenderType::Agent, _) => {
+                self.unanswered_since = None;
+                AfterMessage::Nothing
             }
             _ => AfterMessage::Nothing,
         }
@@ -325,7 +337,25 @@ impl SessionCore {
         }
         self.row.status = SessionStatus::Assigned;
         self.row.assigned_agent_id = Some(agent_id);
+        self.unanswered_since = Some(Instant::now());
         true
+    }
+
+    /// Since when the customer has waited for an answer from their agent, if they are waiting.
+    pub fn unanswered_since(&self) -> Option<Instant> {
+        self.unanswered_since.filter(|_| self.row.status == SessionStatus::Assigned && self.transferring_from.is_none())
+    }
+
+    /// The customer has waited `timeout` for their agent: the chat is handed
+    /// back (as by a transfer, refusing the agent from now). Returns that agent.
+    pub fn begin_unanswered_requeue(&mut self, timeout: std::time::Duration) -> Option<Uuid> {
+        let since = self.unanswered_since()?;
+        let agent = self.row.assigned_agent_id?;
+        if since.elapsed() < timeout {
+            return None;
+        }
+        self.transferring_from = Some(agent);
+        Some(agent)
     }
 
     /// Is `agent_id` the agent this chat is with?
@@ -754,6 +784,25 @@ mod tests {
         assert!(!core.read(CUSTOMER, 1), "a receipt never moves back");
         assert!(core.read(ALICE, 2), "each reader has their own");
         assert!(core.read(CUSTOMER, 5));
+    }
+
+    #[test]
+    fn a_customer_waits_for_their_agent_from_the_assignment_and_from_each_unanswered_message() {
+        let agent = Uuid::from_u128(7);
+        let mut core = core(SessionStatus::Waiting, None);
+        assert!(core.unanswered_since().is_none(), "nobody to wait for in the queue");
+        assert!(core.assigned(agent));
+        let since_assignment = core.unanswered_since().expect("waiting since the assignment");
+        assert!(core.begin_unanswered_requeue(Duration::from_secs(60)).is_none(), "not overdue yet");
+        core.message_stored(SenderType::Agent, "hello");
+        assert!(core.unanswered_since().is_none(), "answered");
+        core.message_stored(SenderType::Customer, "and my refund?");
+        assert!(core.unanswered_since().is_some_and(|since| since >= since_assignment));
+        core.message_stored(SenderType::Note, "private");
+        assert!(core.unanswered_since().is_some(), "a note is no answer");
+        assert_eq!(core.begin_unanswered_requeue(Duration::ZERO), Some(agent));
+        assert!(core.unanswered_since().is_none(), "handed on: the agent is refused from now");
+        assert_eq!(code(core.check_access(&caller(agent, Role::Agent))), Some("forbidden"));
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub struct SessionActor {
     /// Each typist's indicator expires on this timer unless renewed.
     typing: HashMap<Uuid, SpawnHandle>,
     idle_timer: Option<SpawnHandle>,
+    /// Fires when the customer has waited too long for their agent (`watch_reply`).
+    reply_timer: Option<SpawnHandle>,
     /// The highest seq shown to the participants, in order.
     shown_seq: i64,
     /// Messages stored but held back while one with a lower seq is still on its way.
@@ -187,6 +189,7 @@ impl SessionActor {
             owner_epoch: 0,
             typing: HashMap::new(),
             idle_timer: None,
+            reply_timer: None,
             shown_seq: 0,
             held: Default::default(),
             held_timer: None,
@@ -213,6 +216,10 @@ impl SessionActor {
 
     fn status(&self) -> Option<SessionStatus> {
         self.loaded().ok().map(|loaded| loaded.core.status())
+    }
+
+    fn core(&self) -> Option<&SessionCore> {
+        self.loaded().ok().map(|loaded| &loaded.core)
     }
 
     /// The session's rules, once it is loaded.
@@ -772,6 +779,7 @@ impl SessionActor {
             Some(core) => core.message_stored(stored.sender_type, &text),
             None => AfterMessage::Nothing,
         };
+        self.watch_reply(ctx);
         match next {
             AfterMessage::AskBot(text) => {
                 let answer = answer.stored(self, &stored, view.clone(), true);
@@ -1384,8 +1392,57 @@ impl SessionActor {
             from_agent,
             to_agent,
             priority: priority.unwrap_or(current_priority),
-            reason: reason.clone(),
+            reason,
+            unanswered: false,
         };
+        self.hand_on(ctx, request, Some(reply), priority);
+    }
+
+    /// Watches for a customer left unanswered by their agent: once they have
+    /// waited `AGENT_REPLY_TIMEOUT_MS`, the chat goes back to the queue.
+    fn watch_reply(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.reply_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        let Some(timeout) = self.services.timing.agent_reply_timeout else { return };
+        let Some(since) = self.core().and_then(SessionCore::unanswered_since) else { return };
+        let left = timeout.saturating_sub(since.elapsed());
+        self.reply_timer = Some(ctx.run_later(left, |act, ctx| {
+            act.reply_timer = None;
+            act.requeue_unanswered(ctx);
+        }));
+    }
+
+    fn requeue_unanswered(&mut self, ctx: &mut Context<Self>) {
+        let Some(timeout) = self.services.timing.agent_reply_timeout else { return };
+        let session_id = self.id;
+        let Some(loaded) = self.loaded_mut() else { return };
+        let Some(from_agent) = loaded.core.begin_unanswered_requeue(timeout) else { return self.watch_reply(ctx) };
+        log::info!(
+            "session {session_id}: agent {from_agent} left the customer unanswered for {timeout:?}; back to the queue"
+        );
+        let request = TransferSession {
+            session_id,
+            customer_name: loaded.customer_name.clone(),
+            from_agent,
+            to_agent: None,
+            priority: loaded.core.row().priority,
+            reason: Some("no_reply".to_owned()),
+            unanswered: true,
+        };
+        self.hand_on(ctx, request, None, None);
+    }
+
+    /// Hands the chat on through the queue: to the agent named, or back in line.
+    fn hand_on(
+        &mut self,
+        ctx: &mut Context<Self>,
+        request: TransferSession,
+        reply: Option<Reply>,
+        priority: Option<Priority>,
+    ) {
+        let unanswered = request.unanswered;
+        let from_agent = request.from_agent;
         let queue = self.registry.clone();
         let asked = async move {
             queue
@@ -1396,11 +1453,13 @@ impl SessionActor {
         ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(TransferOutcome::Queued { position }) => {
                 act.detach_agents();
-                if let Some(loaded) = act.loaded_mut() {
+                let agent_name = act.loaded_mut().and_then(|loaded| {
                     loaded.core.transferred(None, priority);
-                    loaded.agent_name = None;
+                    loaded.agent_name.take()
+                });
+                if let Some(reply) = reply {
+                    reply.send(&ServerEvent::SessionTransferred { session_id: act.id, status: SessionStatus::Waiting, to_agent_id: None });
                 }
-                reply.send(&ServerEvent::SessionTransferred { session_id: act.id, status: SessionStatus::Waiting, to_agent_id: None });
                 act.deliver(
                     &ServerEvent::StatusChanged {
                         session_id: act.id,
@@ -1410,7 +1469,20 @@ impl SessionActor {
                     },
                     None,
                 );
-                act.post_system(ctx, format!("You're being transferred to another member of our team. You're number {position} in the queue."));
+                if unanswered {
+                    // For whoever reads the chat later: why it changed hands.
+                    let who = agent_name.unwrap_or_else(|| "The agent".to_owned());
+                    let note = NewChatMessage::text(
+                        act.id,
+                        SenderType::Note,
+                        Some(from_agent),
+                        format!("{who} did not answer in time; the chat went back to the queue."),
+                    );
+                    act.post(ctx, note, Some(who), |_, _, _| {});
+                    act.post_system(ctx, format!("Sorry for the wait: we're finding another member of our team. You're number {position} in the queue."));
+                } else {
+                    act.post_system(ctx, format!("You're being transferred to another member of our team. You're number {position} in the queue."));
+                }
             }
             Ok(TransferOutcome::Reassigned { agent_id }) => {
                 act.detach_agents();
@@ -1418,18 +1490,26 @@ impl SessionActor {
                 if let Some(core) = act.core_mut() {
                     core.transferred(Some(agent_id), None);
                 }
-                reply.send(&ServerEvent::SessionTransferred {
-                    session_id: act.id,
-                    status: SessionStatus::Assigned,
-                    to_agent_id: Some(agent_id),
-                });
+                if let Some(reply) = reply {
+                    reply.send(&ServerEvent::SessionTransferred {
+                        session_id: act.id,
+                        status: SessionStatus::Assigned,
+                        to_agent_id: Some(agent_id),
+                    });
+                }
                 // The new agent's AgentAssigned follows from their agent actor.
             }
             Err(error) => {
                 if let Some(core) = act.core_mut() {
                     core.transfer_failed();
                 }
-                reply.fail(&error)
+                match reply {
+                    Some(reply) => reply.fail(&error),
+                    None => {
+                        log::warn!("session {}: could not go back to the queue: {error}", act.id);
+                        act.watch_reply(ctx);
+                    }
+                }
             }
         }));
     }
@@ -1676,6 +1756,7 @@ impl Handler<AgentAssigned> for SessionActor {
             },
             None,
         );
+        self.watch_reply(ctx);
         let message = NewChatMessage {
             message_type: "system".to_owned(),
             ..NewChatMessage::text(self.id, SenderType::System, None, format!("{agent_name} joined the chat."))
