@@ -128,14 +128,40 @@ async fn start_chat(
 }
 
 #[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query, rename_all = "camelCase")]
 pub struct ListQuery {
     /// Only sessions with this status.
     status: Option<SessionStatus>,
+    /// Search (1–200 characters): words said in the chat (full-text, web-search
+    /// syntax: `"a phrase"`, `-without`, `or`; private notes included), or part
+    /// of its title, category or customer's name.
+    q: Option<String>,
+    /// Only sessions assigned to this agent (now or when they ended).
+    agent_id: Option<Uuid>,
+    /// Only sessions started at or after this time (RFC 3339, or a date: its start, UTC).
+    from: Option<String>,
+    /// Only sessions started before this time (RFC 3339, or a date: the end of that day, UTC).
+    to: Option<String>,
+    /// Only sessions the customer rated so (1–5).
+    rating: Option<i16>,
     /// At most this many (1–200, default 50).
     limit: Option<i64>,
     /// `nextCursor` from the previous page.
     cursor: Option<Uuid>,
+}
+
+/// A time bound of a filter: an RFC 3339 time, or a date (UTC) whose start
+/// (`end_of_day` false) or end is meant.
+pub fn time_bound(field: &str, value: Option<&str>, end_of_day: bool) -> Result<Option<DateTime<Utc>>, AppError> {
+    let Some(value) = value else { return Ok(None) };
+    if let Ok(at) = DateTime::parse_from_rfc3339(value) {
+        return Ok(Some(at.with_timezone(&Utc)));
+    }
+    let date = chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| AppError::validation(format!("{field} must be an RFC 3339 time or a date (YYYY-MM-DD)")))?;
+    let day = if end_of_day { date.succ_opt().unwrap_or(date) } else { date };
+    Ok(day.and_hms_opt(0, 0, 0).map(|start| start.and_utc()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -146,7 +172,7 @@ pub struct SessionPage {
     next_cursor: Option<Uuid>,
 }
 
-/// List sessions, newest first (agents see the queue and their own chats; admins see all).
+/// List or search sessions, newest first (agents see the queue and their own chats; admins see all).
 #[utoipa::path(
     tag = "sessions",
     params(ListQuery),
@@ -162,9 +188,28 @@ pub async fn list(
     let staff = caller.require(&[Role::Agent, Role::Admin])?;
     let limit = page_size(query.limit)?;
     let agent = (staff.role == Role::Agent).then_some(staff.user_id);
-    let (status, cursor) = (query.status, query.cursor);
-    let rows = db::run(&state.pool, async |conn| queries::sessions::page(conn, agent, status, cursor, limit + 1).await)
-        .await?;
+    let text = match query.q.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) if text.chars().count() > 200 || text.contains('\0') => {
+            return Err(AppError::validation("q must be at most 200 characters, with no NUL"))
+        }
+        Some(text) => Some(text.to_owned()),
+    };
+    if query.rating.is_some_and(|rating| !(1..=5).contains(&rating)) {
+        return Err(AppError::validation("rating must be from 1 to 5"));
+    }
+    let filter = queries::sessions::Filter {
+        status: query.status,
+        text,
+        agent_id: query.agent_id,
+        created_from: time_bound("from", query.from.as_deref(), false)?,
+        created_before: time_bound("to", query.to.as_deref(), true)?,
+        rating: query.rating,
+    };
+    let cursor = query.cursor;
+    let rows =
+        db::run(&state.pool, async |conn| queries::sessions::page(conn, agent, &filter, cursor, limit + 1).await)
+            .await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| rows[limit as usize - 1].0.id);
     let sessions = rows
         .iter()

@@ -29,6 +29,7 @@ mod queue_abuse;
 mod reply_timeout;
 mod rest;
 mod resume;
+mod search;
 mod setup;
 mod shutdown;
 mod slow_clients;

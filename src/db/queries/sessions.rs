@@ -211,15 +211,29 @@ diesel::alias!(crate::db::schema::users as agents: AgentsAlias);
 /// A session with its customer's name and its agent's.
 pub type Named = (ChatSession, String, Option<String>);
 
+/// What a search or a listing narrows sessions to.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub status: Option<SessionStatus>,
+    /// Words (web-search syntax: `"a phrase"`, `-not`, `or`) said in the chat,
+    /// or found in its title, category or customer's name.
+    pub text: Option<String>,
+    pub agent_id: Option<Uuid>,
+    pub created_from: Option<chrono::DateTime<Utc>>,
+    pub created_before: Option<chrono::DateTime<Utc>>,
+    pub rating: Option<i16>,
+}
+
 /// Sessions newest first, with names: an agent (`Some`) sees the waiting ones
 /// and their own; `None` sees all. `after` is the last id of the previous page.
 pub async fn page(
     conn: &mut PgConn,
     agent: Option<Uuid>,
-    status: Option<SessionStatus>,
+    filter: &Filter,
     after: Option<Uuid>,
     limit: i64,
 ) -> QueryResult<Vec<Named>> {
+    use diesel::sql_types::{Bool, Text};
     let mut query = chat_sessions::table
         .inner_join(users::table.on(users::id.eq(chat_sessions::customer_id)))
         .left_join(agents.on(agents.field(users::id).nullable().eq(chat_sessions::assigned_agent_id)))
@@ -232,8 +246,40 @@ pub async fn page(
         query = query
             .filter(chat_sessions::status.eq(SessionStatus::Waiting).or(chat_sessions::assigned_agent_id.eq(agent_id)));
     }
-    if let Some(status) = status {
+    if let Some(status) = filter.status {
         query = query.filter(chat_sessions::status.eq(status));
+    }
+    if let Some(text) = &filter.text {
+        let pattern = format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        // The message search uses chat_messages_search_idx (the same expression).
+        query = query.filter(
+            diesel::dsl::sql::<Bool>(
+                "(chat_sessions.id IN (SELECT m.session_id FROM chat_messages m \
+                 WHERE to_tsvector('simple', m.content) @@ websearch_to_tsquery('simple', ",
+            )
+            .bind::<Text, _>(text.clone())
+            .sql(") AND m.deleted_at IS NULL) OR chat_sessions.title ILIKE ")
+            .bind::<Text, _>(pattern.clone())
+            .sql(" OR chat_sessions.category ILIKE ")
+            .bind::<Text, _>(pattern.clone())
+            .sql(" OR users.display_name ILIKE ")
+            .bind::<Text, _>(pattern)
+            .sql(")"),
+        );
+    }
+    if let Some(agent_id) = filter.agent_id {
+        query = query.filter(chat_sessions::assigned_agent_id.eq(agent_id));
+    }
+    if let Some(from) = filter.created_from {
+        query = query.filter(chat_sessions::created_at.ge(from));
+    }
+    if let Some(before) = filter.created_before {
+        query = query.filter(chat_sessions::created_at.lt(before));
+    }
+    if let Some(rating) = filter.rating {
+        query = query.filter(chat_sessions::id.eq_any(
+            session_analytics::table.filter(session_analytics::rating.eq(rating)).select(session_analytics::session_id),
+        ));
     }
     if let Some(after) = after {
         let Some(last) = find(conn, after).await? else { return Ok(Vec::new()) };
