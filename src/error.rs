@@ -52,6 +52,7 @@ error_codes! {
     SessionOpen => "session_open", CONFLICT;
     AlreadyRated => "already_rated", CONFLICT;
     AlreadySetUp => "already_set_up", CONFLICT;
+    LimitReached => "limit_reached", CONFLICT;
     RateLimited => "rate_limited", TOO_MANY_REQUESTS;
     TooManyOpenChats => "too_many_open_chats", TOO_MANY_REQUESTS;
     TooManySockets => "too_many_sockets", TOO_MANY_REQUESTS;

@@ -123,6 +123,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    canned_replies (id) {
+        id -> Uuid,
+        shortcut -> Text,
+        title -> Text,
+        content -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    labels (id) {
+        id -> Uuid,
+        name -> Text,
+        color -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    session_labels (session_id, label_id) {
+        session_id -> Uuid,
+        label_id -> Uuid,
+    }
+}
+
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::joinable!(chat_messages -> users (sender_id));
 diesel::joinable!(message_attachments -> chat_messages (message_id));
@@ -133,13 +160,18 @@ diesel::joinable!(queue_entries -> users (assigned_agent_id));
 diesel::joinable!(read_receipts -> chat_sessions (session_id));
 diesel::joinable!(read_receipts -> users (participant_id));
 diesel::joinable!(session_analytics -> chat_sessions (session_id));
+diesel::joinable!(session_labels -> chat_sessions (session_id));
+diesel::joinable!(session_labels -> labels (label_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    canned_replies,
     chat_messages,
     chat_sessions,
+    labels,
     message_attachments,
     queue_entries,
     read_receipts,
     session_analytics,
+    session_labels,
     users,
 );

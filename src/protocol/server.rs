@@ -154,6 +154,9 @@ pub struct SessionView {
     /// The note given when the chat was closed or resolved: shown to staff, never to the customer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// The chat's labels, for staff, where a listing read them (`GET /api/sessions`, `GET /api/sessions/{id}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 impl SessionView {
@@ -185,6 +188,7 @@ impl SessionView {
             created_at: session.created_at,
             closed_at: session.closed_at,
             notes: None,
+            labels: Vec::new(),
         }
     }
 }

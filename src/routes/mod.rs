@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catalog;
 pub mod customers;
 pub mod docs;
 pub mod health;
@@ -55,6 +56,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::chat)
         .service(sessions::user_sessions)
         .service(customers::profile)
+        .service(catalog::list_canned)
+        .service(catalog::create_canned)
+        .service(catalog::update_canned)
+        .service(catalog::delete_canned)
+        .service(catalog::list_labels)
+        .service(catalog::create_label)
+        .service(catalog::delete_label)
+        .service(catalog::set_session_labels)
         .service(uploads::upload)
         .service(uploads::download)
         .service(admin::stats)

@@ -145,6 +145,8 @@ pub struct ListQuery {
     to: Option<String>,
     /// Only sessions the customer rated so (1–5).
     rating: Option<i16>,
+    /// Only sessions with this label.
+    label: Option<String>,
     /// At most this many (1–200, default 50).
     limit: Option<i64>,
     /// `nextCursor` from the previous page.
@@ -205,16 +207,24 @@ pub async fn list(
         created_from: time_bound("from", query.from.as_deref(), false)?,
         created_before: time_bound("to", query.to.as_deref(), true)?,
         rating: query.rating,
+        label: query.label.clone(),
     };
     let cursor = query.cursor;
-    let rows =
-        db::run(&state.pool, async |conn| queries::sessions::page(conn, agent, &filter, cursor, limit + 1).await)
-            .await?;
+    let (rows, mut labels) = db::run(&state.pool, async |conn| {
+        let rows = queries::sessions::page(conn, agent, &filter, cursor, limit + 1).await?;
+        let ids: Vec<Uuid> = rows.iter().map(|(session, ..)| session.id).collect();
+        let labels = queries::catalog::labels_of(conn, &ids).await?;
+        Ok((rows, labels))
+    })
+    .await?;
     let next_cursor = (rows.len() as i64 > limit).then(|| rows[limit as usize - 1].0.id);
     let sessions = rows
         .iter()
         .take(limit as usize)
-        .map(|(session, customer, agent)| SessionView::for_role(session, customer, agent.as_deref(), staff.role))
+        .map(|(session, customer, agent)| SessionView {
+            labels: labels.remove(&session.id).unwrap_or_default(),
+            ..SessionView::for_role(session, customer, agent.as_deref(), staff.role)
+        })
         .collect();
     Ok(HttpResponse::Ok().json(SessionPage { sessions, next_cursor }))
 }
@@ -232,7 +242,15 @@ pub async fn get_one(
     caller: Authenticated,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(readable(&state, &caller, id.into_inner()).await?))
+    let id = id.into_inner();
+    let mut session = readable(&state, &caller, id).await?;
+    if caller.0.role != Role::Customer {
+        session.labels = db::run(&state.pool, async |conn| queries::catalog::labels_of(conn, &[id]).await)
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+    }
+    Ok(HttpResponse::Ok().json(session))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -243,7 +261,7 @@ pub struct PatchSessionBody {
     priority: Option<Priority>,
 }
 
-/// Change a session's title, category or priority (its agent or an admin).
+/// Change a session's title or category (its customer, its agent or an admin) or its priority (its agent or an admin).
 #[utoipa::path(
     tag = "sessions",
     params(("id" = Uuid, Path, description = "Session id")),

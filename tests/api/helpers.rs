@@ -706,6 +706,10 @@ impl TestApp {
             .await
     }
 
+    pub async fn put_as(&self, path: &str, token: &str, body: serde_json::Value) -> Answer {
+        TestApp::answer(self.http.put(self.url(path)).bearer_auth(token).json(&body).send().await.expect("sent")).await
+    }
+
     pub async fn delete_as(&self, path: &str, token: &str) -> Answer {
         TestApp::answer(self.http.delete(self.url(path)).bearer_auth(token).send().await.expect("sent")).await
     }

@@ -11,6 +11,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod bots;
+mod catalog;
 mod chat_flow;
 mod cluster;
 mod configuration;

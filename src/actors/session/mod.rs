@@ -1266,8 +1266,9 @@ impl SessionActor {
         priority: Option<Priority>,
     ) {
         let status = match self.check_access(&origin.caller) {
-            Ok(_) if origin.caller.role == Role::Customer => {
-                return reply.fail(&AppError::new(ErrorCode::Forbidden, "only agents and admins edit a session"))
+            // The customer names and files their own chat; its priority is the staff's to set.
+            Ok(_) if origin.caller.role == Role::Customer && priority.is_some() => {
+                return reply.fail(&AppError::new(ErrorCode::Forbidden, "only agents and admins change a priority"))
             }
             Ok(loaded) => loaded.core.status(),
             Err(error) => return reply.fail(&error),

@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod attachments;
+pub mod catalog;
 pub mod messages;
 pub mod queue;
 pub mod receipts;

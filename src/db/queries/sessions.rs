@@ -222,6 +222,7 @@ pub struct Filter {
     pub created_from: Option<chrono::DateTime<Utc>>,
     pub created_before: Option<chrono::DateTime<Utc>>,
     pub rating: Option<i16>,
+    pub label: Option<String>,
 }
 
 /// Sessions newest first, with names: an agent (`Some`) sees the waiting ones
@@ -275,6 +276,17 @@ pub async fn page(
     }
     if let Some(before) = filter.created_before {
         query = query.filter(chat_sessions::created_at.lt(before));
+    }
+    if let Some(label) = &filter.label {
+        use crate::db::schema::{labels, session_labels};
+        query = query.filter(
+            chat_sessions::id.eq_any(
+                session_labels::table
+                    .inner_join(labels::table)
+                    .filter(labels::name.eq(label.clone()))
+                    .select(session_labels::session_id),
+            ),
+        );
     }
     if let Some(rating) = filter.rating {
         query = query.filter(chat_sessions::id.eq_any(

@@ -1,0 +1,3 @@
+DROP TABLE session_labels;
+DROP TABLE labels;
+DROP TABLE canned_replies;
