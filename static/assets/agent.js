@@ -1,6 +1,6 @@
 // The agent desk: sign-in, presence, the live queue, chats side by side as
-// tabs, typing and read receipts, transfer, close, canned responses and
-// notifications. Speaks docs/PROTOCOL.md over /ws/agent.
+// tabs, typing and read receipts, private notes, transfer, close, canned
+// responses and notifications. Speaks docs/PROTOCOL.md over /ws/agent.
 
 import {
   Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
@@ -12,6 +12,8 @@ const MAX_CONTENT = 4000;
 const MAX_UPLOAD = 10 * 1024 * 1024;
 const UPLOAD_TYPES = /^(image\/(png|jpe?g|gif|webp)|application\/pdf|text\/plain)$/;
 const TITLE = 'Agent desk · Switchboard';
+const REPLY_PLACEHOLDER = 'Write a reply…  (Enter to send, Shift+Enter for a new line)';
+const NOTE_PLACEHOLDER = 'Write a private note: only agents and admins see it, never the customer';
 
 const CANNED = [
   { label: 'Greeting', text: 'Hi {name}, thanks for waiting! I\'m {agent} and I\'ll be helping you today.' },
@@ -420,6 +422,10 @@ function createChat(sessionId, session) {
     typingTimer: null,
     typingHide: null,
     pendingFile: null,
+    // 'reply' goes to the customer; 'note' stays with the staff. The mode
+    // stays as chosen after sending: falling back to 'reply' by itself would
+    // send the next thing the agent meant as a note to the customer.
+    mode: 'reply',
     els: {},
   };
   const els = chat.els;
@@ -457,7 +463,7 @@ function createChat(sessionId, session) {
   // composer
   els.input = h('textarea', {
     class: 'composer-input', testid: 'agent-input', rows: '2', maxlength: String(MAX_CONTENT),
-    placeholder: 'Write a reply…  (Enter to send, Shift+Enter for a new line)', 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
+    placeholder: REPLY_PLACEHOLDER, 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
     oninput: () => onInput(chat),
     onkeydown: (event) => {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
@@ -490,9 +496,21 @@ function createChat(sessionId, session) {
   });
   els.attach = h('button', { type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-attach', title: 'Attach a file', 'aria-label': 'Attach a file', onclick: () => els.file.click() }, icon('clip', 16), h('span', { text: 'Attach' }));
   els.preview = h('div', { class: 'attachment-preview', hidden: true });
-  els.send = h('button', { type: 'button', class: 'btn btn-primary send-btn', testid: 'agent-send', onclick: () => send(chat), 'aria-label': 'Send' }, h('span', { text: 'Send' }), icon('send', 16));
-  els.composer = h('div', { class: 'composer', testid: 'agent-composer' },
-    els.canned, els.preview, els.input,
+  els.sendLabel = h('span', { text: 'Send' });
+  els.send = h('button', { type: 'button', class: 'btn btn-primary send-btn', testid: 'agent-send', onclick: () => send(chat), 'aria-label': 'Send' }, els.sendLabel, icon('send', 16));
+  els.modeReply = h('button', {
+    type: 'button', class: 'mode-btn', testid: 'agent-mode-reply', 'aria-pressed': 'true',
+    title: 'Reply to the customer', onclick: () => setMode(chat, 'reply'),
+  }, icon('chat', 14), h('span', { text: 'Reply' }));
+  els.modeNote = h('button', {
+    type: 'button', class: 'mode-btn', testid: 'agent-mode-note', 'aria-pressed': 'false',
+    title: 'Write a note only your team sees', onclick: () => setMode(chat, 'note'),
+  }, icon('lock', 14), h('span', { text: 'Private note' }));
+  els.modeHint = h('span', { class: 'mode-hint', testid: 'agent-note-hint', hidden: true }, 'Not sent to the customer');
+  els.composer = h('div', { class: 'composer', testid: 'agent-composer', dataset: { mode: 'reply' } },
+    els.canned,
+    h('div', { class: 'composer-modes', role: 'group', 'aria-label': 'Reply or private note' }, els.modeReply, els.modeNote, els.modeHint),
+    els.preview, els.input,
     h('div', { class: 'composer-bar' }, els.cannedButton, els.attach, els.file, h('span', { class: 'spacer' }), els.send));
 
   els.pane = h('section', { class: 'chat-pane', testid: 'agent-chat', dataset: { sessionId }, hidden: true, 'aria-label': `Chat with ${session.customerName || 'customer'}` },
@@ -515,6 +533,38 @@ function insertCanned(chat, text) {
   onInput(chat);
 }
 
+function setMode(chat, mode) {
+  if (chat.mode === mode) {
+    chat.els.input.focus();
+    return;
+  }
+  // Typing a note is nothing the customer should see as "Alice is typing…".
+  if (mode === 'note') stopTyping(chat);
+  chat.mode = mode;
+  renderMode(chat);
+  chat.els.input.focus();
+  if (mode === 'reply') onInput(chat);
+}
+
+function renderMode(chat) {
+  const els = chat.els;
+  const note = chat.mode === 'note';
+  els.composer.dataset.mode = chat.mode;
+  els.modeReply.setAttribute('aria-pressed', String(!note));
+  els.modeNote.setAttribute('aria-pressed', String(note));
+  els.modeHint.hidden = !note;
+  els.input.placeholder = note ? NOTE_PLACEHOLDER : REPLY_PLACEHOLDER;
+  els.input.setAttribute('aria-label', note ? 'Private note, not sent to the customer' : `Reply to ${chat.session.customerName || 'the customer'}`);
+  els.sendLabel.textContent = note ? 'Add note' : 'Send';
+  els.send.setAttribute('aria-label', note ? 'Add private note' : 'Send');
+  // Notes carry text only: canned replies and files belong to replies (a
+  // file already chosen waits for reply mode).
+  els.cannedButton.hidden = note;
+  els.attach.hidden = note;
+  if (note) els.canned.hidden = true;
+  els.preview.hidden = note || !chat.pendingFile;
+}
+
 function renderChatHeader(chat) {
   const s = chat.session;
   const parts = [];
@@ -533,6 +583,8 @@ function renderChatHeader(chat) {
   chat.els.send.disabled = !live;
   chat.els.attach.disabled = !live || state.uploadsUnavailable;
   chat.els.cannedButton.disabled = !live;
+  chat.els.modeReply.disabled = !live;
+  chat.els.modeNote.disabled = !live;
   chat.els.composer.hidden = !live;
   chat.els.tab.classList.toggle('is-closed', !live);
 }
@@ -613,7 +665,7 @@ function closed(sessionId, reason) {
     abandoned: 'The customer left, so the chat was closed.',
   }[reason] || 'This chat has ended.';
   chat.els.ended.hidden = false;
-  for (const item of chat.outbox) markFailed(item, 'Not delivered: the chat has ended.');
+  for (const item of chat.outbox) markFailed(item, 'the chat has ended');
   chat.outbox = [];
   renderChatHeader(chat);
   renderCapacity();
@@ -625,14 +677,20 @@ function closed(sessionId, reason) {
 function senderName(message) {
   if (message.sender === 'customer') return message.senderName || 'Customer';
   if (message.sender === 'bot') return message.senderName || 'Assistant';
-  if (message.sender === 'agent') return message.senderName || 'Agent';
+  if (message.sender === 'agent' || message.sender === 'note') return message.senderName || 'Agent';
   return '';
 }
 
-function messageElement(chat, message) {
+/**
+ * One message of a conversation as a list item. A private note (sender
+ * `note`) is drawn apart from everything the customer sees: amber, dashed,
+ * with a lock and "Private note" before its author's name.
+ */
+function messageElement(message) {
   const system = message.sender === 'system' || message.messageType === 'system';
   const sender = system ? 'system' : message.sender;
   const mine = sender === 'agent';
+  const note = sender === 'note';
   const li = h('li', { class: `msg from-${sender}${mine ? ' mine' : ''}`, testid: 'agent-message', dataset: { sender } });
   if (system) {
     li.append(h('span', { class: 'system-text', testid: 'agent-message-text', text: message.content || '' }),
@@ -642,12 +700,13 @@ function messageElement(chat, message) {
   const bubble = h('div', { class: 'bubble', testid: 'agent-message-text' });
   bubble.append(richText(message.content || ''));
   const tag = sender === 'bot' ? h('span', { class: 'tag tag-bot', text: 'Bot' }) : null;
+  const noteTag = note ? h('span', { class: 'tag tag-note', testid: 'agent-note-label' }, icon('lock', 11), 'Private note') : null;
   const meta = h('div', { class: 'msg-meta' },
-    h('span', { class: 'msg-name', text: senderName(message) }), tag,
+    noteTag, h('span', { class: 'msg-name', testid: note ? 'agent-note-author' : null, text: senderName(message) }), tag,
     h('time', { class: 'msg-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
   const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments), botDetails(message.bot));
-  if (mine) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
-  if (!mine) {
+  if (mine || note) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
+  if (!mine && !note) {
     const face = sender === 'bot' ? h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true' }, icon('bot', 15)) : avatar(message.senderName);
     li.append(face);
   }
@@ -720,7 +779,7 @@ function regroup(chat) {
 function addMessage(chat, message, live) {
   if (!message || typeof message.seq !== 'number' || !message.messageId) return;
   if (chat.ids.has(message.messageId) || chat.seqs.has(message.seq)) return;
-  const li = messageElement(chat, message);
+  const li = messageElement(message);
   li.dataset.seq = String(message.seq);
   li.dataset.messageId = message.messageId;
   chat.ids.add(message.messageId);
@@ -728,10 +787,12 @@ function addMessage(chat, message, live) {
   chat.maxSeq = Math.max(chat.maxSeq, message.seq);
   place(chat, li, message.seq);
   if (message.sender === 'agent') setReceipt(li, message.seq <= chat.customerRead ? 'read' : 'sent');
+  else if (message.sender === 'note') setReceipt(li, 'sent');
   regroup(chat);
   if (message.sender === 'customer') setTyping(chat, false);
   if (message.messageType !== 'system' && message.sender !== 'system') {
-    chat.els.tabPreview.textContent = `${message.sender === 'agent' ? 'You: ' : ''}${message.content || ''}`.slice(0, 90);
+    const prefix = { agent: 'You: ', note: 'Note: ' }[message.sender] || '';
+    chat.els.tabPreview.textContent = `${prefix}${message.content || ''}`.slice(0, 90);
     chat.els.tabTime.textContent = formatTime(message.createdAt);
   }
   if (state.activeId === chat.id) renderDetailsSoon(chat);
@@ -759,7 +820,9 @@ function setReceipt(li, status) {
   if (!box) return;
   li.dataset.status = status;
   clear(box);
-  const label = { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not delivered' }[status];
+  const label = li.dataset.sender === 'note'
+    ? { sending: 'Saving…', sent: 'Saved for your team', failed: 'Not saved' }[status]
+    : { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not delivered' }[status];
   box.title = label;
   if (status === 'sending') box.append(icon('clock', 13), h('span', { text: label }));
   else if (status === 'sent') box.append(icon('check', 14), h('span', { text: label }));
@@ -819,7 +882,7 @@ document.addEventListener('visibilitychange', () => {
 
 function onInput(chat) {
   const value = chat.els.input.value;
-  if (!socket?.open || chat.closed || chat.released) return;
+  if (!socket?.open || chat.closed || chat.released || chat.mode === 'note') return;
   if (!value.trim()) {
     stopTyping(chat);
     return;
@@ -842,24 +905,28 @@ function stopTyping(chat) {
 
 function send(chat) {
   const text = chat.els.input.value.replace(/\s+$/, '');
-  const file = chat.pendingFile;
+  const note = chat.mode === 'note';
+  const file = note ? null : chat.pendingFile;
   if ((!text.trim() && !file) || chat.closed || chat.released) return;
   if (text.length > MAX_CONTENT) {
-    toast(`A message can have at most ${MAX_CONTENT} characters.`, 'error');
+    toast(`A ${note ? 'note' : 'message'} can have at most ${MAX_CONTENT} characters.`, 'error');
     return;
   }
   chat.els.canned.hidden = true;
   chat.typingSentAt = 0;
   clearTimeout(chat.typingTimer);
   if (file) uploadAndSend(chat, file, text);
-  else queueMessage(chat, text);
+  else queueMessage(chat, text, { note });
   chat.els.input.value = '';
   chat.els.input.focus();
 }
 
-function queueMessage(chat, content, attachments, shown) {
-  const item = { clientMsgId: newId('a-'), content, attachments: attachments || null, state: 'queued' };
-  item.el = messageElement(chat, { sender: 'agent', senderName: state.login?.name, content, createdAt: new Date().toISOString(), attachments: shown });
+// A reply or a private note goes through the same outbox: shown at once,
+// sent with its own clientMsgId (resent with the same one after a lost
+// connection or a refusal worth retrying), placed by seq when acknowledged.
+function queueMessage(chat, content, { attachments = null, shown, note = false } = {}) {
+  const item = { clientMsgId: newId(note ? 'n-' : 'a-'), content, attachments, note, state: 'queued' };
+  item.el = messageElement({ sender: note ? 'note' : 'agent', senderName: state.login?.name, content, createdAt: new Date().toISOString(), attachments: shown });
   item.el.dataset.clientMsgId = item.clientMsgId;
   setReceipt(item.el, 'sending');
   chat.els.list.append(item.el);
@@ -876,13 +943,13 @@ function flushOutbox(chat) {
     item.state = 'sending';
     const data = { sessionId: chat.id, content: item.content, clientMsgId: item.clientMsgId };
     if (item.attachments) data.attachments = item.attachments;
-    socket.request('agent:send_message', data).catch((error) => {
+    socket.request(item.note ? 'agent:send_note' : 'agent:send_message', data).catch((error) => {
       if (!chat.outbox.includes(item)) return;
       if (error.code === 'disconnected') { item.state = 'queued'; return; }
       if (error.code === 'rate_limited') {
         const wait = Math.max(1, Number(error.retryAfter) || 5);
         item.state = 'queued';
-        toast(`Too many messages in this chat for now; sending again in ${Math.ceil(wait)} s.`, 'error');
+        toast(`Too many ${item.note ? 'notes and messages' : 'messages'} in this chat for now; sending again in ${Math.ceil(wait)} s.`, 'error');
         setTimeout(() => flushOutbox(chat), wait * 1000);
         return;
       }
@@ -914,9 +981,9 @@ function acknowledge(data) {
   item.el.dataset.seq = String(data.seq);
   item.el.dataset.messageId = data.messageId;
   place(chat, item.el, data.seq);
-  setReceipt(item.el, data.seq <= chat.customerRead ? 'read' : 'sent');
+  setReceipt(item.el, !item.note && data.seq <= chat.customerRead ? 'read' : 'sent');
   regroup(chat);
-  chat.els.tabPreview.textContent = `You: ${item.content}`.slice(0, 90);
+  chat.els.tabPreview.textContent = `${item.note ? 'Note: ' : 'You: '}${item.content}`.slice(0, 90);
   chat.els.tabTime.textContent = formatTime(data.createdAt);
 }
 
@@ -963,7 +1030,7 @@ async function uploadAndSend(chat, file, text) {
   if (response && (response.status === 201 || response.ok)) {
     const uploaded = await response.json();
     clearFile(chat);
-    queueMessage(chat, text.trim() ? text : uploaded.fileName || file.name, [uploaded.attachmentId], [uploaded]);
+    queueMessage(chat, text.trim() ? text : uploaded.fileName || file.name, { attachments: [uploaded.attachmentId], shown: [uploaded] });
     return;
   }
   if (response && (response.status === 404 || response.status === 405)) {
@@ -1021,6 +1088,9 @@ $('close-dialog').addEventListener('close', async () => {
   if (form.notes.value.trim()) data.notes = form.notes.value.trim();
   try {
     await socket.request('agent:close_session', data);
+    // Stored as sent: shown with the closed chat's details.
+    chat.session.notes = data.notes || null;
+    if (state.activeId === chat.id) renderDetails(chat);
   } catch (error) {
     if (error.code === 'session_closed') closed(chat.id, 'closed');
     else toast(`Could not close: ${error.message || error.code}`, 'error');
@@ -1076,8 +1146,13 @@ function renderDetails(chat) {
       detailRow('Language', typeof meta.language === 'string' ? meta.language : null),
       detailRow('Referrer', typeof meta.referrer === 'string' ? meta.referrer : null),
       detailRow('Messages', String(chat.seqs.size)),
-      detailRow('Session', h('code', { text: chat.id.slice(0, 8) }))),
+      detailRow('Session', h('code', { text: chat.id.slice(0, 8) })),
+      detailRow('Close note', s.notes ? closeNote(s.notes) : null, 'agent-detail-close-note')),
   );
+}
+
+function closeNote(text) {
+  return h('span', { class: 'close-note' }, icon('lock', 12), h('span', { text }));
 }
 
 // ------------------------------------------------------------------ notifications
