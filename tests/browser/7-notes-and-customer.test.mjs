@@ -1,6 +1,8 @@
-// Private notes on the agent desk against the real server: a note the agent
-// writes stays with the staff (the customer's page never receives it, live or
-// on reload), and the note left when closing shows with the closed chat.
+// Private notes and the customer beside the chat, on the agent desk against
+// the real server: a note the agent writes stays with the staff (the
+// customer's page never receives it, live or on reload), and when the same
+// customer comes back, the agent who takes the new chat sees who they are and
+// reads their earlier chat, its outcome, rating and notes.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -15,7 +17,7 @@ const REPLY = 'I can see your refund: it is on its way and should reach you with
 const CLOSE_NOTE = 'Refund confirmed with finance; nothing more to do.';
 const RATING_COMMENT = 'Very helpful, thank you';
 
-describe('private notes', () => {
+describe('private notes and the customer beside the chat', () => {
   let browser;
   let customer;
   let agent;
@@ -24,6 +26,7 @@ describe('private notes', () => {
   // Every frame the customer's browser received on any socket, as sent.
   const customerFrames = [];
   let firstSession;
+  let secondSession;
 
   const agentChat = (id) => agent.locator(`[data-testid=agent-chat][data-session-id="${id}"]`);
   const widgetSession = () => customer.evaluate(() => {
@@ -166,6 +169,85 @@ describe('private notes', () => {
     assert.ok(!(await widgetText()).includes(CLOSE_NOTE), 'the close note is not shown to the customer');
     await agentChat(firstSession).getByTestId('agent-dismiss').click();
     await agentChat(firstSession).waitFor({ state: 'detached' });
+  });
+
+  it('shows the returning customer\'s profile and earlier chat beside the new one, and opens it read only', async () => {
+    await customer.getByTestId('sb-new-chat').click();
+    secondSession = await until(async () => {
+      const id = await widgetSession();
+      return id && id !== firstSession ? id : null;
+    }, 'a new session in the widget');
+    await customerAsksForAPerson(secondSession);
+
+    const panel = agent.getByTestId('agent-customer');
+    await until(async () => (await panel.getByTestId('agent-customer-name').textContent().catch(() => '')) === CUSTOMER_NAME,
+      "the customer's name in the Customer panel");
+    // Loaded for this chat: both chats are listed (a list read during the first chat had one).
+    const items = panel.getByTestId('agent-past-chat');
+    await until(async () => (await items.count()) === 2, 'two chats in the list');
+    assert.equal(await panel.getByTestId('agent-customer-email').textContent(), 'Not given');
+    assert.notEqual((await panel.getByTestId('agent-customer-first-seen').textContent()).trim(), '');
+
+    // The visitor info is this chat's metadata as the widget sent it: folded, every key there.
+    const visitor = panel.getByTestId('agent-customer-visitor');
+    assert.equal(await visitor.getAttribute('open'), null, 'folded: it is what "This chat" shows above');
+    await visitor.locator('summary').click();
+    const page = visitor.locator('[data-testid=agent-visitor-row][data-key=page] dd');
+    assert.equal(await page.textContent(), `${BASE_URL}/`);
+    assert.equal(await visitor.locator('[data-testid=agent-visitor-row][data-key=pageTitle] dd').textContent(), await customer.title());
+
+    // Both chats, newest first: this one, then the earlier one with how it went.
+    assert.deepEqual(await items.evaluateAll((lis) => lis.map((li) => li.dataset.sessionId)), [secondSession, firstSession]);
+    assert.match(await items.nth(0).textContent(), /This chat/);
+    const earlier = panel.locator(`[data-testid=agent-past-chat][data-session-id="${firstSession}"]`);
+    assert.equal(await earlier.getByTestId('agent-past-chat-outcome').getAttribute('data-outcome'), 'resolved');
+    assert.equal(await earlier.getByTestId('agent-past-chat-outcome').textContent(), 'Resolved');
+    assert.equal(await earlier.getByTestId('agent-past-chat-rating').getAttribute('data-rating'), '5');
+    assert.equal(await earlier.getByTestId('agent-past-chat-rating').getAttribute('aria-label'), 'Rated 5 of 5');
+    assert.equal(await earlier.getByTestId('agent-past-chat-agent').textContent(), AGENT.name);
+    assert.equal(await earlier.getByTestId('agent-past-chat-comment').textContent(), `“${RATING_COMMENT}”`);
+    assert.equal(await earlier.getByTestId('agent-past-chat-note').textContent(), CLOSE_NOTE);
+    await earlier.scrollIntoViewIfNeeded();
+    await screenshot(agent, 'agent-customer-panel');
+
+    // Opened, the earlier chat reads as it happened, the private note drawn as a note; nothing to write in.
+    await earlier.getByTestId('agent-past-chat-open').click();
+    const drawer = agent.getByTestId('agent-transcript');
+    await drawer.waitFor();
+    const transcript = drawer.getByTestId('agent-transcript-messages');
+    await until(async () => (await transcript.locator('[data-testid=agent-message]').count()) > 0, 'the messages of the earlier chat');
+    const read = await transcript.locator('[data-testid=agent-message]').evaluateAll((lis) => lis.map((li) => ({
+      seq: Number(li.dataset.seq), sender: li.dataset.sender, text: li.querySelector('[data-testid=agent-message-text]').textContent,
+    })));
+    const seqs = read.map((m) => m.seq);
+    assert.deepEqual(seqs, seqs.map((_, i) => i + 1), 'the whole chat, in order, the note included');
+    assert.ok(read.some((m) => m.sender === 'customer' && m.text === 'My refund has not arrived'));
+    assert.ok(read.some((m) => m.sender === 'agent' && m.text === REPLY));
+    const noteItem = transcript.locator('[data-testid=agent-message][data-sender=note]');
+    assert.equal(await noteItem.getByTestId('agent-message-text').textContent(), NOTE);
+    assert.equal(await noteItem.getByTestId('agent-note-label').textContent(), 'Private note');
+    assert.equal(await drawer.getByTestId('agent-transcript-outcome').textContent(), 'Resolved');
+    assert.equal(await drawer.getByTestId('agent-transcript-note').textContent(), CLOSE_NOTE);
+    assert.match(await drawer.getByTestId('agent-transcript-summary').textContent(), new RegExp(`with ${AGENT.name}`));
+    assert.equal(await drawer.locator('textarea, input').count(), 0, 'read only');
+    await screenshot(agent, 'agent-past-chat');
+    await drawer.getByTestId('agent-transcript-close').click();
+    await drawer.waitFor({ state: 'hidden' });
+
+    // Narrower screens have no details column: the panel slides over the chat.
+    await agent.setViewportSize({ width: 1000, height: 760 });
+    assert.equal(await agent.getByTestId('agent-details').isVisible(), false);
+    await agentChat(secondSession).getByTestId('agent-customer-toggle').click();
+    await panel.waitFor();
+    await screenshot(agent, 'agent-customer-panel-narrow');
+    await agent.getByTestId('agent-details-close').click();
+    await agent.getByTestId('agent-details').waitFor({ state: 'hidden' });
+    await agent.setViewportSize(DESKTOP);
+
+    // Done: the chat is closed, as the desk leaves it for the next test.
+    await agentChat(secondSession).getByTestId('agent-close').click();
+    await agent.getByTestId('agent-close-confirm').click();
+    await agentChat(secondSession).getByTestId('agent-chat-ended').waitFor();
   });
 
   it('raised no dialog, no page error and no Content-Security-Policy violation', () => {
