@@ -31,6 +31,7 @@ const REASONS = {
   bot_could_not_help: 'The bot could not help',
   bot_unavailable: 'The bot was unavailable',
   agent_left: 'Agent left',
+  no_reply: 'Waited too long for an answer',
   transferred: 'Transferred',
 };
 
@@ -658,7 +659,9 @@ function released(sessionId, reason) {
     return;
   }
   renderChatHeader(chat);
-  chat.els.endedText.textContent = 'This chat went back to the queue while you were away.';
+  chat.els.endedText.textContent = reason === 'no_reply'
+    ? 'The customer waited too long for your answer, so this chat went back to the queue.'
+    : 'This chat went back to the queue while you were away.';
   chat.els.ended.hidden = false;
   renderCapacity();
 }
