@@ -1,6 +1,6 @@
 // The agent desk: sign-in, presence, the live queue, chats side by side as
-// tabs, typing and read receipts, transfer, close, canned responses and
-// notifications. Speaks docs/PROTOCOL.md over /ws/agent.
+// tabs, typing and read receipts, private notes, transfer, close, canned
+// responses and notifications. Speaks docs/PROTOCOL.md over /ws/agent.
 
 import {
   Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
@@ -12,6 +12,8 @@ const MAX_CONTENT = 4000;
 const MAX_UPLOAD = 10 * 1024 * 1024;
 const UPLOAD_TYPES = /^(image\/(png|jpe?g|gif|webp)|application\/pdf|text\/plain)$/;
 const TITLE = 'Agent desk · Switchboard';
+const REPLY_PLACEHOLDER = 'Write a reply…  (Enter to send, Shift+Enter for a new line)';
+const NOTE_PLACEHOLDER = 'Write a private note: only agents and admins see it, never the customer';
 
 const CANNED = [
   { label: 'Greeting', text: 'Hi {name}, thanks for waiting! I\'m {agent} and I\'ll be helping you today.' },
@@ -29,6 +31,7 @@ const REASONS = {
   bot_could_not_help: 'The bot could not help',
   bot_unavailable: 'The bot was unavailable',
   agent_left: 'Agent left',
+  no_reply: 'Waited too long for an answer',
   transferred: 'Transferred',
 };
 
@@ -51,6 +54,10 @@ const state = {
   activeId: null,
   sound: localStorage.getItem('switchboard:agent:sound') !== 'off',
   uploadsUnavailable: false,
+  // What GET /api/customers/{id} said of each customer whose chat is open
+  // here: {data, status, error, loading, at}. Kept when a later load is
+  // refused (after the chat closed, the agent may no longer read it).
+  customers: new Map(),
 };
 
 let socket = null;
@@ -79,6 +86,8 @@ function signOut(notice) {
   state.board = null;
   state.seenQueue.clear();
   state.queueLoaded = false;
+  state.customers.clear();
+  if ($('transcript-dialog').open) $('transcript-dialog').close();
   clear($('queue'));
   clear($('chats'));
   showLogin(notice);
@@ -401,6 +410,7 @@ function assigned({ sessionId, session, messages = [] }) {
   }
   if (state.pickingUp === sessionId) state.pickingUp = null;
   if (state.activeId === sessionId) renderDetails(chat);
+  loadCustomer(chat, { force: true });
 }
 
 function createChat(sessionId, session) {
@@ -420,6 +430,10 @@ function createChat(sessionId, session) {
     typingTimer: null,
     typingHide: null,
     pendingFile: null,
+    // 'reply' goes to the customer; 'note' stays with the staff. The mode
+    // stays as chosen after sending: falling back to 'reply' by itself would
+    // send the next thing the agent meant as a note to the customer.
+    mode: 'reply',
     els: {},
   };
   const els = chat.els;
@@ -439,10 +453,12 @@ function createChat(sessionId, session) {
   els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Return to queue', 'aria-label': 'Return to queue', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Return to queue' }));
   els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
   els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
+  // Narrow screens have no room for the details column: it slides over the chat.
+  els.customerToggle = h('button', { class: 'btn btn-sm details-toggle', type: 'button', testid: 'agent-customer-toggle', title: 'Customer', 'aria-label': 'Customer details', onclick: () => showDetailsOver(true) }, icon('person', 16), h('span', { class: 'label', text: 'Customer' }));
   els.head = h('header', { class: 'chat-head' },
     els.back, avatar(session.customerName, 'avatar-lg'),
     h('div', { class: 'chat-heading' }, els.title, els.subtitle),
-    h('div', { class: 'chat-actions' }, els.transfer, els.close));
+    h('div', { class: 'chat-actions' }, els.customerToggle, els.transfer, els.close));
 
   els.endedText = h('span');
   els.ended = h('div', { class: 'chat-ended', testid: 'agent-chat-ended', hidden: true },
@@ -457,7 +473,7 @@ function createChat(sessionId, session) {
   // composer
   els.input = h('textarea', {
     class: 'composer-input', testid: 'agent-input', rows: '2', maxlength: String(MAX_CONTENT),
-    placeholder: 'Write a reply…  (Enter to send, Shift+Enter for a new line)', 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
+    placeholder: REPLY_PLACEHOLDER, 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
     oninput: () => onInput(chat),
     onkeydown: (event) => {
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
@@ -490,9 +506,21 @@ function createChat(sessionId, session) {
   });
   els.attach = h('button', { type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-attach', title: 'Attach a file', 'aria-label': 'Attach a file', onclick: () => els.file.click() }, icon('clip', 16), h('span', { text: 'Attach' }));
   els.preview = h('div', { class: 'attachment-preview', hidden: true });
-  els.send = h('button', { type: 'button', class: 'btn btn-primary send-btn', testid: 'agent-send', onclick: () => send(chat), 'aria-label': 'Send' }, h('span', { text: 'Send' }), icon('send', 16));
-  els.composer = h('div', { class: 'composer', testid: 'agent-composer' },
-    els.canned, els.preview, els.input,
+  els.sendLabel = h('span', { text: 'Send' });
+  els.send = h('button', { type: 'button', class: 'btn btn-primary send-btn', testid: 'agent-send', onclick: () => send(chat), 'aria-label': 'Send' }, els.sendLabel, icon('send', 16));
+  els.modeReply = h('button', {
+    type: 'button', class: 'mode-btn', testid: 'agent-mode-reply', 'aria-pressed': 'true',
+    title: 'Reply to the customer', onclick: () => setMode(chat, 'reply'),
+  }, icon('chat', 14), h('span', { text: 'Reply' }));
+  els.modeNote = h('button', {
+    type: 'button', class: 'mode-btn', testid: 'agent-mode-note', 'aria-pressed': 'false',
+    title: 'Write a note only your team sees', onclick: () => setMode(chat, 'note'),
+  }, icon('lock', 14), h('span', { text: 'Private note' }));
+  els.modeHint = h('span', { class: 'mode-hint', testid: 'agent-note-hint', hidden: true }, 'Not sent to the customer');
+  els.composer = h('div', { class: 'composer', testid: 'agent-composer', dataset: { mode: 'reply' } },
+    els.canned,
+    h('div', { class: 'composer-modes', role: 'group', 'aria-label': 'Reply or private note' }, els.modeReply, els.modeNote, els.modeHint),
+    els.preview, els.input,
     h('div', { class: 'composer-bar' }, els.cannedButton, els.attach, els.file, h('span', { class: 'spacer' }), els.send));
 
   els.pane = h('section', { class: 'chat-pane', testid: 'agent-chat', dataset: { sessionId }, hidden: true, 'aria-label': `Chat with ${session.customerName || 'customer'}` },
@@ -515,6 +543,38 @@ function insertCanned(chat, text) {
   onInput(chat);
 }
 
+function setMode(chat, mode) {
+  if (chat.mode === mode) {
+    chat.els.input.focus();
+    return;
+  }
+  // Typing a note is nothing the customer should see as "Alice is typing…".
+  if (mode === 'note') stopTyping(chat);
+  chat.mode = mode;
+  renderMode(chat);
+  chat.els.input.focus();
+  if (mode === 'reply') onInput(chat);
+}
+
+function renderMode(chat) {
+  const els = chat.els;
+  const note = chat.mode === 'note';
+  els.composer.dataset.mode = chat.mode;
+  els.modeReply.setAttribute('aria-pressed', String(!note));
+  els.modeNote.setAttribute('aria-pressed', String(note));
+  els.modeHint.hidden = !note;
+  els.input.placeholder = note ? NOTE_PLACEHOLDER : REPLY_PLACEHOLDER;
+  els.input.setAttribute('aria-label', note ? 'Private note, not sent to the customer' : `Reply to ${chat.session.customerName || 'the customer'}`);
+  els.sendLabel.textContent = note ? 'Add note' : 'Send';
+  els.send.setAttribute('aria-label', note ? 'Add private note' : 'Send');
+  // Notes carry text only: canned replies and files belong to replies (a
+  // file already chosen waits for reply mode).
+  els.cannedButton.hidden = note;
+  els.attach.hidden = note;
+  if (note) els.canned.hidden = true;
+  els.preview.hidden = note || !chat.pendingFile;
+}
+
 function renderChatHeader(chat) {
   const s = chat.session;
   const parts = [];
@@ -533,6 +593,8 @@ function renderChatHeader(chat) {
   chat.els.send.disabled = !live;
   chat.els.attach.disabled = !live || state.uploadsUnavailable;
   chat.els.cannedButton.disabled = !live;
+  chat.els.modeReply.disabled = !live;
+  chat.els.modeNote.disabled = !live;
   chat.els.composer.hidden = !live;
   chat.els.tab.classList.toggle('is-closed', !live);
 }
@@ -557,6 +619,7 @@ function activate(sessionId) {
   chat.unread = 0;
   renderUnread(chat);
   renderDetails(chat);
+  loadCustomer(chat);
   scrollToEnd(chat, true);
   markRead(chat);
   if (!chat.els.input.disabled && window.matchMedia('(min-width: 761px)').matches) chat.els.input.focus();
@@ -596,7 +659,9 @@ function released(sessionId, reason) {
     return;
   }
   renderChatHeader(chat);
-  chat.els.endedText.textContent = 'This chat went back to the queue while you were away.';
+  chat.els.endedText.textContent = reason === 'no_reply'
+    ? 'The customer waited too long for your answer, so this chat went back to the queue.'
+    : 'This chat went back to the queue while you were away.';
   chat.els.ended.hidden = false;
   renderCapacity();
 }
@@ -613,8 +678,11 @@ function closed(sessionId, reason) {
     abandoned: 'The customer left, so the chat was closed.',
   }[reason] || 'This chat has ended.';
   chat.els.ended.hidden = false;
-  for (const item of chat.outbox) markFailed(item, 'Not delivered: the chat has ended.');
+  for (const item of chat.outbox) markFailed(item, 'the chat has ended');
   chat.outbox = [];
+  // The customer's chat list was read while this chat was open; it ends the same way here.
+  const past = state.customers.get(chat.session.customerId)?.data?.sessions?.find((item) => item.sessionId === sessionId);
+  if (past) Object.assign(past, { status: 'closed', endedReason: reason, isResolved: reason === 'resolved', closedAt: new Date().toISOString() });
   renderChatHeader(chat);
   renderCapacity();
   if (state.activeId === sessionId) renderDetails(chat);
@@ -625,14 +693,20 @@ function closed(sessionId, reason) {
 function senderName(message) {
   if (message.sender === 'customer') return message.senderName || 'Customer';
   if (message.sender === 'bot') return message.senderName || 'Assistant';
-  if (message.sender === 'agent') return message.senderName || 'Agent';
+  if (message.sender === 'agent' || message.sender === 'note') return message.senderName || 'Agent';
   return '';
 }
 
-function messageElement(chat, message) {
+/**
+ * One message of a conversation as a list item. A private note (sender
+ * `note`) is drawn apart from everything the customer sees: amber, dashed,
+ * with a lock and "Private note" before its author's name.
+ */
+function messageElement(message, { receipt = true } = {}) {
   const system = message.sender === 'system' || message.messageType === 'system';
   const sender = system ? 'system' : message.sender;
   const mine = sender === 'agent';
+  const note = sender === 'note';
   const li = h('li', { class: `msg from-${sender}${mine ? ' mine' : ''}`, testid: 'agent-message', dataset: { sender } });
   if (system) {
     li.append(h('span', { class: 'system-text', testid: 'agent-message-text', text: message.content || '' }),
@@ -642,12 +716,13 @@ function messageElement(chat, message) {
   const bubble = h('div', { class: 'bubble', testid: 'agent-message-text' });
   bubble.append(richText(message.content || ''));
   const tag = sender === 'bot' ? h('span', { class: 'tag tag-bot', text: 'Bot' }) : null;
+  const noteTag = note ? h('span', { class: 'tag tag-note', testid: 'agent-note-label' }, icon('lock', 11), 'Private note') : null;
   const meta = h('div', { class: 'msg-meta' },
-    h('span', { class: 'msg-name', text: senderName(message) }), tag,
+    noteTag, h('span', { class: 'msg-name', testid: note ? 'agent-note-author' : null, text: senderName(message) }), tag,
     h('time', { class: 'msg-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
   const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments), botDetails(message.bot));
-  if (mine) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
-  if (!mine) {
+  if ((mine || note) && receipt) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
+  if (!mine && !note) {
     const face = sender === 'bot' ? h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true' }, icon('bot', 15)) : avatar(message.senderName);
     li.append(face);
   }
@@ -706,8 +781,12 @@ function place(chat, li, seq) {
 }
 
 function regroup(chat) {
+  regroupList(chat.els.list);
+}
+
+function regroupList(list) {
   let previous = null;
-  for (const li of chat.els.list.children) {
+  for (const li of list.children) {
     const key = `${li.dataset.sender}|${li.querySelector('.msg-name')?.textContent || ''}`;
     li.classList.toggle('continued', li.dataset.sender !== 'system' && key === previous);
     const next = li.nextElementSibling;
@@ -720,7 +799,7 @@ function regroup(chat) {
 function addMessage(chat, message, live) {
   if (!message || typeof message.seq !== 'number' || !message.messageId) return;
   if (chat.ids.has(message.messageId) || chat.seqs.has(message.seq)) return;
-  const li = messageElement(chat, message);
+  const li = messageElement(message);
   li.dataset.seq = String(message.seq);
   li.dataset.messageId = message.messageId;
   chat.ids.add(message.messageId);
@@ -728,10 +807,12 @@ function addMessage(chat, message, live) {
   chat.maxSeq = Math.max(chat.maxSeq, message.seq);
   place(chat, li, message.seq);
   if (message.sender === 'agent') setReceipt(li, message.seq <= chat.customerRead ? 'read' : 'sent');
+  else if (message.sender === 'note') setReceipt(li, 'sent');
   regroup(chat);
   if (message.sender === 'customer') setTyping(chat, false);
   if (message.messageType !== 'system' && message.sender !== 'system') {
-    chat.els.tabPreview.textContent = `${message.sender === 'agent' ? 'You: ' : ''}${message.content || ''}`.slice(0, 90);
+    const prefix = { agent: 'You: ', note: 'Note: ' }[message.sender] || '';
+    chat.els.tabPreview.textContent = `${prefix}${message.content || ''}`.slice(0, 90);
     chat.els.tabTime.textContent = formatTime(message.createdAt);
   }
   if (state.activeId === chat.id) renderDetailsSoon(chat);
@@ -759,7 +840,9 @@ function setReceipt(li, status) {
   if (!box) return;
   li.dataset.status = status;
   clear(box);
-  const label = { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not delivered' }[status];
+  const label = li.dataset.sender === 'note'
+    ? { sending: 'Saving…', sent: 'Saved for your team', failed: 'Not saved' }[status]
+    : { sending: 'Sending…', sent: 'Sent', read: 'Read', failed: 'Not delivered' }[status];
   box.title = label;
   if (status === 'sending') box.append(icon('clock', 13), h('span', { text: label }));
   else if (status === 'sent') box.append(icon('check', 14), h('span', { text: label }));
@@ -819,7 +902,7 @@ document.addEventListener('visibilitychange', () => {
 
 function onInput(chat) {
   const value = chat.els.input.value;
-  if (!socket?.open || chat.closed || chat.released) return;
+  if (!socket?.open || chat.closed || chat.released || chat.mode === 'note') return;
   if (!value.trim()) {
     stopTyping(chat);
     return;
@@ -842,24 +925,28 @@ function stopTyping(chat) {
 
 function send(chat) {
   const text = chat.els.input.value.replace(/\s+$/, '');
-  const file = chat.pendingFile;
+  const note = chat.mode === 'note';
+  const file = note ? null : chat.pendingFile;
   if ((!text.trim() && !file) || chat.closed || chat.released) return;
   if (text.length > MAX_CONTENT) {
-    toast(`A message can have at most ${MAX_CONTENT} characters.`, 'error');
+    toast(`A ${note ? 'note' : 'message'} can have at most ${MAX_CONTENT} characters.`, 'error');
     return;
   }
   chat.els.canned.hidden = true;
   chat.typingSentAt = 0;
   clearTimeout(chat.typingTimer);
   if (file) uploadAndSend(chat, file, text);
-  else queueMessage(chat, text);
+  else queueMessage(chat, text, { note });
   chat.els.input.value = '';
   chat.els.input.focus();
 }
 
-function queueMessage(chat, content, attachments, shown) {
-  const item = { clientMsgId: newId('a-'), content, attachments: attachments || null, state: 'queued' };
-  item.el = messageElement(chat, { sender: 'agent', senderName: state.login?.name, content, createdAt: new Date().toISOString(), attachments: shown });
+// A reply or a private note goes through the same outbox: shown at once,
+// sent with its own clientMsgId (resent with the same one after a lost
+// connection or a refusal worth retrying), placed by seq when acknowledged.
+function queueMessage(chat, content, { attachments = null, shown, note = false } = {}) {
+  const item = { clientMsgId: newId(note ? 'n-' : 'a-'), content, attachments, note, state: 'queued' };
+  item.el = messageElement({ sender: note ? 'note' : 'agent', senderName: state.login?.name, content, createdAt: new Date().toISOString(), attachments: shown });
   item.el.dataset.clientMsgId = item.clientMsgId;
   setReceipt(item.el, 'sending');
   chat.els.list.append(item.el);
@@ -876,13 +963,13 @@ function flushOutbox(chat) {
     item.state = 'sending';
     const data = { sessionId: chat.id, content: item.content, clientMsgId: item.clientMsgId };
     if (item.attachments) data.attachments = item.attachments;
-    socket.request('agent:send_message', data).catch((error) => {
+    socket.request(item.note ? 'agent:send_note' : 'agent:send_message', data).catch((error) => {
       if (!chat.outbox.includes(item)) return;
       if (error.code === 'disconnected') { item.state = 'queued'; return; }
       if (error.code === 'rate_limited') {
         const wait = Math.max(1, Number(error.retryAfter) || 5);
         item.state = 'queued';
-        toast(`Too many messages in this chat for now; sending again in ${Math.ceil(wait)} s.`, 'error');
+        toast(`Too many ${item.note ? 'notes and messages' : 'messages'} in this chat for now; sending again in ${Math.ceil(wait)} s.`, 'error');
         setTimeout(() => flushOutbox(chat), wait * 1000);
         return;
       }
@@ -914,9 +1001,9 @@ function acknowledge(data) {
   item.el.dataset.seq = String(data.seq);
   item.el.dataset.messageId = data.messageId;
   place(chat, item.el, data.seq);
-  setReceipt(item.el, data.seq <= chat.customerRead ? 'read' : 'sent');
+  setReceipt(item.el, !item.note && data.seq <= chat.customerRead ? 'read' : 'sent');
   regroup(chat);
-  chat.els.tabPreview.textContent = `You: ${item.content}`.slice(0, 90);
+  chat.els.tabPreview.textContent = `${item.note ? 'Note: ' : 'You: '}${item.content}`.slice(0, 90);
   chat.els.tabTime.textContent = formatTime(data.createdAt);
 }
 
@@ -963,7 +1050,7 @@ async function uploadAndSend(chat, file, text) {
   if (response && (response.status === 201 || response.ok)) {
     const uploaded = await response.json();
     clearFile(chat);
-    queueMessage(chat, text.trim() ? text : uploaded.fileName || file.name, [uploaded.attachmentId], [uploaded]);
+    queueMessage(chat, text.trim() ? text : uploaded.fileName || file.name, { attachments: [uploaded.attachmentId], shown: [uploaded] });
     return;
   }
   if (response && (response.status === 404 || response.status === 405)) {
@@ -1021,6 +1108,11 @@ $('close-dialog').addEventListener('close', async () => {
   if (form.notes.value.trim()) data.notes = form.notes.value.trim();
   try {
     await socket.request('agent:close_session', data);
+    // Stored as sent: shown with the closed chat's details and in the customer's chat list.
+    chat.session.notes = data.notes || null;
+    const past = state.customers.get(chat.session.customerId)?.data?.sessions?.find((item) => item.sessionId === chat.id);
+    if (past) past.notes = chat.session.notes;
+    if (state.activeId === chat.id) renderDetails(chat);
   } catch (error) {
     if (error.code === 'session_closed') closed(chat.id, 'closed');
     else toast(`Could not close: ${error.message || error.code}`, 'error');
@@ -1042,7 +1134,10 @@ function renderDetailsSoon(chat) {
 
 function renderDetails(chat) {
   const box = clear($('details'));
-  if (!chat) return;
+  if (!chat) {
+    showDetailsOver(false);
+    return;
+  }
   const s = chat.session;
   const meta = s.metadata && typeof s.metadata === 'object' ? s.metadata : {};
   // The visitor's browser reports the page and its title, so either may be
@@ -1061,6 +1156,7 @@ function renderDetails(chat) {
     ? h('span', {}, h('span', { testid: 'agent-detail-page-title', text: meta.pageTitle.trim() }), h('small', { class: 'muted', text: ' · as reported by the visitor\'s browser' }))
     : null;
   box.append(
+    h('button', { class: 'icon-btn details-close', type: 'button', testid: 'agent-details-close', title: 'Close', 'aria-label': 'Close the customer details', onclick: () => showDetailsOver(false) }, icon('close', 18)),
     h('div', { class: 'details-card' },
       avatar(s.customerName, 'avatar-xl'),
       h('h3', { text: s.customerName || 'Visitor' }),
@@ -1076,9 +1172,233 @@ function renderDetails(chat) {
       detailRow('Language', typeof meta.language === 'string' ? meta.language : null),
       detailRow('Referrer', typeof meta.referrer === 'string' ? meta.referrer : null),
       detailRow('Messages', String(chat.seqs.size)),
-      detailRow('Session', h('code', { text: chat.id.slice(0, 8) }))),
+      detailRow('Session', h('code', { text: chat.id.slice(0, 8) })),
+      detailRow('Close note', s.notes ? closeNote(s.notes) : null, 'agent-detail-close-note')),
+    customerPanel(chat),
   );
 }
+
+/** On narrow screens the details column slides over the chat instead of sitting beside it. */
+function showDetailsOver(open) {
+  if (open) $('workspace').dataset.details = 'open';
+  else delete $('workspace').dataset.details;
+}
+
+// ------------------------------------------------------------------ the customer panel
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+const dayTimeFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit' });
+
+function formatDay(iso, withTime = false) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return '';
+  return (withTime ? dayTimeFormat : dayFormat).format(date);
+}
+
+/** Loads what is known of the chat's customer: at once when forced, else when it is older than a minute. */
+async function loadCustomer(chat, { force = false } = {}) {
+  const customerId = chat.session?.customerId;
+  if (!customerId) return;
+  const entry = state.customers.get(customerId) || { data: null, at: 0 };
+  if (entry.loading || (!force && Date.now() - entry.at < 60000)) return;
+  entry.loading = true;
+  state.customers.set(customerId, entry);
+  const result = await api(`/api/customers/${encodeURIComponent(customerId)}`, { token: auth.get()?.token });
+  entry.loading = false;
+  entry.at = Date.now();
+  if (state.customers.get(customerId) !== entry) return; // signed out meanwhile
+  if (result.ok) {
+    entry.data = result.data;
+    entry.error = null;
+  } else {
+    entry.error = result.error;
+    entry.status = result.status;
+  }
+  const active = state.chats.get(state.activeId);
+  if (active && active.session.customerId === customerId) renderDetails(active);
+}
+
+function customerPanel(chat) {
+  const entry = state.customers.get(chat.session.customerId);
+  const refresh = h('button', {
+    class: 'icon-btn icon-btn-sm', type: 'button', testid: 'agent-customer-refresh', title: 'Refresh', 'aria-label': 'Refresh the customer',
+    disabled: Boolean(entry?.loading), onclick: () => loadCustomer(chat, { force: true }),
+  }, icon('refresh', 15));
+  const section = h('section', { class: 'customer-panel', testid: 'agent-customer', 'aria-label': 'Customer' },
+    h('div', { class: 'details-title' }, h('h3', { text: 'Customer' }), refresh));
+  const customer = entry?.data;
+  if (!customer) {
+    let text = 'Loading the customer…';
+    if (entry?.error) {
+      text = entry.status === 403
+        ? 'The customer\'s profile is shown while one of their chats is open with you.'
+        : `The customer could not be loaded: ${entry.error.message || entry.error.error}`;
+    }
+    section.append(h('p', { class: 'details-note', testid: 'agent-customer-status', text }));
+    return section;
+  }
+  section.dataset.customerId = customer.customerId;
+  section.append(
+    h('dl', { class: 'details-list' },
+      detailRow('Name', customer.name || 'Visitor', 'agent-customer-name'),
+      detailRow('Email', customer.email || h('span', { class: 'muted', text: 'Not given' }), 'agent-customer-email'),
+      detailRow('First seen', formatDay(customer.firstSeen, true), 'agent-customer-first-seen'),
+      detailRow('Last seen', customer.lastSeen ? formatDay(customer.lastSeen, true) : null, 'agent-customer-last-seen')),
+    visitorInfo(customer.visitor, chat),
+    pastChats(customer, chat),
+  );
+  return section;
+}
+
+/**
+ * The latest chat's metadata, every key as the widget or the host site sent
+ * it, as text. Folded when it is this chat's (its page and language are
+ * shown above already).
+ */
+function visitorInfo(visitor, chat) {
+  const entries = visitor && typeof visitor === 'object' && !Array.isArray(visitor) ? Object.entries(visitor) : [];
+  if (!entries.length) return null;
+  const thisChat = JSON.stringify(visitor) === JSON.stringify(chat.session.metadata || {});
+  const open = chat.visitorOpen ?? !thisChat;
+  const box = h('details', { class: 'visitor', testid: 'agent-customer-visitor', open },
+    h('summary', {}, 'Visitor info ', h('span', { class: 'muted', text: `· ${entries.length} ${entries.length === 1 ? 'field' : 'fields'}${thisChat ? ' · this chat' : ' · latest chat'}` })),
+    h('dl', { class: 'visitor-list' }, entries.slice(0, 50).map(([key, value]) => h('div', { class: 'detail-row', testid: 'agent-visitor-row', dataset: { key } },
+      h('dt', { text: key }),
+      value === '' || value === null
+        ? h('dd', { class: 'muted', text: '—' })
+        : h('dd', { text: (typeof value === 'string' ? value : JSON.stringify(value)).slice(0, 500) })))));
+  box.addEventListener('toggle', () => { chat.visitorOpen = box.open; });
+  return box;
+}
+
+const OUTCOMES = {
+  resolved: 'Resolved',
+  closed_by_agent: 'Closed, not resolved',
+  customer_ended: 'Ended by the customer',
+  abandoned: 'Abandoned',
+};
+
+/** {kind, label} of how a chat ended, or where it stands. */
+function outcomeOf(past) {
+  if (past.status === 'closed') {
+    if (past.isResolved || past.endedReason === 'resolved') return { kind: 'resolved', label: OUTCOMES.resolved };
+    return { kind: past.endedReason || 'closed', label: OUTCOMES[past.endedReason] || 'Closed' };
+  }
+  return { kind: 'open', label: { assigned: 'Open', waiting: 'Waiting in the queue', bot: 'With the bot' }[past.status] || past.status };
+}
+
+function ratingStars(rating, comment) {
+  if (!(rating >= 1 && rating <= 5)) return h('span', { class: 'stars muted', testid: 'agent-past-chat-rating', dataset: { rating: '' }, text: 'Not rated' });
+  return h('span', {
+    class: 'stars', testid: 'agent-past-chat-rating', dataset: { rating: String(rating) },
+    title: comment ? `Rated ${rating} of 5: “${comment}”` : `Rated ${rating} of 5`, 'aria-label': `Rated ${rating} of 5`,
+  }, h('span', { class: 'stars-on', 'aria-hidden': 'true', text: '★'.repeat(rating) }), h('span', { class: 'stars-off', 'aria-hidden': 'true', text: '★'.repeat(5 - rating) }));
+}
+
+function closeNote(text) {
+  return h('span', { class: 'close-note' }, icon('lock', 12), h('span', { text }));
+}
+
+function pastChats(customer, chat) {
+  const sessions = Array.isArray(customer.sessions) ? customer.sessions : [];
+  const earlier = sessions.filter((past) => past.sessionId !== chat.id).length;
+  const list = h('ol', { class: 'past-chats', testid: 'agent-past-chats' });
+  for (const past of sessions) {
+    const current = past.sessionId === chat.id;
+    const outcome = outcomeOf(past);
+    const lines = [
+      h('span', { class: 'past-row' },
+        h('span', { class: 'past-date', testid: 'agent-past-chat-date', text: formatDay(past.createdAt, true) }),
+        current ? h('span', { class: 'tag tag-current', text: 'This chat' }) : null,
+        h('span', { class: `outcome outcome-${outcome.kind}`, testid: 'agent-past-chat-outcome', dataset: { outcome: outcome.kind }, text: outcome.label })),
+      h('span', { class: 'past-row past-sub' },
+        past.status === 'closed' ? ratingStars(past.rating, past.ratingComment) : null,
+        h('span', { class: 'past-agent', testid: 'agent-past-chat-agent', text: past.agentName || 'No agent' }),
+        h('span', { class: 'past-count', text: `${past.messageCount} msg` })),
+      past.title || past.category ? h('span', { class: 'past-title', text: [past.title, past.category].filter(Boolean).join(' · ') }) : null,
+      past.ratingComment ? h('span', { class: 'past-comment', testid: 'agent-past-chat-comment', text: `“${past.ratingComment}”` }) : null,
+      past.notes ? h('span', { class: 'past-note', testid: 'agent-past-chat-note' }, closeNote(past.notes)) : null,
+    ];
+    list.append(h('li', { class: `past-chat${current ? ' is-current' : ''}`, testid: 'agent-past-chat', dataset: { sessionId: past.sessionId } },
+      current
+        ? h('div', { class: 'past-body' }, lines)
+        : h('button', { type: 'button', class: 'past-body', testid: 'agent-past-chat-open', title: 'Read this chat', onclick: () => openTranscript(past, customer) }, lines)));
+  }
+  return h('div', { class: 'past' },
+    h('h4', { class: 'past-heading' }, 'Chats ', h('span', { class: 'count', testid: 'agent-past-chat-count', text: String(sessions.length) })),
+    list,
+    earlier ? null : h('p', { class: 'details-note', testid: 'agent-no-past-chats', text: 'No earlier chats: this is the customer\'s first.' }));
+}
+
+// ------------------------------------------------------------------ a past chat, read only
+
+const transcript = { past: null, oldest: null, token: 0 };
+
+function openTranscript(past, customer) {
+  transcript.past = past;
+  transcript.oldest = null;
+  transcript.token += 1;
+  const outcome = outcomeOf(past);
+  $('transcript-customer').textContent = customer.name || 'Visitor';
+  $('transcript-title').textContent = `Chat of ${formatDay(past.createdAt, true)}`;
+  $('transcript-summary').textContent = [outcome.label, past.agentName ? `with ${past.agentName}` : 'no agent', `${past.messageCount} messages`].join(' · ');
+  const info = clear($('transcript-info'));
+  info.append(
+    h('div', { class: 'drawer-facts' },
+      h('span', { class: `outcome outcome-${outcome.kind}`, testid: 'agent-transcript-outcome', dataset: { outcome: outcome.kind }, text: outcome.label }),
+      ratingStars(past.rating, past.ratingComment)),
+    past.ratingComment ? h('p', { class: 'past-comment', testid: 'agent-transcript-comment', text: `“${past.ratingComment}”` }) : null,
+    past.notes ? h('p', { class: 'past-note', testid: 'agent-transcript-note' }, closeNote(past.notes)) : null);
+  clear($('transcript-messages'));
+  $('transcript-earlier').hidden = true;
+  $('transcript-status').textContent = 'Loading the messages…';
+  if (!$('transcript-dialog').open) $('transcript-dialog').showModal();
+  loadTranscript(transcript.token);
+}
+
+async function loadTranscript(token) {
+  const past = transcript.past;
+  const query = new URLSearchParams({ limit: '100' });
+  if (transcript.oldest) query.set('before', String(transcript.oldest));
+  const button = $('transcript-earlier');
+  button.disabled = true;
+  const result = await api(`/api/sessions/${encodeURIComponent(past.sessionId)}/messages?${query}`, { token: auth.get()?.token });
+  if (token !== transcript.token) return;
+  button.disabled = false;
+  const status = $('transcript-status');
+  if (!result.ok) {
+    status.textContent = result.status === 403
+      ? 'This chat can be read while one of the customer\'s chats is open with you.'
+      : `The messages could not be loaded: ${result.error.message || result.error.error}`;
+    return;
+  }
+  const messages = [...(result.data?.messages || [])].sort((a, b) => a.seq - b.seq);
+  const list = $('transcript-messages');
+  const scroll = $('transcript-scroll');
+  const first = !transcript.oldest;
+  const height = scroll.scrollHeight;
+  list.prepend(...messages.map((message) => {
+    const li = messageElement(message, { receipt: false });
+    li.dataset.seq = String(message.seq);
+    li.dataset.messageId = message.messageId;
+    return li;
+  }));
+  regroupList(list);
+  if (messages.length) transcript.oldest = messages[0].seq;
+  button.hidden = !result.data?.hasMore;
+  status.textContent = list.children.length ? '' : 'No messages in this chat.';
+  // The newest messages first in view; earlier pages keep the reader's place.
+  requestAnimationFrame(() => { scroll.scrollTop = first ? scroll.scrollHeight : scroll.scrollHeight - height; });
+}
+
+$('transcript-earlier').addEventListener('click', () => loadTranscript(transcript.token));
+$('transcript-close').append(icon('close', 18));
+$('transcript-close').addEventListener('click', () => $('transcript-dialog').close());
+// A click on the backdrop (the dialog element itself, outside its body) closes it.
+$('transcript-dialog').addEventListener('click', (event) => {
+  if (event.target === $('transcript-dialog')) $('transcript-dialog').close();
+});
+$('transcript-dialog').addEventListener('close', () => { transcript.token += 1; });
 
 // ------------------------------------------------------------------ notifications
 
