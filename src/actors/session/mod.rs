@@ -1419,9 +1419,13 @@ impl SessionActor {
 
     /// Watches for a customer left unanswered by their agent: once they have
     /// waited `AGENT_REPLY_TIMEOUT_MS`, the chat goes back to the queue.
+    ///
+    /// One timer at most, never moved: when it fires it looks again and, if
+    /// the customer's wait started later, sleeps for the rest. So a busy chat
+    /// costs no timer per message.
     fn watch_reply(&mut self, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.reply_timer.take() {
-            ctx.cancel_future(timer);
+        if self.reply_timer.is_some() {
+            return;
         }
         let Some(timeout) = self.services.timing.agent_reply_timeout else { return };
         let Some(since) = self.core().and_then(SessionCore::unanswered_since) else { return };
