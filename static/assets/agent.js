@@ -1,6 +1,7 @@
 // The agent desk: sign-in, presence, the live queue, chats side by side as
 // tabs, typing and read receipts, private notes, transfer, close, canned
-// responses and notifications. Speaks docs/PROTOCOL.md over /ws/agent.
+// replies (also found by typing `/` at the start of a reply) and
+// notifications. Speaks docs/PROTOCOL.md over /ws/agent.
 
 import {
   Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
@@ -15,15 +16,41 @@ const TITLE = 'Agent desk · Switchboard';
 const REPLY_PLACEHOLDER = 'Write a reply…  (Enter to send, Shift+Enter for a new line)';
 const NOTE_PLACEHOLDER = 'Write a private note: only agents and admins see it, never the customer';
 
-const CANNED = [
-  { label: 'Greeting', text: 'Hi {name}, thanks for waiting! I\'m {agent} and I\'ll be helping you today.' },
-  { label: 'One moment', text: 'Let me look into that for you. It will only take a moment.' },
-  { label: 'Order number', text: 'Could you share your order number? You\'ll find it in your confirmation email.' },
-  { label: 'Refund timing', text: 'Your refund is on its way. It usually reaches your card within 5 business days.' },
-  { label: 'Passed on', text: 'I\'ve passed this to the right team, and they will email you within one business day.' },
-  { label: 'Anything else?', text: 'Is there anything else I can help you with today?' },
-  { label: 'Goodbye', text: 'Thanks for chatting with us, {name}. Have a great day!' },
-];
+// What admins keep for everyone, such as the canned replies (GET
+// /api/canned-replies, sorted by shortcut). Each list is read at start and
+// again whenever a menu that shows it opens, so something an admin added
+// meanwhile is there without reloading the desk.
+function remoteList(path, onChange) {
+  const list = { items: [], loaded: false, error: null, pending: null };
+  list.load = () => {
+    if (list.pending) return list.pending;
+    const token = auth.get()?.token;
+    list.pending = api(path, { token }).then((result) => {
+      list.pending = null;
+      if (token !== auth.get()?.token) return list; // signed out meanwhile
+      if (result.ok && Array.isArray(result.data)) {
+        list.items = result.data;
+        list.loaded = true;
+        list.error = null;
+      } else {
+        list.error = result.error;
+      }
+      onChange();
+      return list;
+    });
+    return list.pending;
+  };
+  list.reset = () => {
+    list.items = [];
+    list.loaded = false;
+    list.error = null;
+  };
+  return list;
+}
+
+const cannedReplies = remoteList('/api/canned-replies', () => {
+  for (const chat of state.chats.values()) if (chat.canned) renderCanned(chat);
+});
 
 const REASONS = {
   customer_asked: 'Asked for a person',
@@ -87,6 +114,7 @@ function signOut(notice) {
   state.seenQueue.clear();
   state.queueLoaded = false;
   state.customers.clear();
+  cannedReplies.reset();
   if ($('transcript-dialog').open) $('transcript-dialog').close();
   clear($('queue'));
   clear($('chats'));
@@ -114,6 +142,7 @@ function startApp(login) {
   meBox.querySelector('.avatar')?.remove();
   meBox.prepend(avatar(login.name));
   renderSound();
+  cannedReplies.load();
   socket = new Socket(
     () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/agent?token=${encodeURIComponent(auth.get()?.token || '')}`,
     { onFrame, onOpen: join, onState: connectionState },
@@ -430,6 +459,8 @@ function createChat(sessionId, session) {
     typingTimer: null,
     typingHide: null,
     pendingFile: null,
+    // The open canned-reply menu: {query, slash, active, matches}, or null.
+    canned: null,
     // 'reply' goes to the customer; 'note' stays with the staff. The mode
     // stays as chosen after sending: falling back to 'reply' by itself would
     // send the next thing the agent meant as a note to the customer.
@@ -474,31 +505,30 @@ function createChat(sessionId, session) {
   els.input = h('textarea', {
     class: 'composer-input', testid: 'agent-input', rows: '2', maxlength: String(MAX_CONTENT),
     placeholder: REPLY_PLACEHOLDER, 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
-    oninput: () => onInput(chat),
+    'aria-autocomplete': 'list', 'aria-controls': `canned-${sessionId}`, 'aria-expanded': 'false',
+    oninput: () => {
+      cannedFromInput(chat);
+      onInput(chat);
+    },
     onkeydown: (event) => {
+      if (chat.canned && cannedKey(chat, event)) return;
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         send(chat);
-      } else if (event.key === 'Escape') {
-        els.canned.hidden = true;
       }
     },
   });
-  els.canned = h('div', { class: 'canned-menu', testid: 'agent-canned-menu', role: 'menu', hidden: true },
-    CANNED.map((item) => h('button', {
-      type: 'button', class: 'canned-item', role: 'menuitem', testid: 'agent-canned-item',
-      onclick: () => insertCanned(chat, item.text),
-    }, h('strong', { text: item.label }), h('span', { text: fillCanned(chat, item.text) }))));
+  els.canned = h('div', { class: 'canned-menu', id: `canned-${sessionId}`, testid: 'agent-canned-menu', role: 'listbox', 'aria-label': 'Canned replies', hidden: true });
   els.cannedButton = h('button', {
-    type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-canned', 'aria-haspopup': 'menu',
+    type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-canned', 'aria-haspopup': 'listbox', 'aria-expanded': 'false',
     onclick: () => {
-      for (const item of els.canned.querySelectorAll('.canned-item span')) {
-        const index = [...els.canned.children].indexOf(item.parentNode);
-        item.textContent = fillCanned(chat, CANNED[index].text);
+      if (chat.canned) closeCanned(chat);
+      else {
+        openCanned(chat, '', false);
+        els.input.focus();
       }
-      els.canned.hidden = !els.canned.hidden;
     },
-    title: 'Canned replies', 'aria-label': 'Canned replies',
+    title: 'Canned replies (or type / at the start of a reply)', 'aria-label': 'Canned replies',
   }, icon('zap', 16), h('span', { text: 'Canned replies' }));
   els.file = h('input', {
     type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
@@ -538,10 +568,163 @@ function insertCanned(chat, text) {
   const input = chat.els.input;
   const value = fillCanned(chat, text);
   input.value = input.value.trim() ? `${input.value.replace(/\s+$/, '')} ${value}` : value;
-  chat.els.canned.hidden = true;
+  closeCanned(chat);
   input.focus();
   onInput(chat);
 }
+
+// ------------------------------------------------------------------ canned replies
+
+/**
+ * The canned replies a query finds: shortcuts that start with it, then
+ * shortcuts that contain it, then titles that contain it, each group in the
+ * server's order (by shortcut).
+ */
+function matchCanned(query) {
+  const wanted = query.toLowerCase();
+  if (!wanted) return cannedReplies.items;
+  const rank = (item) => {
+    const shortcut = String(item.shortcut || '').toLowerCase();
+    if (shortcut.startsWith(wanted)) return 0;
+    if (shortcut.includes(wanted)) return 1;
+    if (String(item.title || '').toLowerCase().includes(wanted)) return 2;
+    return -1;
+  };
+  return cannedReplies.items
+    .map((item) => ({ item, rank: rank(item) }))
+    .filter((found) => found.rank >= 0)
+    .sort((a, b) => a.rank - b.rank)
+    .map((found) => found.item);
+}
+
+/**
+ * Opens (or updates) the chat's canned-reply menu. `slash`: opened by typing
+ * `/query` at the start of the reply, which the chosen reply replaces, and
+ * the first match is ready for Enter; else opened by the button, and a reply
+ * is added to what is written. Opening reads the list again.
+ */
+function openCanned(chat, query, slash) {
+  const wasOpen = Boolean(chat.canned);
+  if (wasOpen && chat.canned.query === query && chat.canned.slash === slash) return;
+  chat.canned = { query, slash, active: slash ? 0 : -1, matches: [] };
+  chat.els.canned.hidden = false;
+  chat.els.input.setAttribute('aria-expanded', 'true');
+  chat.els.cannedButton.setAttribute('aria-expanded', 'true');
+  renderCanned(chat);
+  if (!wasOpen) cannedReplies.load();
+}
+
+function closeCanned(chat) {
+  if (!chat.canned) return;
+  chat.canned = null;
+  chat.els.canned.hidden = true;
+  clear(chat.els.canned);
+  chat.els.input.setAttribute('aria-expanded', 'false');
+  chat.els.input.removeAttribute('aria-activedescendant');
+  chat.els.cannedButton.setAttribute('aria-expanded', 'false');
+}
+
+/** `/` at the very start of a reply, and no space yet, searches the canned replies. */
+function cannedFromInput(chat) {
+  const typed = chat.mode === 'reply' ? /^\/(\S{0,60})$/.exec(chat.els.input.value) : null;
+  if (typed) openCanned(chat, typed[1], true);
+  else if (chat.canned?.slash) closeCanned(chat);
+}
+
+function renderCanned(chat) {
+  const menu = clear(chat.els.canned);
+  const { query, slash } = chat.canned;
+  // The reply chosen stays chosen when the list is read again.
+  const chosen = chat.canned.matches[chat.canned.active]?.id;
+  const matches = matchCanned(query);
+  chat.canned.matches = matches;
+  const kept = chosen ? matches.findIndex((item) => item.id === chosen) : -1;
+  if (kept >= 0) chat.canned.active = kept;
+  else if (chat.canned.active >= matches.length) chat.canned.active = matches.length ? 0 : -1;
+  if (slash && matches.length && chat.canned.active < 0) chat.canned.active = 0;
+  menu.append(h('div', { class: 'canned-head', 'aria-hidden': 'true' },
+    h('span', {}, 'Canned replies', slash ? h('span', { class: 'canned-query', text: ` for /${query}` }) : null),
+    h('span', { class: 'canned-keys', text: slash ? '↑↓ choose · Enter insert · Esc close' : 'Tip: type / in a reply to search' })));
+  matches.forEach((item, index) => {
+    menu.append(h('button', {
+      type: 'button', class: 'canned-item', role: 'option', id: `canned-${chat.id}-${index}`, tabindex: '-1',
+      testid: 'agent-canned-item', dataset: { shortcut: item.shortcut, index: String(index) }, 'aria-selected': 'false',
+      // The reply stays focused: a click picks without taking the caret away.
+      onmousedown: (event) => event.preventDefault(),
+      onclick: () => pickCanned(chat, item),
+    },
+    h('span', { class: 'canned-line' },
+      h('strong', { class: 'canned-title', text: item.title }),
+      h('code', { class: 'canned-shortcut', testid: 'agent-canned-shortcut', text: `/${item.shortcut}` })),
+    h('span', { class: 'canned-text', text: fillCanned(chat, item.content || '') })));
+  });
+  if (!matches.length) {
+    let text;
+    if (cannedReplies.error && !cannedReplies.loaded) text = `The canned replies could not be loaded: ${cannedReplies.error.message || cannedReplies.error.error}`;
+    else if (!cannedReplies.loaded) text = 'Loading the canned replies…';
+    else if (query) text = `No canned reply matches “/${query}”. Esc closes this list.`;
+    else text = 'No canned replies yet: admins add them on the admin page.';
+    menu.append(h('p', { class: 'canned-empty', testid: 'agent-canned-empty', text }));
+  }
+  highlightCanned(chat);
+}
+
+function highlightCanned(chat) {
+  const { active } = chat.canned;
+  for (const item of chat.els.canned.querySelectorAll('.canned-item')) {
+    const on = Number(item.dataset.index) === active;
+    item.classList.toggle('is-active', on);
+    item.setAttribute('aria-selected', String(on));
+    if (on) item.scrollIntoView({ block: 'nearest' });
+  }
+  if (active >= 0) chat.els.input.setAttribute('aria-activedescendant', `canned-${chat.id}-${active}`);
+  else chat.els.input.removeAttribute('aria-activedescendant');
+}
+
+/** Keys in the reply while the menu is open; true when the key was the menu's. */
+function cannedKey(chat, event) {
+  const { matches, active } = chat.canned;
+  if (event.isComposing) return false;
+  if (event.key === 'Escape') {
+    event.preventDefault();
+    closeCanned(chat);
+    return true;
+  }
+  if ((event.key === 'ArrowDown' || event.key === 'ArrowUp') && matches.length) {
+    event.preventDefault();
+    const step = event.key === 'ArrowDown' ? 1 : -1;
+    chat.canned.active = active < 0 ? (step > 0 ? 0 : matches.length - 1) : (active + step + matches.length) % matches.length;
+    highlightCanned(chat);
+    return true;
+  }
+  if ((event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey && active >= 0 && matches[active]) {
+    event.preventDefault();
+    pickCanned(chat, matches[active]);
+    return true;
+  }
+  return false;
+}
+
+function pickCanned(chat, item) {
+  if (!chat.canned?.slash) {
+    insertCanned(chat, item.content || '');
+    return;
+  }
+  // The "/query" that found it is replaced by the reply.
+  const input = chat.els.input;
+  input.value = fillCanned(chat, item.content || '');
+  closeCanned(chat);
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+  onInput(chat);
+}
+
+// A click anywhere but the composer closes its menu.
+document.addEventListener('pointerdown', (event) => {
+  for (const chat of state.chats.values()) {
+    if (chat.canned && !chat.els.composer.contains(event.target)) closeCanned(chat);
+  }
+});
 
 function setMode(chat, mode) {
   if (chat.mode === mode) {
@@ -571,7 +754,7 @@ function renderMode(chat) {
   // file already chosen waits for reply mode).
   els.cannedButton.hidden = note;
   els.attach.hidden = note;
-  if (note) els.canned.hidden = true;
+  if (note) closeCanned(chat);
   els.preview.hidden = note || !chat.pendingFile;
 }
 
@@ -932,7 +1115,7 @@ function send(chat) {
     toast(`A ${note ? 'note' : 'message'} can have at most ${MAX_CONTENT} characters.`, 'error');
     return;
   }
-  chat.els.canned.hidden = true;
+  closeCanned(chat);
   chat.typingSentAt = 0;
   clearTimeout(chat.typingTimer);
   if (file) uploadAndSend(chat, file, text);
