@@ -1,6 +1,6 @@
 // The agent desk: sign-in, presence, the live queue, chats side by side as
-// tabs, typing and read receipts, private notes, transfer, close, canned
-// replies (also found by typing `/` at the start of a reply) and
+// tabs, typing and read receipts, private notes, labels, transfer, close,
+// canned replies (also found by typing `/` at the start of a reply) and
 // notifications. Speaks docs/PROTOCOL.md over /ws/agent.
 
 import {
@@ -16,10 +16,10 @@ const TITLE = 'Agent desk · Switchboard';
 const REPLY_PLACEHOLDER = 'Write a reply…  (Enter to send, Shift+Enter for a new line)';
 const NOTE_PLACEHOLDER = 'Write a private note: only agents and admins see it, never the customer';
 
-// What admins keep for everyone, such as the canned replies (GET
-// /api/canned-replies, sorted by shortcut). Each list is read at start and
-// again whenever a menu that shows it opens, so something an admin added
-// meanwhile is there without reloading the desk.
+// What admins keep for everyone: canned replies (GET /api/canned-replies,
+// sorted by shortcut) and labels (GET /api/labels). Each list is read at
+// start and again whenever a menu that shows it opens, so something an admin
+// added meanwhile is there without reloading the desk.
 function remoteList(path, onChange) {
   const list = { items: [], loaded: false, error: null, pending: null };
   list.load = () => {
@@ -50,6 +50,10 @@ function remoteList(path, onChange) {
 
 const cannedReplies = remoteList('/api/canned-replies', () => {
   for (const chat of state.chats.values()) if (chat.canned) renderCanned(chat);
+});
+const labelCatalog = remoteList('/api/labels', () => {
+  const chat = state.chats.get(state.activeId);
+  if (chat) renderDetails(chat);
 });
 
 const REASONS = {
@@ -115,6 +119,7 @@ function signOut(notice) {
   state.queueLoaded = false;
   state.customers.clear();
   cannedReplies.reset();
+  labelCatalog.reset();
   if ($('transcript-dialog').open) $('transcript-dialog').close();
   clear($('queue'));
   clear($('chats'));
@@ -143,6 +148,7 @@ function startApp(login) {
   meBox.prepend(avatar(login.name));
   renderSound();
   cannedReplies.load();
+  labelCatalog.load();
   socket = new Socket(
     () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/agent?token=${encodeURIComponent(auth.get()?.token || '')}`,
     { onFrame, onOpen: join, onState: connectionState },
@@ -440,6 +446,7 @@ function assigned({ sessionId, session, messages = [] }) {
   if (state.pickingUp === sessionId) state.pickingUp = null;
   if (state.activeId === sessionId) renderDetails(chat);
   loadCustomer(chat, { force: true });
+  loadChatLabels(chat);
 }
 
 function createChat(sessionId, session) {
@@ -461,6 +468,11 @@ function createChat(sessionId, session) {
     pendingFile: null,
     // The open canned-reply menu: {query, slash, active, matches}, or null.
     canned: null,
+    // The chat's labels by name (null until read), and the label picker.
+    labels: null,
+    labelsError: null,
+    labelsSaving: false,
+    labelPicker: false,
     // 'reply' goes to the customer; 'note' stays with the staff. The mode
     // stays as chosen after sending: falling back to 'reply' by itself would
     // send the next thing the agent meant as a note to the customer.
@@ -1344,6 +1356,7 @@ function renderDetails(chat) {
       avatar(s.customerName, 'avatar-xl'),
       h('h3', { text: s.customerName || 'Visitor' }),
       h('p', { class: 'muted', text: chat.closed ? 'Chat closed' : 'Chatting with you' })),
+    labelsPanel(chat),
     h('dl', { class: 'details-list' },
       detailRow('Priority', h('span', { class: `prio prio-${s.priority}`, text: s.priority })),
       detailRow('Started', formatTime(s.createdAt)),
@@ -1359,6 +1372,116 @@ function renderDetails(chat) {
       detailRow('Close note', s.notes ? closeNote(s.notes) : null, 'agent-detail-close-note')),
     customerPanel(chat),
   );
+}
+
+// ------------------------------------------------------------------ labels
+
+/** Reads the chat's labels (the socket's session has none): GET /api/sessions/{id}. */
+async function loadChatLabels(chat) {
+  const result = await api(`/api/sessions/${encodeURIComponent(chat.id)}`, { token: auth.get()?.token });
+  if (state.chats.get(chat.id) !== chat) return;
+  if (result.ok) {
+    chat.labels = Array.isArray(result.data?.labels) ? result.data.labels : [];
+    chat.labelsError = null;
+  } else if (chat.labels === null) {
+    chat.labelsError = `The labels could not be loaded: ${result.error.message || result.error.error}`;
+  }
+  if (state.activeId === chat.id) renderDetails(chat);
+}
+
+/** Puts exactly these labels on the chat (PUT /api/sessions/{id}/labels). */
+async function setChatLabels(chat, names, focusName) {
+  if (chat.labelsSaving) return;
+  chat.labelsSaving = true;
+  chat.labelsError = null;
+  if (state.activeId === chat.id) renderDetails(chat);
+  const result = await api(`/api/sessions/${encodeURIComponent(chat.id)}/labels`, { method: 'PUT', token: auth.get()?.token, body: { labels: names } });
+  chat.labelsSaving = false;
+  if (state.chats.get(chat.id) !== chat) return;
+  if (result.ok) {
+    chat.labels = Array.isArray(result.data?.labels) ? result.data.labels : names;
+  } else if (result.status === 400 && /no such label/.test(result.error.message || '')) {
+    chat.labelsError = 'That label no longer exists: an admin removed it. The list is up to date again.';
+    labelCatalog.load();
+  } else if (result.status === 403) {
+    chat.labelsError = 'Only the chat\'s agent can change its labels, and this chat is no longer yours.';
+  } else {
+    chat.labelsError = `The labels were not changed: ${result.error.message || result.error.error}`;
+  }
+  if (state.activeId !== chat.id) return;
+  renderDetails(chat);
+  const again = focusName && [...$('details').querySelectorAll('[data-testid=agent-label-option]')].find((node) => node.dataset.name === focusName);
+  (again || $('details').querySelector('[data-testid=agent-labels-add]'))?.focus();
+}
+
+function labelColor(name) {
+  const found = labelCatalog.items.find((label) => label.name === name);
+  return /^#[0-9a-f]{6}$/i.test(found?.color || '') ? found.color : '#94a3b8';
+}
+
+/** A label drawn in its colour: a dot, and a tint of it behind the name. */
+function tinted(node, color) {
+  const [r, g, b] = [1, 3, 5].map((at) => parseInt(color.slice(at, at + 2), 16));
+  Object.assign(node.style, { backgroundColor: `rgba(${r}, ${g}, ${b}, 0.13)`, borderColor: `rgba(${r}, ${g}, ${b}, 0.45)` });
+  return node;
+}
+
+function labelDot(color) {
+  return h('span', { class: 'label-dot', 'aria-hidden': 'true', style: { backgroundColor: color } });
+}
+
+function labelsPanel(chat) {
+  const editable = !chat.released && chat.labels !== null;
+  const add = h('button', {
+    class: 'btn btn-sm btn-ghost labels-add', type: 'button', testid: 'agent-labels-add', 'aria-expanded': String(chat.labelPicker),
+    disabled: !editable, title: 'Add or remove labels',
+    onclick: () => {
+      chat.labelPicker = !chat.labelPicker;
+      if (chat.labelPicker) labelCatalog.load();
+      renderDetails(chat);
+    },
+  }, icon(chat.labelPicker ? 'close' : 'plus', 14), h('span', { text: chat.labelPicker ? 'Done' : 'Add' }));
+  const section = h('section', { class: 'labels-panel', testid: 'agent-labels', 'aria-label': 'Labels', 'aria-busy': String(chat.labelsSaving) },
+    h('div', { class: 'details-title' }, h('h3', { text: 'Labels' }), add));
+  const names = chat.labels || [];
+  if (names.length) {
+    section.append(h('ul', { class: 'label-chips', testid: 'agent-label-chips' }, names.map((name) => {
+      const color = labelColor(name);
+      return tinted(h('li', { class: 'label-chip', testid: 'agent-label-chip', dataset: { name, color } },
+        labelDot(color), h('span', { class: 'label-name', text: name }),
+        editable ? h('button', {
+          class: 'label-remove', type: 'button', testid: 'agent-label-remove', title: `Remove “${name}”`, 'aria-label': `Remove the label ${name}`,
+          disabled: chat.labelsSaving, onclick: () => setChatLabels(chat, names.filter((other) => other !== name)),
+        }, icon('close', 11)) : null), color);
+    })));
+  } else if (chat.labels !== null && !chat.labelPicker) {
+    section.append(h('p', { class: 'details-note', testid: 'agent-labels-none', text: 'No labels on this chat.' }));
+  } else if (chat.labels === null && !chat.labelsError) {
+    section.append(h('p', { class: 'details-note', text: 'Loading the labels…' }));
+  }
+  if (chat.labelPicker && editable) section.append(labelPicker(chat));
+  if (chat.labelsError) section.append(h('p', { class: 'form-error', role: 'alert', testid: 'agent-labels-error', text: chat.labelsError }));
+  return section;
+}
+
+function labelPicker(chat) {
+  const on = new Set(chat.labels || []);
+  const box = h('div', { class: 'label-picker', testid: 'agent-label-picker', role: 'group', 'aria-label': 'Labels to put on this chat' });
+  for (const label of labelCatalog.items) {
+    const checked = on.has(label.name);
+    box.append(h('button', {
+      type: 'button', class: 'label-option', role: 'menuitemcheckbox', 'aria-checked': String(checked), testid: 'agent-label-option',
+      dataset: { name: label.name }, disabled: chat.labelsSaving,
+      onclick: () => setChatLabels(chat, checked ? [...on].filter((name) => name !== label.name) : [...on, label.name], label.name),
+    }, labelDot(labelColor(label.name)), h('span', { class: 'label-name', text: label.name }), checked ? icon('check', 14) : null));
+  }
+  if (!labelCatalog.items.length) {
+    let text = 'No labels yet: admins create them on the admin page.';
+    if (labelCatalog.error) text = `The labels could not be loaded: ${labelCatalog.error.message || labelCatalog.error.error}`;
+    else if (!labelCatalog.loaded) text = 'Loading the labels…';
+    box.append(h('p', { class: 'details-note', text }));
+  }
+  return box;
 }
 
 /** On narrow screens the details column slides over the chat instead of sitting beside it. */
