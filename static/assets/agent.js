@@ -1,7 +1,8 @@
 // The agent desk: sign-in, presence, the live queue, chats side by side as
-// tabs, typing and read receipts, private notes, labels, transfer, close,
-// canned replies (also found by typing `/` at the start of a reply) and
-// notifications. Speaks docs/PROTOCOL.md over /ws/agent.
+// tabs, typing and read receipts, private notes, labels, transfer (to the
+// queue, a named agent or a team), close, canned replies (also found by
+// typing `/` at the start of a reply) and notifications. Speaks
+// docs/PROTOCOL.md over /ws/agent.
 
 import {
   Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
@@ -121,6 +122,7 @@ function signOut(notice) {
   cannedReplies.reset();
   labelCatalog.reset();
   if ($('transcript-dialog').open) $('transcript-dialog').close();
+  if ($('transfer-dialog').open) $('transfer-dialog').close();
   clear($('queue'));
   clear($('chats'));
   showLogin(notice);
@@ -493,7 +495,7 @@ function createChat(sessionId, session) {
   // the pane
   els.title = h('h2', { class: 'chat-title', testid: 'agent-chat-title', text: session.customerName || 'Visitor' });
   els.subtitle = h('p', { class: 'chat-sub', testid: 'agent-chat-status' });
-  els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Return to queue', 'aria-label': 'Return to queue', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Return to queue' }));
+  els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Transfer: to the queue, an agent or a team', 'aria-label': 'Transfer this chat', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Transfer' }));
   els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
   els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
   // Narrow screens have no room for the details column: it slides over the chat.
@@ -893,6 +895,15 @@ function senderName(message) {
 }
 
 /**
+ * Whether an agent's message is this agent's own. Messages name their sender
+ * but carry no sender id, so a chat transferred from a colleague tells their
+ * replies apart by name.
+ */
+function byMe(message) {
+  return !message.senderName || !state.login?.name || message.senderName === state.login.name;
+}
+
+/**
  * One message of a conversation as a list item. A private note (sender
  * `note`) is drawn apart from everything the customer sees: amber, dashed,
  * with a lock and "Private note" before its author's name.
@@ -900,7 +911,7 @@ function senderName(message) {
 function messageElement(message, { receipt = true } = {}) {
   const system = message.sender === 'system' || message.messageType === 'system';
   const sender = system ? 'system' : message.sender;
-  const mine = sender === 'agent';
+  const mine = sender === 'agent' && byMe(message);
   const note = sender === 'note';
   const li = h('li', { class: `msg from-${sender}${mine ? ' mine' : ''}`, testid: 'agent-message', dataset: { sender } });
   if (system) {
@@ -1006,7 +1017,7 @@ function addMessage(chat, message, live) {
   regroup(chat);
   if (message.sender === 'customer') setTyping(chat, false);
   if (message.messageType !== 'system' && message.sender !== 'system') {
-    const prefix = { agent: 'You: ', note: 'Note: ' }[message.sender] || '';
+    const prefix = message.sender === 'agent' && !byMe(message) ? `${message.senderName}: ` : { agent: 'You: ', note: 'Note: ' }[message.sender] || '';
     chat.els.tabPreview.textContent = `${prefix}${message.content || ''}`.slice(0, 90);
     chat.els.tabTime.textContent = formatTime(message.createdAt);
   }
@@ -1264,30 +1275,244 @@ async function uploadAndSend(chat, file, text) {
 
 // ------------------------------------------------------------------ transfer + close
 
-let dialogChat = null;
+// The transfer dialog: back to the queue, straight to a named agent (online
+// with a free slot), or to a team's queue. The agents and teams are read each
+// time it opens (GET /api/agents, GET /api/teams), and again on Refresh.
+const transfer = { chat: null, agents: [], teams: [], loading: false, error: null, token: 0, busy: false };
+
+const PRESENCE = { online: 'Online', away: 'Away', offline: 'Offline' };
 
 function openTransfer(chat) {
-  dialogChat = chat;
+  transfer.chat = chat;
   const form = $('transfer-form');
   form.reset();
+  transfer.agents = [];
+  transfer.teams = [];
+  transfer.error = null;
+  transfer.busy = false;
+  showTransferError(null);
+  renderTransfer();
   $('transfer-dialog').showModal();
+  loadTransferOptions();
 }
 
-$('transfer-dialog').addEventListener('close', async () => {
-  const chat = dialogChat;
-  if ($('transfer-dialog').returnValue !== 'confirm' || !chat) return;
+async function loadTransferOptions() {
+  const token = auth.get()?.token;
+  transfer.token += 1;
+  const mine = transfer.token;
+  transfer.loading = true;
+  renderTransferAgents();
+  const [agents, teams] = await Promise.all([api('/api/agents', { token }), api('/api/teams', { token })]);
+  if (mine !== transfer.token) return;
+  transfer.loading = false;
+  transfer.error = !agents.ok ? agents.error : !teams.ok ? teams.error : null;
+  if (agents.ok && Array.isArray(agents.data)) transfer.agents = agents.data;
+  if (teams.ok && Array.isArray(teams.data)) transfer.teams = teams.data;
+  renderTransfer();
+}
+
+function agentAvailable(agent) {
+  return agent.status === 'online' && agent.activeSessions < agent.maxConcurrent;
+}
+
+/** Why an agent cannot take the chat now, or null. */
+function agentUnavailableWhy(agent) {
+  if (agent.status === 'offline') return 'Offline';
+  if (agent.status !== 'online') return `${PRESENCE[agent.status] || agent.status}: gets no chats`;
+  if (agent.activeSessions >= agent.maxConcurrent) return 'No free slot';
+  return null;
+}
+
+function transferTarget() {
+  return $('transfer-form').elements.destination.value || 'queue';
+}
+
+function renderTransfer() {
+  const target = transferTarget();
+  $('transfer-agent-panel').hidden = target !== 'agent';
+  $('transfer-team-field').hidden = target !== 'team';
+  // A chat handed to a named agent keeps its priority and needs no reason for the queue.
+  $('transfer-priority-field').hidden = target === 'agent';
+  $('transfer-reason-field').hidden = target === 'agent';
+  $('transfer-lead').textContent = {
+    queue: 'The next available agent will pick this chat up. It will not come back to you automatically.',
+    agent: 'The chat goes straight to the agent you choose, with its whole history. They must be online with a free slot.',
+    team: 'The chat goes back to the queue for that team: its agents get it first while any of them is online, anyone else only when none is.',
+  }[target];
+  renderTransferAgents();
+  renderTransferTeams();
+  renderTransferConfirm();
+}
+
+function renderTransferConfirm() {
   const form = $('transfer-form');
+  const target = transferTarget();
+  const confirm = form.querySelector('[data-testid=agent-transfer-confirm]');
+  const agent = selectedAgent();
+  const team = transfer.teams.find((item) => item.id === form.team.value);
+  confirm.textContent = transfer.busy ? 'Transferring…' : {
+    queue: 'Return to queue',
+    agent: agent ? `Transfer to ${agent.name}` : 'Transfer',
+    team: team ? `Send to ${team.name}` : 'Send to the team',
+  }[target];
+  confirm.disabled = transfer.busy;
+}
+
+function selectedAgent() {
+  const id = $('transfer-form').querySelector('input[name=agent]:checked')?.value;
+  return id ? transfer.agents.find((agent) => agent.agentId === id) : null;
+}
+
+function renderTransferAgents() {
+  const list = $('transfer-agents');
+  const chosen = list.querySelector('input[name=agent]:checked')?.value;
+  clear(list);
+  const me = state.me?.agentId || state.login?.userId;
+  const teamName = new Map(transfer.teams.map((team) => [team.id, team.name]));
+  const others = transfer.agents
+    .filter((agent) => agent.agentId !== me)
+    .sort((a, b) => Number(agentAvailable(b)) - Number(agentAvailable(a))
+      || ['online', 'away', 'offline'].indexOf(a.status) - ['online', 'away', 'offline'].indexOf(b.status)
+      || a.name.localeCompare(b.name));
+  for (const agent of others) {
+    const why = agentUnavailableWhy(agent);
+    const teams = (agent.teamIds || []).map((id) => teamName.get(id)).filter(Boolean);
+    list.append(h('li', {},
+      h('label', {
+        class: `agent-pick${why ? ' is-unavailable' : ''}`, testid: 'agent-transfer-agent',
+        dataset: { agentId: agent.agentId, status: agent.status, available: String(!why) }, title: why || `Transfer to ${agent.name}`,
+      },
+      h('input', { type: 'radio', name: 'agent', value: agent.agentId, disabled: Boolean(why), checked: !why && agent.agentId === chosen, onchange: () => { showTransferError(null); renderTransferConfirm(); } }),
+      avatar(agent.name),
+      h('span', { class: 'agent-pick-main' },
+        h('span', { class: 'agent-pick-name', testid: 'agent-transfer-agent-name', text: agent.name }),
+        h('span', { class: 'agent-pick-sub' },
+          h('span', { class: `pick-presence pick-presence-${agent.status}`, testid: 'agent-transfer-agent-status', text: why && agent.status === 'online' ? `Online · ${why.toLowerCase()}` : PRESENCE[agent.status] || agent.status }),
+          teams.length ? h('span', { class: 'agent-pick-teams', text: teams.join(', ') }) : null)),
+      h('span', { class: 'agent-pick-load', testid: 'agent-transfer-agent-load', title: 'Open chats / capacity', text: `${agent.activeSessions}/${agent.maxConcurrent}` }))));
+  }
+  if (!others.length) {
+    let text = 'No other agents yet.';
+    if (transfer.loading) text = 'Loading the agents…';
+    else if (transfer.error) text = `The agents could not be loaded: ${transfer.error.message || transfer.error.error}`;
+    list.append(h('li', { class: 'agent-picks-empty', testid: 'agent-transfer-agents-empty', text }));
+  }
+  $('transfer-refresh').disabled = transfer.loading;
+}
+
+function renderTransferTeams() {
+  const select = $('transfer-form').team;
+  const chosen = select.value;
+  clear(select);
+  const online = new Set(transfer.agents.filter((agent) => agent.status === 'online').map((agent) => agent.agentId));
+  for (const team of transfer.teams) {
+    const members = team.members || [];
+    const here = members.filter((member) => online.has(member.agentId)).length;
+    select.append(h('option', { value: team.id, text: `${team.name} · ${here} of ${members.length} online` }));
+  }
+  if (!transfer.teams.length) {
+    select.append(h('option', { value: '', text: transfer.loading ? 'Loading the teams…' : 'No teams yet' }));
+  }
+  if (transfer.teams.some((team) => team.id === chosen)) select.value = chosen;
+  select.disabled = !transfer.teams.length;
+  const team = transfer.teams.find((item) => item.id === select.value);
+  const hint = $('transfer-team-hint');
+  hint.textContent = team && !(team.members || []).some((member) => online.has(member.agentId))
+    ? 'Nobody in this team is online: the chat goes to whoever is free first.'
+    : '';
+  hint.hidden = !hint.textContent;
+}
+
+function showTransferError(text) {
+  const box = $('transfer-error');
+  box.textContent = text || '';
+  box.hidden = !text;
+}
+
+function transferErrorText(error, agent, team) {
+  switch (error.code) {
+    case 'agent_unavailable':
+      return `${agent?.name || 'That agent'} cannot take this chat now: they are not online or have no free slot. The list is up to date again; choose someone else.`;
+    case 'not_found':
+      return team ? `The team ${team.name} no longer exists.` : (error.message || 'Not found.');
+    case 'forbidden':
+      return 'This chat is no longer yours to transfer.';
+    case 'conflict':
+      return 'This chat changed meanwhile and was not transferred.';
+    case 'session_closed':
+      return 'The chat has ended.';
+    case 'disconnected':
+    case 'timeout':
+      return 'Not connected to the server: the chat was not transferred. Try again in a moment.';
+    default:
+      return `Could not transfer: ${error.message || error.code}`;
+  }
+}
+
+async function submitTransfer() {
+  const chat = transfer.chat;
+  if (!chat || transfer.busy) return;
+  const form = $('transfer-form');
+  const target = transferTarget();
   const data = { sessionId: chat.id };
-  if (form.priority.value) data.priority = form.priority.value;
-  if (form.reason.value.trim()) data.reason = form.reason.value.trim();
+  const agent = target === 'agent' ? selectedAgent() : null;
+  const team = target === 'team' ? transfer.teams.find((item) => item.id === form.team.value) : null;
+  if (target === 'agent') {
+    if (!agent) {
+      showTransferError('Choose the agent to transfer this chat to.');
+      return;
+    }
+    data.toAgentId = agent.agentId;
+  } else {
+    if (target === 'team') {
+      if (!team) {
+        showTransferError('Choose the team to send this chat to.');
+        return;
+      }
+      data.toTeamId = team.id;
+    }
+    if (form.priority.value) data.priority = form.priority.value;
+    if (form.reason.value.trim()) data.reason = form.reason.value.trim();
+  }
+  showTransferError(null);
+  transfer.busy = true;
+  renderTransfer();
   try {
     await socket.request('agent:transfer', data);
-    toast(`${chat.session.customerName || 'The chat'} is back in the queue.`);
-    removeChat(chat);
+    transfer.busy = false;
+    if (transfer.chat === chat) $('transfer-dialog').close();
+    const who = chat.session.customerName || 'The chat';
+    if (agent) toast(`${who} is now with ${agent.name}.`);
+    else if (team) toast(`${who} is in the queue for ${team.name}.`);
+    else toast(`${who} is back in the queue.`);
+    if (state.chats.get(chat.id) === chat) removeChat(chat);
   } catch (error) {
-    toast(`Could not transfer: ${error.message || error.code}`, 'error');
+    transfer.busy = false;
+    renderTransfer();
+    showTransferError(transferErrorText(error, agent, team));
+    if (error.code === 'agent_unavailable' || (error.code === 'not_found' && team)) loadTransferOptions();
+  }
+}
+
+$('transfer-refresh').append(icon('refresh', 15));
+$('transfer-refresh').addEventListener('click', () => loadTransferOptions());
+$('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
+$('transfer-form').addEventListener('change', (event) => {
+  if (event.target.name === 'destination' || event.target.name === 'team') {
+    showTransferError(null);
+    renderTransfer();
   }
 });
+$('transfer-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  submitTransfer();
+});
+$('transfer-dialog').addEventListener('close', () => {
+  transfer.token += 1;
+  transfer.chat = null;
+});
+
+let dialogChat = null;
 
 function openClose(chat) {
   dialogChat = chat;
