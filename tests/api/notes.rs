@@ -121,3 +121,33 @@ async fn only_the_chats_agent_and_admins_write_notes() {
         app.post_as(&format!("/api/sessions/{session_id}/notes"), &bob.token, json!({ "content": "" })).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
+
+/// Why a chat was handed straight to a colleague stays in its history, as a
+/// note the colleague reads and the customer never gets.
+#[tokio::test]
+async fn the_reason_for_a_direct_transfer_reaches_the_next_agent_as_a_note() {
+    let app = spawn_app().await;
+    let Chat { mut customer, mut agent, session_id, .. } = assigned_chat(&app).await;
+    let bob = app.agent("bob", 1).await;
+    let mut bobs = app.agent_socket(&bob).await;
+    bobs.ok("agent:join", "agent:joined", json!({})).await;
+    agent
+        .ok(
+            "agent:transfer",
+            "session:transferred",
+            json!({ "sessionId": session_id, "toAgentId": bob.user_id, "reason": "needs a refund over 500" }),
+        )
+        .await;
+    let assigned = bobs.push("session:assigned").await;
+    let history = assigned["messages"].as_array().expect("messages");
+    let note = history.iter().find(|m| m["sender"] == "note").expect("the transfer's note");
+    assert_eq!(note["content"], "Alice passed the chat on: needs a refund over 500");
+    assert_eq!(note["senderName"], "Alice");
+    customer.wait_for("Bob joining", |f| f["data"]["content"] == "Bob joined the chat.").await;
+    assert!(customer.frames_about(&session_id).iter().all(|f| f["data"]["sender"] != "note"));
+    assert!(customer
+        .pushes_within("message:received", Duration::from_millis(200))
+        .await
+        .iter()
+        .all(|m| m["sender"] != "note"));
+}

@@ -1468,6 +1468,7 @@ impl SessionActor {
         let unanswered = request.unanswered;
         let from_agent = request.from_agent;
         let to_team = request.to_team;
+        let why = request.reason.clone();
         let queue = self.registry.clone();
         let asked = async move {
             queue
@@ -1515,8 +1516,15 @@ impl SessionActor {
             Ok(TransferOutcome::Reassigned { agent_id }) => {
                 act.detach_agents();
                 // The new agent's name arrives with AgentAssigned; the old one is out from now.
-                if let Some(core) = act.core_mut() {
-                    core.transferred(Some(agent_id), None);
+                let from_name = act.loaded_mut().and_then(|loaded| {
+                    loaded.core.transferred(Some(agent_id), None);
+                    loaded.agent_name.take()
+                });
+                // Why it changed hands, for the agent who takes it: in the history they are sent.
+                if let Some(why) = why {
+                    let who = from_name.unwrap_or_else(|| "The agent".to_owned());
+                    let note = NewChatMessage::text(act.id, SenderType::Note, Some(from_agent), format!("{who} passed the chat on: {why}"));
+                    act.post(ctx, note, Some(who), |_, _, _| {});
                 }
                 if let Some(reply) = reply {
                     reply.send(&ServerEvent::SessionTransferred {
