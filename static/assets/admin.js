@@ -1,7 +1,11 @@
-// The admin console: live figures from GET /api/admin/stats (polled), charts
-// drawn here as inline SVG, and agent management through /api/admin/agents.
+// The admin console, in views (tabs, kept in the address's #hash):
+// - Operations: live figures from GET /api/admin/stats (polled), charts drawn
+//   here as inline SVG, and agent management through /api/admin/agents;
+// - Conversations: search every chat (GET /api/sessions?q=…) and read one.
 
-import { Auth, api, avatar, clear, formatClock, formatDuration, h, icon, percent, toast, wireLogin } from '/assets/common.js';
+import {
+  Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, toast, wireLogin,
+} from '/assets/common.js';
 
 const auth = new Auth('switchboard:admin');
 const POLL_MS = 3000;
@@ -22,6 +26,7 @@ const state = {
   agents: null,
   agentsAvailable: true,
   stopped: true,
+  view: 'operations',
 };
 
 // ------------------------------------------------------------------ sign-in
@@ -41,6 +46,8 @@ function signOut(notice) {
   state.history = [];
   state.stats = null;
   state.agents = null;
+  resetConversations();
+  resetCatalog();
   showLogin(notice);
 }
 
@@ -126,6 +133,8 @@ function start(login) {
   renderSessions(null);
   poll();
   loadAgents();
+  const { name, arg } = viewFromHash();
+  showView(name, arg);
 }
 
 function stop() {
@@ -172,7 +181,7 @@ async function poll() {
     $('updated').textContent = `Live · updated ${formatClock(new Date())}`;
     record(result.data);
     renderKpis(result.data);
-    renderCharts();
+    if (state.view === 'operations') renderCharts();
     renderLoad(result.data);
     renderSessions(result.data);
     if (!state.agentsAvailable) renderAgents(null);
@@ -429,6 +438,7 @@ async function loadAgents() {
     state.agents = result.data;
     $('agents-error').hidden = true;
     renderAgents(result.data);
+    fillAgentFilter();
   } else if (refused(result)) {
     return;
   } else {
@@ -536,6 +546,421 @@ $('create-form').addEventListener('submit', async (event) => {
     error.hidden = false;
   }
 });
+
+// ------------------------------------------------------------------ views
+
+const VIEWS = ['operations', 'conversations'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
+function viewFromHash() {
+  const [name, arg] = window.location.hash.replace(/^#/, '').split('/');
+  return { name: VIEWS.includes(name) ? name : 'operations', arg: arg && UUID.test(arg) ? arg : null };
+}
+
+function showView(name, arg = null) {
+  state.view = name;
+  for (const view of VIEWS) {
+    const selected = view === name;
+    $(`view-${view}`).hidden = !selected;
+    $(`tab-${view}`).setAttribute('aria-selected', String(selected));
+    $(`tab-${view}`).tabIndex = selected ? 0 : -1;
+  }
+  if (name === 'operations') renderCharts();
+  else if (name === 'conversations') enterConversations(arg);
+}
+
+window.addEventListener('hashchange', () => {
+  if (state.stopped) return;
+  const { name, arg } = viewFromHash();
+  // Opening a chat rewrites the hash itself: nothing to do then.
+  if (name === 'conversations' && state.view === 'conversations' && arg && arg === conversations.open) return;
+  showView(name, arg);
+});
+
+// Arrow keys move along the tabs, as in any tab list.
+$('admin-tabs').addEventListener('keydown', (event) => {
+  const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+  if (!step) return;
+  event.preventDefault();
+  const next = VIEWS[(VIEWS.indexOf(state.view) + step + VIEWS.length) % VIEWS.length];
+  $(`tab-${next}`).focus();
+  window.location.hash = next;
+});
+
+/** A date input's value (YYYY-MM-DD) as the start of that day here, `plusDays` later. */
+function localDay(value, plusDays = 0) {
+  const [year, month, day] = value.split('-').map(Number);
+  return new Date(year, month - 1, day + plusDays);
+}
+
+/** YYYY-MM-DD of a date, in this browser's time zone. */
+function isoDay(date) {
+  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit' });
+
+function formatDateTime(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? '—' : dateTimeFormat.format(date);
+}
+
+function missing(result) {
+  return result.status === 404 || result.status === 405;
+}
+
+// ------------------------------------------------------------------ conversations
+
+const SEARCH_PAGE = 30;
+const READER_PAGE = 200;
+const STATUS_LABELS = { bot: 'With the bot', waiting: 'Waiting', assigned: 'With an agent', closed: 'Closed' };
+const ENDED_LABELS = { resolved: 'Resolved', closed_by_agent: 'Closed by the agent', customer_ended: 'Ended by the customer', abandoned: 'Abandoned' };
+const SENDER_LABELS = { customer: 'Customer', bot: 'Bot', agent: 'Agent', note: 'Private note', system: 'System' };
+
+const conversations = {
+  loaded: false,
+  request: 0, // the latest search asked; older answers are dropped
+  params: null, // the latest search's query, without its cursor
+  results: [],
+  cursor: null,
+  open: null, // the session in the reader
+  reading: 0,
+  messages: [],
+  hasMore: false,
+  typingTimer: null,
+};
+
+function resetConversations() {
+  clearTimeout(conversations.typingTimer);
+  Object.assign(conversations, { loaded: false, request: conversations.request + 1, params: null, results: [], cursor: null, open: null, reading: conversations.reading + 1, messages: [], hasMore: false });
+  $('search-form').reset();
+  clear($('results'));
+  $('results-empty').hidden = true;
+  $('results-more').hidden = true;
+  $('search-error').hidden = true;
+  $('reader-body').hidden = true;
+  $('reader-empty').hidden = false;
+}
+
+function enterConversations(sessionId) {
+  fillAgentFilter();
+  loadLabels();
+  if (!conversations.loaded) {
+    conversations.loaded = true;
+    runSearch();
+  }
+  if (sessionId && sessionId !== conversations.open) openConversation(sessionId);
+}
+
+/** The agent filter lists every agent and admin, keeping the one chosen. */
+function fillAgentFilter() {
+  const select = $('search-form').elements.namedItem('agentId');
+  const chosen = select.value;
+  const agents = [...(state.agents || [])].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  clear(select).append(h('option', { value: '', text: 'Any' }),
+    ...agents.map((agent) => h('option', { value: agent.agentId, text: agent.name || agent.username || 'Agent' })));
+  if (chosen && !agents.some((agent) => agent.agentId === chosen)) select.append(h('option', { value: chosen, text: 'An agent no longer listed' }));
+  select.value = chosen;
+}
+
+function fillLabelFilter() {
+  const select = $('search-form').elements.namedItem('label');
+  const chosen = select.value;
+  const labels = [...(catalog.labels || [])].sort((a, b) => a.name.localeCompare(b.name));
+  clear(select).append(h('option', { value: '', text: 'Any' }), ...labels.map((label) => h('option', { value: label.name, text: label.name })));
+  if (chosen && !labels.some((label) => label.name === chosen)) select.append(h('option', { value: chosen, text: chosen }));
+  select.value = chosen;
+}
+
+/** The form as a query for GET /api/sessions, or null (with the reason shown) when it cannot be asked. */
+function searchQuery() {
+  const form = $('search-form');
+  const value = (name) => form.elements.namedItem(name).value.trim();
+  const query = new URLSearchParams();
+  if (value('q')) query.set('q', value('q'));
+  for (const key of ['status', 'agentId', 'label', 'rating']) if (value(key)) query.set(key, value(key));
+  // The dates are days here, in this browser's time zone: from the start of
+  // the first to the end of the last.
+  const from = value('from');
+  const to = value('to');
+  if (from && to && from > to) {
+    showSearchError('The “From” date is after the “To” date.');
+    return null;
+  }
+  if (from) query.set('from', localDay(from).toISOString());
+  if (to) query.set('to', localDay(to, 1).toISOString());
+  query.set('limit', String(SEARCH_PAGE));
+  return query;
+}
+
+function showSearchError(text) {
+  $('search-error').textContent = text;
+  $('search-error').hidden = false;
+  $('results-summary').textContent = 'Nothing searched';
+}
+
+async function runSearch({ more = false } = {}) {
+  clearTimeout(conversations.typingTimer);
+  if (state.stopped) return;
+  const bearer = token();
+  if (!bearer) return;
+  const query = more ? new URLSearchParams(conversations.params) : searchQuery();
+  const request = ++conversations.request;
+  if (!query) {
+    conversations.results = [];
+    conversations.cursor = null;
+    renderResults({ failed: true });
+    return;
+  }
+  if (more) query.set('cursor', conversations.cursor);
+  $('search-error').hidden = true;
+  $('results-summary').textContent = more ? 'Loading more…' : 'Searching…';
+  $('search-form').setAttribute('aria-busy', 'true');
+  const result = await api(`/api/sessions?${query}`, { token: bearer });
+  if (request !== conversations.request || state.stopped) return;
+  $('search-form').removeAttribute('aria-busy');
+  if (result.ok && Array.isArray(result.data?.sessions)) {
+    if (!more) {
+      conversations.results = [];
+      query.delete('cursor');
+      conversations.params = query.toString();
+    }
+    const known = new Set(conversations.results.map((session) => session.sessionId));
+    conversations.results.push(...result.data.sessions.filter((session) => !known.has(session.sessionId)));
+    conversations.cursor = result.data.nextCursor || null;
+    renderResults();
+  } else if (refused(result)) {
+    // signed out
+  } else {
+    showSearchError(missing(result)
+      ? 'Searching conversations is not available on this server yet.'
+      : `The search failed: ${result.error.message || `HTTP ${result.status}`}`);
+    if (!more) {
+      conversations.results = [];
+      conversations.cursor = null;
+      renderResults({ failed: true });
+    }
+  }
+}
+
+function renderResults({ failed = false } = {}) {
+  const list = clear($('results'));
+  const found = conversations.results;
+  list.append(...found.map(resultItem));
+  $('results-empty').hidden = failed || found.length > 0;
+  $('results-more').hidden = !conversations.cursor;
+  if (!failed) {
+    const count = `${found.length}${conversations.cursor ? '+' : ''}`;
+    $('results-summary').textContent = found.length
+      ? `${count} conversation${found.length === 1 && !conversations.cursor ? '' : 's'}, newest first`
+      : 'No conversations found';
+  }
+}
+
+function statusText(session) {
+  if (session.status === 'closed') return ENDED_LABELS[session.endedReason] || 'Closed';
+  return STATUS_LABELS[session.status] || session.status;
+}
+
+function statusPill(session, testid) {
+  return h('span', { class: 'pill status-pill', testid, dataset: { status: session.status, ended: session.endedReason || '' }, text: statusText(session) });
+}
+
+function labelChips(names) {
+  const colours = new Map((catalog.labels || []).map((label) => [label.name, label.color]));
+  return (names || []).map((name) => {
+    const chip = h('span', { class: 'label-chip', testid: 'admin-label-chip', dataset: { label: name } }, h('i', { 'aria-hidden': 'true' }), name);
+    const colour = colours.get(name);
+    if (colour) chip.firstChild.style.background = colour;
+    return chip;
+  });
+}
+
+function resultItem(session) {
+  const open = session.sessionId === conversations.open;
+  const subject = session.title || session.category || 'Untitled chat';
+  return h('li', {},
+    h('button', {
+      type: 'button', class: `result${open ? ' is-open' : ''}`, testid: 'admin-search-result',
+      dataset: { sessionId: session.sessionId, status: session.status }, 'aria-current': open ? 'true' : null,
+      onclick: () => openConversation(session.sessionId, session),
+    },
+    h('span', { class: 'result-top' },
+      h('strong', { class: 'result-customer', testid: 'admin-search-result-customer', text: session.customerName || 'Customer' }),
+      h('time', { class: 'result-date', datetime: session.createdAt, testid: 'admin-search-result-date', text: formatTime(session.createdAt) })),
+    h('span', { class: `result-title${session.title || session.category ? '' : ' is-untitled'}`, testid: 'admin-search-result-title', text: subject }),
+    h('span', { class: 'result-meta' },
+      statusPill(session, 'admin-search-result-status'),
+      h('span', { class: 'result-agent', testid: 'admin-search-result-agent' }, icon('person', 13), session.agentName || 'No agent'),
+      h('span', { class: 'result-count' }, icon('chat', 13), String(session.messageCount ?? 0)),
+      labelChips(session.labels))));
+}
+
+async function openConversation(sessionId, known = null) {
+  const bearer = token();
+  if (!bearer) return;
+  conversations.open = sessionId;
+  const reading = ++conversations.reading;
+  window.history.replaceState(null, '', `#conversations/${sessionId}`);
+  for (const button of $('results').querySelectorAll('.result')) {
+    const open = button.dataset.sessionId === sessionId;
+    button.classList.toggle('is-open', open);
+    if (open) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+  $('reader-empty').hidden = true;
+  $('reader-body').hidden = false;
+  $('reader-error').hidden = true;
+  $('reader').dataset.sessionId = sessionId;
+  $('reader').setAttribute('aria-busy', 'true');
+  if (known) renderReaderHead(known);
+  else renderReaderHead(null);
+  conversations.messages = [];
+  conversations.hasMore = false;
+  renderTranscript();
+
+  const [session, page] = await Promise.all([
+    api(`/api/sessions/${encodeURIComponent(sessionId)}`, { token: bearer }),
+    api(`/api/sessions/${encodeURIComponent(sessionId)}/messages?limit=${READER_PAGE}`, { token: bearer }),
+  ]);
+  if (reading !== conversations.reading || state.stopped) return;
+  $('reader').removeAttribute('aria-busy');
+  if ((!session.ok && refused(session)) || (!page.ok && refused(page))) return;
+  if (session.ok) renderReaderHead(session.data);
+  if (page.ok && Array.isArray(page.data?.messages)) {
+    conversations.messages = page.data.messages;
+    conversations.hasMore = Boolean(page.data.hasMore);
+    renderTranscript();
+  } else {
+    const failed = page.ok ? session : page;
+    $('reader-error').textContent = failed.status === 404
+      ? 'This conversation no longer exists.'
+      : `The messages could not be loaded: ${failed.error?.message || `HTTP ${failed.status}`}`;
+    $('reader-error').hidden = false;
+  }
+}
+
+function renderReaderHead(session) {
+  if (!session) {
+    $('reader-title').textContent = 'Loading…';
+    $('reader-sub').textContent = '';
+    $('reader-status').hidden = true;
+    clear($('reader-facts'));
+    return;
+  }
+  $('reader-title').textContent = session.customerName || 'Customer';
+  $('reader-sub').textContent = session.title || session.category || 'Untitled chat';
+  const status = $('reader-status');
+  status.hidden = false;
+  status.textContent = statusText(session);
+  status.dataset.status = session.status;
+  status.className = 'pill status-pill';
+  const fact = (label, value, testid) => (value === null || value === undefined || value === '' || (Array.isArray(value) && !value.length)
+    ? null
+    : h('div', { class: 'fact' }, h('dt', { text: label }), h('dd', { testid }, value)));
+  clear($('reader-facts')).append(...[
+    fact('Agent', session.agentName || 'None', 'admin-reader-agent'),
+    fact('Started', formatDateTime(session.createdAt), 'admin-reader-started'),
+    session.closedAt ? fact('Ended', formatDateTime(session.closedAt), 'admin-reader-ended') : null,
+    fact('Priority', session.priority, 'admin-reader-priority'),
+    fact('Category', session.category, 'admin-reader-category'),
+    fact('Messages', String(session.messageCount ?? session.lastSeq ?? 0), 'admin-reader-count'),
+    fact('Labels', labelChips(session.labels), 'admin-reader-labels'),
+    fact('Closing note', session.notes, 'admin-reader-closing-note'),
+  ].filter(Boolean));
+}
+
+function renderTranscript() {
+  const list = clear($('transcript'));
+  const messages = conversations.messages;
+  $('reader-earlier').hidden = !conversations.hasMore;
+  if (!messages.length) {
+    if ($('reader').getAttribute('aria-busy') !== 'true') list.append(h('li', { class: 'transcript-empty', text: 'No messages in this chat.' }));
+    return;
+  }
+  list.append(...messages.map(transcriptLine));
+}
+
+function transcriptLine(message) {
+  const sender = SENDER_LABELS[message.sender] ? message.sender : 'system';
+  const props = { class: `line line-${sender}`, testid: 'admin-reader-message', dataset: { sender, seq: String(message.seq) } };
+  const when = h('time', { class: 'line-time', datetime: message.createdAt, title: formatDateTime(message.createdAt), text: formatTime(message.createdAt) });
+  const text = h('p', { class: 'line-text', testid: 'admin-reader-text', text: message.content });
+  if (sender === 'system') return h('li', props, text, when);
+  const attachments = (message.attachments || []).map((file) => h('a', {
+    class: 'line-file', href: `${file.url}${file.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token() || '')}`,
+    target: '_blank', rel: 'noopener noreferrer',
+  }, icon('file', 14), h('span', { text: file.fileName }), h('small', { text: formatSize(file.sizeBytes) })));
+  return h('li', props,
+    h('div', { class: 'line-meta' },
+      sender === 'note' ? h('span', { class: 'note-tag', testid: 'admin-reader-note-label' }, icon('lock', 12), 'Private note') : null,
+      h('strong', { class: 'line-who', text: message.senderName || SENDER_LABELS[sender] }),
+      sender === 'note' ? null : h('span', { class: 'line-role', text: SENDER_LABELS[sender] }),
+      when),
+    text,
+    attachments.length ? h('div', { class: 'line-files' }, attachments) : null);
+}
+
+async function loadEarlier() {
+  const sessionId = conversations.open;
+  const first = conversations.messages[0];
+  const bearer = token();
+  if (!sessionId || !first || !bearer) return;
+  const reading = conversations.reading;
+  $('reader-earlier').disabled = true;
+  const page = await api(`/api/sessions/${encodeURIComponent(sessionId)}/messages?limit=${READER_PAGE}&before=${first.seq}`, { token: bearer });
+  $('reader-earlier').disabled = false;
+  if (reading !== conversations.reading || state.stopped) return;
+  if (page.ok && Array.isArray(page.data?.messages)) {
+    conversations.messages = [...page.data.messages, ...conversations.messages];
+    conversations.hasMore = Boolean(page.data.hasMore);
+    renderTranscript();
+  } else if (!refused(page)) {
+    toast(`Earlier messages could not be loaded: ${page.error.message || page.status}`, 'error');
+  }
+}
+
+$('search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  runSearch();
+});
+$('search-reset').addEventListener('click', () => {
+  $('search-form').reset();
+  runSearch();
+});
+$('search-form').addEventListener('change', (event) => {
+  if (event.target.name !== 'q') runSearch();
+});
+$('search-form').elements.namedItem('q').addEventListener('input', () => {
+  clearTimeout(conversations.typingTimer);
+  conversations.typingTimer = setTimeout(() => runSearch(), 400);
+});
+$('results-more').addEventListener('click', () => runSearch({ more: true }));
+$('reader-earlier').addEventListener('click', loadEarlier);
+
+// ------------------------------------------------------------------ labels
+
+const catalog = { labels: null };
+
+function resetCatalog() {
+  catalog.labels = null;
+}
+
+/** The labels staff put on chats, for the search's label filter and the chips' colours. */
+async function loadLabels() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/labels', { token: bearer });
+  if (state.stopped) return;
+  if (result.ok && Array.isArray(result.data)) {
+    catalog.labels = result.data;
+    fillLabelFilter();
+  } else {
+    refused(result);
+  }
+}
 
 // ------------------------------------------------------------------ start
 
