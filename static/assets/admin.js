@@ -1,7 +1,8 @@
 // The admin console, in views (tabs, kept in the address's #hash):
 // - Operations: live figures from GET /api/admin/stats (polled), charts drawn
 //   here as inline SVG, and agent management through /api/admin/agents;
-// - Conversations: search every chat (GET /api/sessions?q=…) and read one.
+// - Conversations: search every chat (GET /api/sessions?q=…) and read one;
+// - Replies & labels: the canned replies and labels agents use.
 
 import {
   Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, toast, wireLogin,
@@ -549,7 +550,7 @@ $('create-form').addEventListener('submit', async (event) => {
 
 // ------------------------------------------------------------------ views
 
-const VIEWS = ['operations', 'conversations'];
+const VIEWS = ['operations', 'conversations', 'replies'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
@@ -568,6 +569,7 @@ function showView(name, arg = null) {
   }
   if (name === 'operations') renderCharts();
   else if (name === 'conversations') enterConversations(arg);
+  else if (name === 'replies') loadCatalog();
 }
 
 window.addEventListener('hashchange', () => {
@@ -940,15 +942,212 @@ $('search-form').elements.namedItem('q').addEventListener('input', () => {
 $('results-more').addEventListener('click', () => runSearch({ more: true }));
 $('reader-earlier').addEventListener('click', loadEarlier);
 
-// ------------------------------------------------------------------ labels
+// ------------------------------------------------------------------ canned replies and labels
 
-const catalog = { labels: null };
+const catalog = {
+  replies: null,
+  labels: null,
+  editing: null, // the reply being edited
+  confirming: null, // the reply or label whose delete button asks again
+};
 
 function resetCatalog() {
-  catalog.labels = null;
+  Object.assign(catalog, { replies: null, labels: null, editing: null, confirming: null });
+  clear($('canned'));
+  clear($('labels'));
 }
 
-/** The labels staff put on chats, for the search's label filter and the chips' colours. */
+function loadCatalog() {
+  loadReplies();
+  loadLabels();
+}
+
+async function loadReplies() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/canned-replies', { token: bearer });
+  if (state.stopped) return;
+  if (result.ok && Array.isArray(result.data)) {
+    catalog.replies = result.data;
+    $('canned-error').hidden = true;
+    renderReplies();
+  } else if (!refused(result)) {
+    $('canned-error').textContent = missing(result)
+      ? 'Canned replies are not available on this server yet (GET /api/canned-replies).'
+      : `The canned replies could not be loaded: ${result.error.message || `HTTP ${result.status}`}.`;
+    $('canned-error').hidden = false;
+    $('canned-summary').textContent = 'Unavailable';
+  }
+}
+
+function renderReplies() {
+  const body = $('canned');
+  // Someone is typing in a row: keep it as it is.
+  if (catalog.editing && body.contains(document.activeElement) && document.activeElement.matches('input, textarea')) return;
+  clear(body);
+  const replies = [...(catalog.replies || [])].sort((a, b) => a.shortcut.localeCompare(b.shortcut));
+  $('canned-summary').textContent = replies.length === 1 ? '1 reply' : `${replies.length} replies`;
+  if (!replies.length) {
+    body.append(h('tr', {}, h('td', { colspan: '4', class: 'muted table-empty', text: 'No canned replies yet. Add the first one below.' })));
+    return;
+  }
+  for (const reply of replies) body.append(reply.id === catalog.editing ? replyEditor(reply) : replyRow(reply));
+}
+
+function deleteButton(kind, item, onDelete) {
+  const asking = catalog.confirming === `${kind}:${item.id}`;
+  if (!asking) {
+    return h('button', {
+      type: 'button', class: 'btn btn-sm btn-danger-soft', testid: `admin-${kind}-delete`, 'aria-label': `Delete ${item.shortcut || item.name}`,
+      onclick: () => {
+        catalog.confirming = `${kind}:${item.id}`;
+        if (kind === 'canned') renderReplies();
+        else renderLabels();
+      },
+    }, icon('trash', 14), h('span', { class: 'hide-sm', text: 'Delete' }));
+  }
+  return h('span', { class: 'confirm' },
+    h('button', { type: 'button', class: 'btn btn-sm btn-danger', testid: `admin-${kind}-delete-confirm`, onclick: onDelete }, 'Delete'),
+    h('button', {
+      type: 'button', class: 'btn btn-sm btn-ghost', testid: `admin-${kind}-delete-cancel`,
+      onclick: () => {
+        catalog.confirming = null;
+        if (kind === 'canned') renderReplies();
+        else renderLabels();
+      },
+    }, 'Keep'));
+}
+
+function replyRow(reply) {
+  return h('tr', { testid: 'admin-canned-row', dataset: { id: reply.id, shortcut: reply.shortcut } },
+    h('td', { class: 'col-shortcut' }, h('code', { testid: 'admin-canned-shortcut-text', text: reply.shortcut })),
+    h('td', { class: 'col-title', testid: 'admin-canned-title-text', text: reply.title }),
+    h('td', { class: 'col-content' }, h('p', { class: 'reply-text', testid: 'admin-canned-content-text', text: reply.content })),
+    h('td', { class: 'col-actions' }, h('span', { class: 'row-actions' },
+      h('button', {
+        type: 'button', class: 'btn btn-sm', testid: 'admin-canned-edit', 'aria-label': `Edit ${reply.shortcut}`,
+        onclick: () => {
+          catalog.editing = reply.id;
+          catalog.confirming = null;
+          renderReplies();
+          $('canned').querySelector('[data-testid=admin-canned-edit-title]')?.focus();
+        },
+      }, 'Edit'),
+      deleteButton('canned', reply, () => deleteReply(reply)))));
+}
+
+function replyEditor(reply) {
+  const shortcut = h('input', {
+    class: 'input', value: reply.shortcut, maxlength: '32', required: true, pattern: '[a-z0-9_\\-]{1,32}', testid: 'admin-canned-edit-shortcut',
+    'aria-label': 'Shortcut', autocapitalize: 'none', spellcheck: 'false',
+  });
+  const title = h('input', { class: 'input', value: reply.title, maxlength: '100', required: true, testid: 'admin-canned-edit-title', 'aria-label': 'Title' });
+  const content = h('textarea', { class: 'input', maxlength: '4000', required: true, rows: '3', testid: 'admin-canned-edit-content', 'aria-label': 'Reply' });
+  content.value = reply.content;
+  const error = h('p', { class: 'form-error', testid: 'admin-canned-edit-error', role: 'alert', hidden: true });
+  const save = async () => {
+    const patch = {};
+    if (shortcut.value.trim() !== reply.shortcut) patch.shortcut = shortcut.value.trim();
+    if (title.value.trim() !== reply.title) patch.title = title.value.trim();
+    if (content.value.trim() !== reply.content) patch.content = content.value.trim();
+    if (!Object.keys(patch).length) {
+      catalog.editing = null;
+      renderReplies();
+      return;
+    }
+    for (const field of [shortcut, title, content]) {
+      if (!field.reportValidity()) return;
+    }
+    const bearer = token();
+    if (!bearer) return;
+    const result = await api(`/api/admin/canned-replies/${encodeURIComponent(reply.id)}`, { method: 'PATCH', token: bearer, body: patch });
+    if (result.ok) {
+      catalog.editing = null;
+      document.activeElement?.blur();
+      toast(`Saved /${result.data?.shortcut || patch.shortcut || reply.shortcut}.`);
+      loadReplies();
+    } else if (!refused(result)) {
+      error.textContent = result.status === 409
+        ? `The shortcut “${patch.shortcut}” is taken by another reply.`
+        : result.error.message || `Not saved (HTTP ${result.status}).`;
+      error.hidden = false;
+    }
+  };
+  const onKey = (event) => {
+    if (event.key === 'Escape') {
+      catalog.editing = null;
+      renderReplies();
+    } else if (event.key === 'Enter' && (event.target.tagName !== 'TEXTAREA' || event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      save();
+    }
+  };
+  return h('tr', { class: 'is-editing', testid: 'admin-canned-row', dataset: { id: reply.id, shortcut: reply.shortcut }, onkeydown: onKey },
+    h('td', { class: 'col-shortcut' }, shortcut),
+    h('td', { class: 'col-title' }, title),
+    h('td', { class: 'col-content' }, content, error),
+    h('td', { class: 'col-actions' }, h('span', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'btn btn-sm btn-primary', testid: 'admin-canned-save', onclick: save }, 'Save'),
+      h('button', {
+        type: 'button', class: 'btn btn-sm btn-ghost', testid: 'admin-canned-cancel',
+        onclick: () => {
+          catalog.editing = null;
+          renderReplies();
+        },
+      }, 'Cancel'))));
+}
+
+async function deleteReply(reply) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/canned-replies/${encodeURIComponent(reply.id)}`, { method: 'DELETE', token: bearer });
+  catalog.confirming = null;
+  if (result.ok || result.status === 404) {
+    toast(`Deleted /${reply.shortcut}.`);
+    loadReplies();
+  } else if (!refused(result)) {
+    toast(`Not deleted: ${result.error.message || result.status}`, 'error');
+    renderReplies();
+  }
+}
+
+$('canned-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('[data-testid=admin-canned-form-error]');
+  const ok = form.querySelector('[data-testid=admin-canned-form-ok]');
+  error.hidden = true;
+  ok.hidden = true;
+  const bearer = token();
+  if (!bearer) return;
+  const field = (name) => form.elements.namedItem(name).value.trim();
+  const body = { shortcut: field('shortcut'), title: field('title'), content: field('content') };
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api('/api/admin/canned-replies', { method: 'POST', token: bearer, body });
+  submit.disabled = false;
+  if (result.ok) {
+    ok.textContent = `Agents can now insert “${body.title}” with ${body.shortcut}.`;
+    ok.hidden = false;
+    form.reset();
+    loadReplies();
+  } else if (!refused(result)) {
+    error.textContent = result.status === 409 && result.error.error === 'conflict'
+      ? `The shortcut “${body.shortcut}” is taken: choose another.`
+      : missing(result)
+        ? 'Adding canned replies is not available on this server yet.'
+        : result.error.message || `The reply was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
+
+// What was wrong with the last try goes once the form is changed.
+for (const form of [$('canned-form'), $('label-form')]) {
+  form.addEventListener('input', () => {
+    for (const note of form.querySelectorAll('.form-error, .form-ok')) note.hidden = true;
+  });
+}
+
 async function loadLabels() {
   const bearer = token();
   if (!bearer) return;
@@ -956,11 +1155,76 @@ async function loadLabels() {
   if (state.stopped) return;
   if (result.ok && Array.isArray(result.data)) {
     catalog.labels = result.data;
+    $('labels-error').hidden = true;
+    renderLabels();
     fillLabelFilter();
-  } else {
-    refused(result);
+  } else if (!refused(result)) {
+    $('labels-error').textContent = missing(result)
+      ? 'Labels are not available on this server yet (GET /api/labels).'
+      : `The labels could not be loaded: ${result.error.message || `HTTP ${result.status}`}.`;
+    $('labels-error').hidden = false;
+    $('labels-summary').textContent = 'Unavailable';
   }
 }
+
+function renderLabels() {
+  const list = clear($('labels'));
+  const labels = [...(catalog.labels || [])].sort((a, b) => a.name.localeCompare(b.name));
+  $('labels-summary').textContent = labels.length === 1 ? '1 label' : `${labels.length} labels`;
+  if (!labels.length) {
+    list.append(h('li', { class: 'muted label-empty', text: 'No labels yet. Add the first one below.' }));
+    return;
+  }
+  for (const label of labels) {
+    const swatch = h('i', { class: 'label-swatch', 'aria-hidden': 'true' });
+    swatch.style.background = label.color;
+    list.append(h('li', { class: 'label-item', testid: 'admin-label-item', dataset: { id: label.id, name: label.name, color: label.color } },
+      swatch,
+      h('span', { class: 'label-name', testid: 'admin-label-item-name', text: label.name }),
+      h('code', { class: 'label-hex', text: label.color }),
+      deleteButton('label', label, () => deleteLabel(label))));
+  }
+}
+
+async function deleteLabel(label) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/labels/${encodeURIComponent(label.id)}`, { method: 'DELETE', token: bearer });
+  catalog.confirming = null;
+  if (result.ok || result.status === 404) {
+    toast(`Deleted the label ${label.name}.`);
+    loadLabels();
+  } else if (!refused(result)) {
+    toast(`Not deleted: ${result.error.message || result.status}`, 'error');
+    renderLabels();
+  }
+}
+
+$('label-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('[data-testid=admin-label-form-error]');
+  error.hidden = true;
+  const bearer = token();
+  if (!bearer) return;
+  const body = { name: form.elements.namedItem('name').value.trim(), color: form.elements.namedItem('color').value.toLowerCase() };
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api('/api/admin/labels', { method: 'POST', token: bearer, body });
+  submit.disabled = false;
+  if (result.ok) {
+    toast(`Agents can now label chats “${body.name}”.`);
+    form.elements.namedItem('name').value = '';
+    loadLabels();
+  } else if (!refused(result)) {
+    error.textContent = result.status === 409 && result.error.error === 'conflict'
+      ? `A label named “${body.name}” exists already.`
+      : missing(result)
+        ? 'Adding labels is not available on this server yet.'
+        : result.error.message || `The label was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
 
 // ------------------------------------------------------------------ start
 
