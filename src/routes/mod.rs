@@ -10,6 +10,7 @@ pub mod docs;
 pub mod health;
 pub mod metrics;
 pub mod pages;
+pub mod reports;
 pub mod sessions;
 pub mod setup;
 pub mod uploads;
@@ -56,6 +57,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::chat)
         .service(sessions::user_sessions)
         .service(customers::profile)
+        .service(reports::report)
+        .service(reports::report_csv)
         .service(catalog::list_canned)
         .service(catalog::create_canned)
         .service(catalog::update_canned)

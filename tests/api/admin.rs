@@ -288,6 +288,8 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/uploads",
         "GET /api/attachments/{id}",
         "GET /api/admin/stats",
+        "GET /api/admin/reports",
+        "GET /api/admin/reports.csv",
         "GET /api/admin/queue",
         "GET /api/admin/agents",
         "POST /api/admin/agents",

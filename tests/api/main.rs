@@ -28,6 +28,7 @@ mod outages;
 mod queue;
 mod queue_abuse;
 mod reply_timeout;
+mod reports;
 mod rest;
 mod resume;
 mod search;

@@ -110,3 +110,66 @@ pub async fn cleanup(conn: &mut PgConn, days: i32) -> QueryResult<usize> {
     .execute(conn)
     .await
 }
+
+/// One row of a report: the whole range (`overall`), or one agent's chats.
+#[derive(QueryableByName, Debug)]
+pub struct ReportRow {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub overall: bool,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    pub agent_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub agent_name: Option<String>,
+    #[diesel(sql_type = BigInt)]
+    pub chats: i64,
+    #[diesel(sql_type = BigInt)]
+    pub handed_off: i64,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub first_response_p50_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub first_response_p90_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub resolution_p50_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub resolution_p90_ms: Option<f64>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub csat_average: Option<f64>,
+    /// How many chats got each rating, 1 to 5.
+    #[diesel(sql_type = diesel::sql_types::Array<BigInt>)]
+    pub csat_counts: Vec<i64>,
+}
+
+/// The chats started in [from, before), overall and by the agent who had
+/// them last: counts, handoffs, first-response and resolution times (median
+/// and 90th percentile) and the customers' ratings.
+pub async fn report(
+    conn: &mut PgConn,
+    from: chrono::DateTime<chrono::Utc>,
+    before: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<Vec<ReportRow>> {
+    use diesel::sql_types::Timestamptz;
+    diesel::sql_query(
+        "SELECT GROUPING(s.assigned_agent_id, u.display_name) = 3 AS overall,
+           s.assigned_agent_id AS agent_id, u.display_name AS agent_name,
+           count(*) AS chats,
+           count(*) FILTER (WHERE a.handoff_requested_at IS NOT NULL) AS handed_off,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.first_response_ms) AS first_response_p50_ms,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY a.first_response_ms) AS first_response_p90_ms,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY a.duration_ms) FILTER (WHERE s.is_resolved) AS resolution_p50_ms,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY a.duration_ms) FILTER (WHERE s.is_resolved) AS resolution_p90_ms,
+           avg(a.rating)::float8 AS csat_average,
+           ARRAY[count(*) FILTER (WHERE a.rating = 1), count(*) FILTER (WHERE a.rating = 2),
+                 count(*) FILTER (WHERE a.rating = 3), count(*) FILTER (WHERE a.rating = 4),
+                 count(*) FILTER (WHERE a.rating = 5)] AS csat_counts
+         FROM chat_sessions s
+         LEFT JOIN session_analytics a ON a.session_id = s.id
+         LEFT JOIN users u ON u.id = s.assigned_agent_id
+         WHERE s.deleted_at IS NULL AND s.created_at >= $1 AND s.created_at < $2
+         GROUP BY GROUPING SETS ((), (s.assigned_agent_id, u.display_name))
+         ORDER BY overall DESC, u.display_name",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(before)
+    .load(conn)
+    .await
+}
