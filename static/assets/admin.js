@@ -1,8 +1,9 @@
-// The admin console, in views (tabs, kept in the address's #hash):
+// The admin console, in four views (tabs, kept in the address's #hash):
 // - Operations: live figures from GET /api/admin/stats (polled), charts drawn
 //   here as inline SVG, and agent management through /api/admin/agents;
 // - Conversations: search every chat (GET /api/sessions?q=…) and read one;
-// - Replies & labels: the canned replies and labels agents use.
+// - Replies & labels: the canned replies and labels agents use;
+// - Reports: a date range's figures from GET /api/admin/reports, and its CSV.
 
 import {
   Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, toast, wireLogin,
@@ -49,6 +50,7 @@ function signOut(notice) {
   state.agents = null;
   resetConversations();
   resetCatalog();
+  resetReport();
   showLogin(notice);
 }
 
@@ -550,7 +552,7 @@ $('create-form').addEventListener('submit', async (event) => {
 
 // ------------------------------------------------------------------ views
 
-const VIEWS = ['operations', 'conversations', 'replies'];
+const VIEWS = ['operations', 'conversations', 'replies', 'reports'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
@@ -570,6 +572,7 @@ function showView(name, arg = null) {
   if (name === 'operations') renderCharts();
   else if (name === 'conversations') enterConversations(arg);
   else if (name === 'replies') loadCatalog();
+  else if (name === 'reports') enterReports();
 }
 
 window.addEventListener('hashchange', () => {
@@ -1225,6 +1228,219 @@ $('label-form').addEventListener('submit', async (event) => {
     error.hidden = false;
   }
 });
+
+// ------------------------------------------------------------------ reports
+
+const RATING_COLOURS = { 1: '#dc2626', 2: '#f97316', 3: '#eab308', 4: '#84cc16', 5: '#16a34a' };
+
+const report = { request: 0, data: null, loaded: false };
+
+function resetReport() {
+  Object.assign(report, { request: report.request + 1, data: null, loaded: false });
+  $('report-form').reset();
+}
+
+/** YYYY-MM-DD `days` after the day `value` (YYYY-MM-DD), as calendar days. */
+function shiftDay(value, days) {
+  const date = new Date(`${value}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + days);
+  return date.toISOString().slice(0, 10);
+}
+
+/**
+ * The range asked for: the last seven days unless someone chose one. The
+ * server counts a chat in the day (UTC) it started, so "today" is UTC's.
+ */
+function reportRange() {
+  const form = $('report-form');
+  const from = form.elements.namedItem('from');
+  const to = form.elements.namedItem('to');
+  if (!to.value) to.value = new Date().toISOString().slice(0, 10);
+  if (!from.value) from.value = shiftDay(to.value, -6);
+  return { from: from.value, to: to.value };
+}
+
+function enterReports() {
+  reportRange();
+  if (!report.loaded) loadReport();
+}
+
+function showReportError(title, text) {
+  const box = $('report-error');
+  const iconBox = box.querySelector('.banner-icon');
+  if (!iconBox.firstChild) iconBox.append(icon('alert', 20));
+  $('report-error-title').textContent = title;
+  $('report-error-text').textContent = text;
+  box.hidden = false;
+}
+
+async function loadReport() {
+  const bearer = token();
+  if (!bearer) return;
+  const { from, to } = reportRange();
+  const request = ++report.request;
+  if (from > to) {
+    showReportError('The range is back to front.', 'The “From” date is after the “To” date.');
+    return;
+  }
+  report.loaded = true;
+  $('report-caption').textContent = 'Loading…';
+  $('view-reports').setAttribute('aria-busy', 'true');
+  const query = new URLSearchParams({ from, to });
+  const result = await api(`/api/admin/reports?${query}`, { token: bearer });
+  if (request !== report.request || state.stopped) return;
+  $('view-reports').removeAttribute('aria-busy');
+  if (result.ok && result.data?.overall) {
+    $('report-error').hidden = true;
+    report.data = result.data;
+    renderReport(result.data);
+  } else if (refused(result)) {
+    // signed out
+  } else {
+    report.data = null;
+    renderReport(null);
+    if (missing(result)) showReportError('Reports are not available on this server yet.', 'The server does not offer GET /api/admin/reports.');
+    else showReportError('The report could not be loaded.', result.error.message || `HTTP ${result.status}`);
+  }
+}
+
+function csatText(csat) {
+  return csat && csat.count > 0 && typeof csat.average === 'number' ? csat.average.toFixed(1) : '—';
+}
+
+function percentiles(figures) {
+  if (!figures || num(figures.p50) === null) return '—';
+  return `${formatDuration(num(figures.p50))} · ${formatDuration(num(figures.p90))}`;
+}
+
+function reportKpi(key, label, iconName, value, sub) {
+  return h('div', { class: 'kpi', testid: 'admin-report-kpi', dataset: { report: key } },
+    h('span', { class: 'kpi-label' }, icon(iconName, 15), label),
+    h('span', { class: 'kpi-value', testid: 'admin-report-value', text: value }),
+    h('span', { class: 'kpi-sub', text: sub }));
+}
+
+function renderReport(data) {
+  const o = data?.overall;
+  const dash = '—';
+  $('report-caption').textContent = data
+    ? `${dayFormat.format(localDay(data.from))} to ${dayFormat.format(localDay(data.to))} (days in UTC) · ${o.chats === 1 ? '1 chat' : `${o.chats} chats`} started`
+    : '';
+  const fr = o?.firstResponseSeconds || {};
+  const res = o?.resolutionSeconds || {};
+  clear($('report-kpis')).append(
+    reportKpi('chats', 'Chats', 'chat', o ? String(o.chats ?? 0) : dash,
+      o ? `${o.handedOff ?? 0} handed to a person` : 'No report'),
+    reportKpi('handoff', 'Handed to a person', 'person', o ? percent(o.handoffRate) : dash,
+      o ? 'Of the chats in the range' : 'No report'),
+    reportKpi('first-response', 'First response (median)', 'zap', o ? formatDuration(num(fr.p50)) : dash,
+      o ? `90th percentile ${formatDuration(num(fr.p90))}` : 'No report'),
+    reportKpi('resolution', 'Resolution (median)', 'done', o ? formatDuration(num(res.p50)) : dash,
+      o ? `90th percentile ${formatDuration(num(res.p90))}` : 'No report'),
+    reportKpi('csat', 'Satisfaction (CSAT)', 'check', o ? csatText(o.csat) : dash,
+      o ? (o.csat?.count === 1 ? '1 rating, out of 5' : `${o.csat?.count ?? 0} ratings, out of 5`) : 'No report'),
+  );
+  renderReportRows($('report-agents'), data?.byAgent, 'agent', 'No agent handled a chat in this range.');
+  const teams = data?.byTeam || [];
+  $('report-teams-card').hidden = !teams.length;
+  renderReportRows($('report-teams'), teams, 'team', 'No team handled a chat in this range.');
+  renderCsat(o?.csat);
+}
+
+function renderReportRows(body, rows, kind, emptyText) {
+  clear(body);
+  if (!rows?.length) {
+    body.append(h('tr', {}, h('td', { colspan: '5', class: 'muted table-empty', testid: `admin-report-${kind}-empty`, text: emptyText })));
+    return;
+  }
+  const sorted = [...rows].sort((a, b) => (b.chats ?? 0) - (a.chats ?? 0) || String(a.name).localeCompare(String(b.name)));
+  for (const row of sorted) {
+    const id = kind === 'agent' ? row.agentId : row.teamId;
+    body.append(h('tr', { testid: `admin-report-${kind}-row`, dataset: { id: id || '' } },
+      h('td', { class: 'col-who' }, h('div', { class: 'who' }, avatar(row.name || '?'), h('strong', { testid: `admin-report-${kind}-name`, text: row.name || '—' }))),
+      h('td', { class: 'num', 'data-label': 'Chats', testid: `admin-report-${kind}-chats`, text: String(row.chats ?? 0) }),
+      h('td', { class: 'num', 'data-label': 'First response', title: 'Median · 90th percentile', testid: `admin-report-${kind}-first-response`, text: percentiles(row.firstResponseSeconds) }),
+      h('td', { class: 'num', 'data-label': 'Resolution', title: 'Median · 90th percentile', testid: `admin-report-${kind}-resolution`, text: percentiles(row.resolutionSeconds) }),
+      h('td', { class: 'num', 'data-label': 'CSAT' },
+        h('span', { testid: `admin-report-${kind}-csat`, text: csatText(row.csat) }),
+        row.csat?.count ? h('small', { class: 'muted', text: ` (${row.csat.count})` }) : null)));
+  }
+}
+
+/** The ratings 5 to 1 as bars, each as long as its share of the ratings. */
+function renderCsat(csat) {
+  const box = clear($('report-csat'));
+  const distribution = csat?.distribution || {};
+  const count = csat?.count ?? 0;
+  $('report-csat-sub').textContent = count
+    ? `Average ${csatText(csat)} out of 5, from ${count === 1 ? '1 rating' : `${count} ratings`}`
+    : 'How customers rated their chats';
+  if (!count) {
+    box.append(h('div', { class: 'chart-empty report-csat-empty', testid: 'admin-report-csat-empty', text: csat ? 'No ratings in this range.' : 'No report.' }));
+    return;
+  }
+  const most = Math.max(1, ...[1, 2, 3, 4, 5].map((rating) => distribution[rating] || 0));
+  box.append(h('div', { class: 'bars', role: 'img', 'aria-label': [5, 4, 3, 2, 1].map((rating) => `${rating} stars: ${distribution[rating] || 0}`).join(', ') },
+    [5, 4, 3, 2, 1].map((rating) => {
+      const n = distribution[rating] || 0;
+      const fill = h('div', { class: 'bar-fill' });
+      fill.style.width = `${(n / most) * 100}%`;
+      fill.style.background = RATING_COLOURS[rating];
+      return h('div', { class: 'bar-row csat-row', testid: 'admin-report-csat-bar', dataset: { rating: String(rating), count: String(n) } },
+        h('span', { class: 'bar-name', text: `${rating} ${rating === 1 ? 'star' : 'stars'}` }),
+        h('div', { class: 'bar-track' }, fill),
+        h('span', { class: 'bar-value', text: `${n} · ${percent(n / count)}` }));
+    })));
+}
+
+async function exportCsv() {
+  const bearer = token();
+  if (!bearer) return;
+  const { from, to } = reportRange();
+  if (from > to) {
+    showReportError('The range is back to front.', 'The “From” date is after the “To” date.');
+    return;
+  }
+  const button = $('report-csv');
+  button.disabled = true;
+  let response = null;
+  try {
+    // With the bearer token in a header, never in a link anyone could copy.
+    response = await fetch(`/api/admin/reports.csv?${new URLSearchParams({ from, to })}`, { headers: { Authorization: `Bearer ${bearer}` }, cache: 'no-store' });
+  } catch {
+    response = null;
+  } finally {
+    button.disabled = false;
+  }
+  if (!response) {
+    toast('The server cannot be reached.', 'error');
+    return;
+  }
+  if (response.status === 401 || response.status === 403) {
+    refused({ status: response.status });
+    return;
+  }
+  if (!response.ok) {
+    toast(response.status === 404 ? 'CSV export is not available on this server yet.' : `The CSV could not be made (HTTP ${response.status}).`, 'error');
+    return;
+  }
+  // The server names the file; this name is for a server that does not.
+  const named = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '');
+  const url = URL.createObjectURL(await response.blob());
+  const link = h('a', { href: url, download: named ? named[1] : `switchboard-report-${from}-${to}.csv`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+$('report-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  loadReport();
+});
+$('report-form').addEventListener('change', () => loadReport());
+$('report-csv').prepend(icon('file', 15));
+$('report-csv').addEventListener('click', exportCsv);
 
 // ------------------------------------------------------------------ start
 

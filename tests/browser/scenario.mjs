@@ -2,7 +2,7 @@
 // customer, an agent and an admin would: nothing here is stubbed, and the
 // page under test reads what these calls stored.
 
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 
 import { BASE_URL } from './helpers.mjs';
 
@@ -51,6 +51,23 @@ export async function signInByApi({ username, password }) {
 /** A new visitor with their own token, as the widget makes one. */
 export async function visitor(name) {
   return (await rest('/api/auth/visitor', { method: 'POST', body: { name }, expect: 200 })).data;
+}
+
+/**
+ * A customer signed in on a host website, with the token that site would
+ * mint (scripts/browser-tests.sh shares the server's secret with the tests):
+ * only such a token may give the customer a priority in the queue.
+ */
+export function hostCustomer(name, priority = 'normal') {
+  const secret = process.env.SWITCHBOARD_JWT_SECRET;
+  if (!secret) throw new Error('SWITCHBOARD_JWT_SECRET is not set: run the tests through scripts/browser-tests.sh');
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const userId = randomUUID();
+  const body = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({
+    sub: userId, role: 'customer', name, priority, iss: 'switchboard', aud: 'switchboard:customer', iat: now, nbf: now - 5, exp: now + 600,
+  })}`;
+  return { token: `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`, userId, name };
 }
 
 /** The customer starts a chat (with the bot); its session id. */
