@@ -599,11 +599,6 @@ function localDay(value, plusDays = 0) {
   return new Date(year, month - 1, day + plusDays);
 }
 
-/** YYYY-MM-DD of a date, in this browser's time zone. */
-function isoDay(date) {
-  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
-}
-
 const dayFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit' });
 
