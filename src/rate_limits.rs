@@ -409,6 +409,7 @@ mod tests {
             role: Role::Customer,
             name: Arc::from("c"),
             priority: None,
+            team: None,
             address: address.parse().ok(),
         }
     }

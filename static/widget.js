@@ -11,6 +11,7 @@
  *   data-welcome       first line of the welcome card
  *   data-color         accent colour, any CSS colour     (default #4f46e5)
  *   data-bot-context   context passed to the bot (<= 200 characters)
+ *   data-team          the team (department) chats from this page go to, by name
  *   data-position      "right" (default) or "left"
  *   data-name          the visitor's name, if the host page knows it
  *   data-email         the visitor's email, if the host page knows it
@@ -53,6 +54,7 @@
     welcome: data.welcome || 'Hi there! How can we help you today?',
     color: data.color || '#4f46e5',
     botContext: data.botContext ? String(data.botContext).slice(0, 200) : '',
+    team: data.team ? String(data.team).slice(0, 60) : '',
     position: data.position === 'left' ? 'left' : 'right',
     name: data.name || '',
     email: data.email || '',
@@ -710,6 +712,7 @@
     };
     var payload = { metadata: metadata };
     if (config.botContext) payload.botContext = config.botContext;
+    if (config.team) payload.team = config.team;
     request('customer:start_chat', payload).then(function (frame) {
       state.starting = false;
       els.startButton.disabled = false;

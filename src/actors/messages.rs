@@ -26,6 +26,9 @@ pub struct Caller {
     pub name: Arc<str>,
     /// The queue priority a host website signed into a customer's token.
     pub priority: Option<crate::domain::Priority>,
+    /// The team a host website signed into a customer's token, by name.
+    #[serde(default)]
+    pub team: Option<Arc<str>>,
     /// Where the caller connected from, for the allowances per address.
     pub address: Option<std::net::IpAddr>,
 }
@@ -586,7 +589,15 @@ pub struct Enqueue {
     pub reason: Option<String>,
     pub customer_name: String,
     pub preview: Option<String>,
+    /// The team the chat is routed to.
+    #[serde(default)]
+    pub team: Option<Uuid>,
 }
+
+/// An admin changed the teams or who is in them: the queue reads them again.
+#[derive(Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "()")]
+pub struct TeamsChanged;
 
 /// Where a waiting session is now, if it is waiting.
 #[derive(Message, serde::Serialize, serde::Deserialize)]
@@ -615,6 +626,9 @@ pub struct TransferSession {
     pub customer_name: String,
     pub from_agent: Uuid,
     pub to_agent: Option<Uuid>,
+    /// Back in the queue for this team (its agents first).
+    #[serde(default)]
+    pub to_team: Option<Uuid>,
     pub priority: Priority,
     pub reason: Option<String>,
     /// The agent left the customer unanswered: the chat keeps its first

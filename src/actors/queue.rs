@@ -82,6 +82,8 @@ struct Waiting {
     skip_agent: Option<Uuid>,
     /// Its row was held by another transaction: not offered before this.
     retry_at: Option<Instant>,
+    /// The team it is for: its members get it first.
+    team: Option<Uuid>,
 }
 
 struct AgentSlot {
@@ -110,6 +112,8 @@ pub struct QueueActor {
     /// The whole board as `shown`, encoded once for every agent who joins
     /// before it changes (thousands waiting make megabytes).
     snapshot: Option<crate::protocol::server::Frame>,
+    /// Each team's members, as stored (reloaded on `TeamsChanged`).
+    teams: HashMap<Uuid, HashSet<Uuid>>,
 }
 
 fn preview(text: &str) -> String {
@@ -135,6 +139,7 @@ impl QueueActor {
             board_news: Cadence::every(BOARD_INTERVAL),
             position_news: Cadence::every(POSITION_INTERVAL),
             snapshot: None,
+            teams: HashMap::new(),
         }
     }
 
@@ -169,6 +174,7 @@ impl QueueActor {
                 position: index + 1,
                 customer_name: entry.customer_name.clone(),
                 preview: entry.preview.clone(),
+                team_id: entry.team,
             })
             .collect()
     }
@@ -247,13 +253,21 @@ impl QueueActor {
 
     /// The online agent with the most room, excluding `skip`; `planned`
     /// counts sessions about to be given to each agent.
-    fn best_agent(&self, skip: Option<Uuid>, planned: &HashMap<Uuid, usize>) -> Option<Uuid> {
+    /// The agent with the most room for a chat. A chat for a team waits for
+    /// that team's agents while any of them is online; only a team with
+    /// nobody online lets others take it, so no chat is stranded.
+    fn best_agent(&self, entry: &Waiting, planned: &HashMap<Uuid, usize>) -> Option<Uuid> {
         let load = |id: &Uuid| self.load(*id) + planned.get(id).copied().unwrap_or(0);
+        let members = entry.team.and_then(|team| self.teams.get(&team));
+        let team_online = members.is_some_and(|members| {
+            members.iter().any(|id| self.agents.get(id).is_some_and(|slot| slot.presence == Presence::Online))
+        });
         self.agents
             .iter()
             .filter(|(id, slot)| {
-                slot.presence == Presence::Online && Some(**id) != skip && load(id) < slot.max_concurrent
+                slot.presence == Presence::Online && Some(**id) != entry.skip_agent && load(id) < slot.max_concurrent
             })
+            .filter(|(id, _)| !team_online || members.is_some_and(|members| members.contains(id)))
             .min_by_key(|(id, slot)| (load(id), std::cmp::Reverse(slot.max_concurrent), **id))
             .map(|(id, _)| *id)
     }
@@ -274,13 +288,13 @@ impl QueueActor {
                 deferred = true;
                 continue;
             }
-            match self.best_agent(entry.skip_agent, &planned) {
+            match self.best_agent(entry, &planned) {
                 Some(agent) => {
                     *planned.entry(agent).or_default() += 1;
                     pairs.push((entry.session_id, agent));
                 }
                 // Nobody has room: nothing later can be given out either.
-                None if entry.skip_agent.is_none() => break,
+                None if entry.skip_agent.is_none() && entry.team.is_none() => break,
                 None => {}
             }
         }
@@ -408,12 +422,14 @@ impl Actor for QueueActor {
             db::run(&pool, async |conn| {
                 let waiting = queries::queue::waiting(conn).await?;
                 let assigned = queries::sessions::assigned_pairs(conn).await?;
-                Ok((waiting, assigned))
+                let teams = queries::teams::membership(conn).await?;
+                Ok((waiting, assigned, teams))
             })
             .await
         };
         ctx.wait(load.into_actor(self).map(|outcome, act, ctx| match outcome {
-            Ok((waiting, assigned)) => {
+            Ok((waiting, assigned, teams)) => {
+                act.teams = teams;
                 for row in waiting {
                     act.insert(Waiting {
                         session_id: row.session_id,
@@ -424,6 +440,7 @@ impl Actor for QueueActor {
                         preview: row.preview.as_deref().map(preview),
                         skip_agent: None,
                         retry_at: None,
+                        team: row.team_id,
                     });
                 }
                 for (agent_id, session_id) in assigned {
@@ -439,6 +456,26 @@ impl Actor for QueueActor {
                 act.publish(ctx);
             }
             Err(error) => log::error!("the queue could not be rebuilt from the database: {error}"),
+        }));
+    }
+}
+
+impl Handler<TeamsChanged> for QueueActor {
+    type Result = ();
+
+    /// Reads the teams again beside the mailbox; assignments go on meanwhile with the old ones.
+    fn handle(&mut self, _: TeamsChanged, ctx: &mut Self::Context) {
+        let pool = self.services.pool.clone();
+        let load = async move { db::run(&pool, async |conn| queries::teams::membership(conn).await).await };
+        ctx.spawn(load.into_actor(self).map(|outcome, act, ctx| match outcome {
+            Ok(teams) => {
+                act.teams = teams;
+                act.try_assign(ctx);
+            }
+            Err(error) => {
+                log::warn!("the teams could not be read again: {error}; retrying");
+                ctx.notify_later(TeamsChanged, Duration::from_secs(1));
+            }
         }));
     }
 }
@@ -475,6 +512,7 @@ impl Handler<Enqueue> for QueueActor {
                 preview: request.preview.as_deref().map(preview),
                 skip_agent: None,
                 retry_at: None,
+                team: request.team,
             });
             // The session tells its customer its position itself, in its reply.
             act.told_positions.insert(session_id, position);
@@ -553,7 +591,7 @@ impl Handler<TransferSession> for QueueActor {
     type Result = AtomicResponse<Self, Result<TransferOutcome, AppError>>;
 
     fn handle(&mut self, transfer: TransferSession, _: &mut Self::Context) -> Self::Result {
-        let TransferSession { session_id, customer_name, from_agent, to_agent, priority, reason, unanswered } =
+        let TransferSession { session_id, customer_name, from_agent, to_agent, to_team, priority, reason, unanswered } =
             transfer;
         let pool = self.services.pool.clone();
         if let Some(to_agent) = to_agent {
@@ -589,31 +627,44 @@ impl Handler<TransferSession> for QueueActor {
             let mut conn = pool.get().await?;
             let queued = conn
                 .transaction(async |conn| {
-                    let queued =
-                        queries::queue::requeue(conn, session_id, from_agent, Some(priority), &why, requested_at)
-                            .await?;
+                    let queued = queries::queue::requeue(
+                        conn,
+                        session_id,
+                        from_agent,
+                        Some(priority),
+                        &why,
+                        requested_at,
+                        to_team,
+                    )
+                    .await?;
                     if queued.is_some() {
                         queries::analytics::transferred(conn, session_id).await?;
                     }
                     Ok::<_, diesel::result::Error>(queued)
                 })
-                .await?;
+                .await
+                .map_err(|error| match error {
+                    // The one row `requeue` finds missing on purpose.
+                    diesel::result::Error::NotFound => AppError::new(ErrorCode::NotFound, "no such team"),
+                    other => other.into(),
+                })?;
             Ok::<_, AppError>(queued)
         };
         AtomicResponse::new(Box::pin(commit.into_actor(self).map(move |outcome, act, ctx| {
-            let Some((priority, requested_at, _)) = outcome? else {
+            let Some(back) = outcome? else {
                 return Err(AppError::new(ErrorCode::Conflict, "the session is no longer yours"));
             };
             act.release(from_agent, session_id, released_as);
             let position = act.insert(Waiting {
                 session_id,
-                priority,
+                priority: back.priority,
                 reason: Some(reason.unwrap_or_else(|| released_as.to_owned())),
-                requested_at,
+                requested_at: back.requested_at,
                 customer_name,
                 preview: None,
                 skip_agent: Some(from_agent),
                 retry_at: None,
+                team: back.team,
             });
             act.told_positions.insert(session_id, position);
             act.publish(ctx);
@@ -682,7 +733,7 @@ impl Handler<AgentGone> for QueueActor {
                     let mut requeued = Vec::with_capacity(sessions.len());
                     for session_id in sessions {
                         let outcome =
-                            queries::queue::requeue(conn, session_id, agent_id, None, "agent_disconnected", None)
+                            queries::queue::requeue(conn, session_id, agent_id, None, "agent_disconnected", None, None)
                                 .await?;
                         requeued.push((session_id, outcome));
                     }
@@ -703,16 +754,17 @@ impl Handler<AgentGone> for QueueActor {
             let mut moved = Vec::new();
             for (session_id, outcome) in requeued {
                 act.release(agent_id, session_id, "agent_left");
-                let Some((priority, requested_at, customer_name)) = outcome else { continue };
+                let Some(back) = outcome else { continue };
                 act.insert(Waiting {
                     session_id,
-                    priority,
+                    priority: back.priority,
                     reason: Some("agent_disconnected".to_owned()),
-                    requested_at,
-                    customer_name,
+                    requested_at: back.requested_at,
+                    customer_name: back.customer_name,
                     preview: None,
                     skip_agent: None,
                     retry_at: None,
+                    team: back.team,
                 });
                 moved.push(session_id);
             }

@@ -66,8 +66,19 @@ pub async fn authenticate(
     if user.disabled || user.role != claims.role {
         return Err(AppError::new(ErrorCode::Unauthorized, "this account cannot sign in"));
     }
-    let priority = if user.role == Role::Customer { claims.priority } else { None };
-    Ok(Caller { user_id: user.id, role: user.role, name: Arc::from(user.display_name.as_str()), priority, address })
+    let (priority, team) = if user.role == Role::Customer {
+        (claims.priority, claims.team.as_deref().map(Arc::from))
+    } else {
+        (None, None)
+    };
+    Ok(Caller {
+        user_id: user.id,
+        role: user.role,
+        name: Arc::from(user.display_name.as_str()),
+        priority,
+        team,
+        address,
+    })
 }
 
 /// The token of the Authorization header.

@@ -35,6 +35,9 @@ pub struct Claims {
     /// tokens never carry one, so a visitor cannot choose their priority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<crate::domain::Priority>,
+    /// The team (by name) a host website sends its customer's chats to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
     /// Set on every token this server signs. Such a token names an account
     /// this server made, so when that account is gone the token is dead;
     /// only a host website's token (without it) may bring a new customer in.
@@ -94,14 +97,14 @@ impl Tokens {
         priority: Option<crate::domain::Priority>,
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>), AppError> {
-        self.sign(user_id, role, name, priority, true, ttl)
+        self.sign(user_id, role, name, (priority, None), true, ttl)
     }
 
     /// A fresh token in place of `claims`, for `ttl`. A host website's token
     /// stays a host website's, so it never gains what only this server's
     /// own tokens have.
     pub fn reissue(&self, claims: &Claims, name: &str, ttl: Duration) -> Result<(String, DateTime<Utc>), AppError> {
-        self.sign(claims.sub, claims.role, name, claims.priority, claims.server_issued, ttl)
+        self.sign(claims.sub, claims.role, name, (claims.priority, claims.team.clone()), claims.server_issued, ttl)
     }
 
     fn sign(
@@ -109,7 +112,7 @@ impl Tokens {
         user_id: Uuid,
         role: Role,
         name: &str,
-        priority: Option<crate::domain::Priority>,
+        (priority, team): (Option<crate::domain::Priority>, Option<String>),
         server_issued: bool,
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>), AppError> {
@@ -125,6 +128,7 @@ impl Tokens {
             nbf: now.timestamp(),
             exp: expires_at.timestamp(),
             priority,
+            team,
             server_issued,
         };
         let token = encode(&Header::new(self.algorithm), &claims, &self.encoding)

@@ -259,6 +259,7 @@ pub enum QueueWire {
     Reprioritize(Reprioritize),
     Preview(Preview),
     Snapshot(QueueSnapshot),
+    TeamsChanged(TeamsChanged),
 }
 
 macro_rules! plain_queue_requests {
@@ -283,6 +284,7 @@ plain_queue_requests! {
     SessionEnded => SessionEnded, |_| ();
     Reprioritize => Reprioritize, |_| ();
     Preview => Preview, |_| ();
+    TeamsChanged => TeamsChanged, |_| ();
     QueueSnapshot => Snapshot, |error: &AppError| Err(error.clone());
 }
 

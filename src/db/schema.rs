@@ -44,6 +44,7 @@ diesel::table! {
         deleted_at -> Nullable<Timestamptz>,
         owner_epoch -> Int8,
         owner_node -> Nullable<Text>,
+        team_id -> Nullable<Uuid>,
     }
 }
 
@@ -150,6 +151,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    team_members (team_id, user_id) {
+        team_id -> Uuid,
+        user_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    teams (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::joinable!(chat_messages -> users (sender_id));
 diesel::joinable!(message_attachments -> chat_messages (message_id));
@@ -162,6 +178,9 @@ diesel::joinable!(read_receipts -> users (participant_id));
 diesel::joinable!(session_analytics -> chat_sessions (session_id));
 diesel::joinable!(session_labels -> chat_sessions (session_id));
 diesel::joinable!(session_labels -> labels (label_id));
+diesel::joinable!(team_members -> teams (team_id));
+diesel::joinable!(team_members -> users (user_id));
+diesel::joinable!(chat_sessions -> teams (team_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     canned_replies,
@@ -173,5 +192,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     read_receipts,
     session_analytics,
     session_labels,
+    team_members,
+    teams,
     users,
 );

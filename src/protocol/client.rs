@@ -129,6 +129,10 @@ pub struct StartChat {
     /// website's signed `priority` claim, or from staff.
     #[serde(default)]
     pub priority: Option<Priority>,
+    /// The team (by name) the chat is for, as the widget's `data-team`
+    /// chose; a host website's signed `team` claim wins over it.
+    #[serde(default)]
+    pub team: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +187,9 @@ pub struct Transfer {
     pub session_id: Uuid,
     #[serde(default)]
     pub to_agent_id: Option<Uuid>,
+    /// Back to the queue for this team (its agents first).
+    #[serde(default)]
+    pub to_team_id: Option<Uuid>,
     #[serde(default)]
     pub priority: Option<Priority>,
     #[serde(default)]
@@ -230,6 +237,7 @@ pub enum SessionRequest {
     },
     Transfer {
         to_agent_id: Option<Uuid>,
+        to_team_id: Option<Uuid>,
         priority: Option<Priority>,
         reason: Option<String>,
     },
@@ -484,7 +492,8 @@ pub fn start_chat(start: StartChat) -> Result<StartChat, AppError> {
             return Err(AppError::new(ErrorCode::InvalidPayload, "metadata must not contain NUL characters"));
         }
     }
-    Ok(StartChat { bot_context, ..start })
+    let team = optional_text("team", start.team, 60)?;
+    Ok(StartChat { bot_context, team, ..start })
 }
 
 impl CustomerRequest {
@@ -547,6 +556,7 @@ impl AgentRequest {
                     let reason = optional_text("reason", transfer.reason, REASON_MAX_CHARS)?;
                     let request = SessionRequest::Transfer {
                         to_agent_id: transfer.to_agent_id,
+                        to_team_id: transfer.to_team_id,
                         priority: transfer.priority,
                         reason,
                     };

@@ -154,6 +154,8 @@ pub struct SessionView {
     /// The note given when the chat was closed or resolved: shown to staff, never to the customer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
+    /// The team the chat is routed to, if any.
+    pub team_id: Option<Uuid>,
     /// The chat's labels, for staff, where a listing read them (`GET /api/sessions`, `GET /api/sessions/{id}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
@@ -188,6 +190,7 @@ impl SessionView {
             created_at: session.created_at,
             closed_at: session.closed_at,
             notes: None,
+            team_id: session.team_id,
             labels: Vec::new(),
         }
     }
@@ -214,6 +217,8 @@ pub struct QueueItem {
     pub position: usize,
     pub customer_name: String,
     pub preview: Option<String>,
+    /// The team the chat waits for, if any.
+    pub team_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

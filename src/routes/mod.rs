@@ -13,6 +13,7 @@ pub mod pages;
 pub mod reports;
 pub mod sessions;
 pub mod setup;
+pub mod teams;
 pub mod uploads;
 pub mod ws;
 
@@ -57,6 +58,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::chat)
         .service(sessions::user_sessions)
         .service(customers::profile)
+        .service(teams::list)
+        .service(teams::create)
+        .service(teams::remove)
+        .service(teams::set_members)
+        .service(teams::agents)
         .service(reports::report)
         .service(reports::report_csv)
         .service(catalog::list_canned)

@@ -65,12 +65,23 @@ pub struct AgentFigures {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct TeamFigures {
+    team_id: Uuid,
+    name: String,
+    #[serde(flatten)]
+    figures: Figures,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct Report {
     from: NaiveDate,
     to: NaiveDate,
     overall: Figures,
     /// By the agent who had each chat last; chats no person had are only in `overall`.
     by_agent: Vec<AgentFigures>,
+    /// By the team each chat was routed to; chats for no team are only in `overall`.
+    by_team: Vec<TeamFigures>,
 }
 
 fn seconds(ms: Option<f64>) -> Option<f64> {
@@ -127,6 +138,9 @@ async fn build(state: &AppState, query: &ReportQuery) -> Result<Report, AppError
     let overall = rows.iter().find(|row| row.overall).map(Figures::from).unwrap_or_else(|| {
         Figures::from(&ReportRow {
             overall: true,
+            by_team: false,
+            team_id: None,
+            team_name: None,
             agent_id: None,
             agent_name: None,
             chats: 0,
@@ -141,12 +155,19 @@ async fn build(state: &AppState, query: &ReportQuery) -> Result<Report, AppError
     });
     let by_agent = rows
         .iter()
-        .filter(|row| !row.overall)
+        .filter(|row| !row.overall && !row.by_team)
         .filter_map(|row| {
             Some(AgentFigures { agent_id: row.agent_id?, name: row.agent_name.clone()?, figures: Figures::from(row) })
         })
         .collect();
-    Ok(Report { from, to, overall, by_agent })
+    let by_team = rows
+        .iter()
+        .filter(|row| row.by_team)
+        .filter_map(|row| {
+            Some(TeamFigures { team_id: row.team_id?, name: row.team_name.clone()?, figures: Figures::from(row) })
+        })
+        .collect();
+    Ok(Report { from, to, overall, by_agent, by_team })
 }
 
 /// A report for a date range (admins).
@@ -165,7 +186,7 @@ pub async fn report(
     Ok(HttpResponse::Ok().json(build(&state, &query).await?))
 }
 
-/// The same report as CSV: one line for the whole range, then one per agent (admins).
+/// The same report as CSV: one line for the whole range, then one per agent and one per team (admins).
 #[utoipa::path(
     tag = "admin",
     params(ReportQuery),
@@ -183,7 +204,7 @@ pub async fn report_csv(
     let number = |value: Option<f64>| value.map(|value| value.to_string()).unwrap_or_default();
     let header = [
         "scope",
-        "agent_id",
+        "id",
         "name",
         "chats",
         "handed_off",
@@ -222,6 +243,9 @@ pub async fn report_csv(
     lines.push(line("overall", String::new(), String::new(), &built.overall));
     for agent in &built.by_agent {
         lines.push(line("agent", agent.agent_id.to_string(), agent.name.clone(), &agent.figures));
+    }
+    for team in &built.by_team {
+        lines.push(line("team", team.team_id.to_string(), team.name.clone(), &team.figures));
     }
     for fields in lines {
         out.write_record(&fields).map_err(AppError::internal)?;

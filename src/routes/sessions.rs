@@ -87,6 +87,8 @@ pub struct NewSessionBody {
     /// Ignored: a customer's priority comes from the `priority` claim of a
     /// token their host website signed, or from staff.
     priority: Option<Priority>,
+    /// The team (by name) the chat is for; a host website's signed `team` claim wins.
+    team: Option<String>,
 }
 
 /// Start a chat (customers). The bot's greeting is stored at once.
@@ -103,11 +105,12 @@ pub async fn create(
     body: OptionalJson<NewSessionBody>,
 ) -> Result<HttpResponse, AppError> {
     let customer = caller.require(&[Role::Customer])?.clone();
-    let body = body.0.unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None });
+    let body = body.0.unwrap_or(NewSessionBody { bot_context: None, metadata: None, priority: None, team: None });
     let request = client::start_chat(StartChat {
         bot_context: body.bot_context,
         metadata: body.metadata,
         priority: body.priority,
+        team: body.team,
     })?;
     let session = start_chat(&state, customer, request).await?;
     Ok(HttpResponse::Created().json(session))
@@ -147,6 +150,8 @@ pub struct ListQuery {
     rating: Option<i16>,
     /// Only sessions with this label.
     label: Option<String>,
+    /// Only sessions routed to this team.
+    team_id: Option<Uuid>,
     /// At most this many (1–200, default 50).
     limit: Option<i64>,
     /// `nextCursor` from the previous page.
@@ -208,6 +213,7 @@ pub async fn list(
         created_before: time_bound("to", query.to.as_deref(), true)?,
         rating: query.rating,
         label: query.label.clone(),
+        team_id: query.team_id,
     };
     let cursor = query.cursor;
     let (rows, mut labels) = db::run(&state.pool, async |conn| {
@@ -607,6 +613,10 @@ pub async fn resolve(
 pub struct TransferBody {
     priority: Option<Priority>,
     reason: Option<String>,
+    /// Staff: straight to this agent (online, with room) instead of the queue.
+    to_agent_id: Option<Uuid>,
+    /// Staff: back to the queue for this team (its agents first).
+    to_team_id: Option<Uuid>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -638,7 +648,12 @@ pub async fn transfer(
     let request = if caller.0.role == Role::Customer {
         SessionRequest::RequestAgent { reason }
     } else {
-        SessionRequest::Transfer { to_agent_id: None, priority: body.priority, reason }
+        SessionRequest::Transfer {
+            to_agent_id: body.to_agent_id,
+            to_team_id: body.to_team_id,
+            priority: body.priority,
+            reason,
+        }
     };
     let session_id = id.into_inner();
     match ask(&state, caller.0, session_id, request).await? {
@@ -779,7 +794,7 @@ pub async fn chat(
             .and_then(|text| text.trim().parse::<Uuid>().ok())
             .ok_or_else(|| AppError::validation("X-Session-ID must be a session id"))?,
         None => {
-            let request = StartChat { bot_context: None, metadata: None, priority: None };
+            let request = StartChat { bot_context: None, metadata: None, priority: None, team: None };
             start_chat(&state, customer.clone(), request).await?.session_id
         }
     };

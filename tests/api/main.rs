@@ -36,3 +36,4 @@ mod setup;
 mod shutdown;
 mod slow_clients;
 mod socket_caps;
+mod teams;

@@ -47,6 +47,7 @@ async fn chat() -> Chat {
             bot_context: None,
             metadata: serde_json::json!({}),
             owner_node: None,
+            team_id: None,
         },
     )
     .await

@@ -105,7 +105,7 @@ async fn a_report_counts_chats_times_and_ratings_per_agent_for_the_range_asked()
     let text = response.text().await.expect("body");
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
-    assert!(lines[0].starts_with("scope,agent_id,name,chats,handed_off"));
+    assert!(lines[0].starts_with("scope,id,name,chats,handed_off"));
     assert!(lines[1].starts_with("overall,,,3,2,"), "{text}");
     assert!(lines[2].starts_with(&format!("agent,{},Alice,1,1,", alice.user_id)), "{text}");
 

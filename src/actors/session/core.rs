@@ -402,6 +402,11 @@ impl SessionCore {
         }
     }
 
+    /// The chat is for this team now.
+    pub fn routed_to(&mut self, team: Option<Uuid>) {
+        self.row.team_id = team;
+    }
+
     /// The transfer failed: the agent keeps the chat.
     pub fn transfer_failed(&mut self) {
         self.transferring_from = None;
@@ -464,7 +469,7 @@ mod tests {
     const STRANGER: Uuid = Uuid::from_u128(4);
 
     fn caller(user_id: Uuid, role: Role) -> Caller {
-        Caller { user_id, role, name: Arc::from("someone"), priority: None, address: None }
+        Caller { user_id, role, name: Arc::from("someone"), priority: None, team: None, address: None }
     }
 
     fn customer() -> Caller {
@@ -495,6 +500,7 @@ mod tests {
             updated_at: now,
             closed_at: None,
             deleted_at: None,
+            team_id: None,
         }
     }
 

@@ -500,7 +500,7 @@ impl SessionActor {
 
     fn create(&mut self, ctx: &mut Context<Self>, chat: NewChat) {
         let pool = self.services.pool.clone();
-        let new_session = NewChatSession {
+        let mut new_session = NewChatSession {
             id: self.id,
             customer_id: chat.origin.caller.user_id,
             // Never what the visitor asked for: what a host website signed, else normal.
@@ -508,25 +508,37 @@ impl SessionActor {
             bot_context: chat.request.bot_context.clone(),
             metadata: serde_json::Value::Object(chat.request.metadata.clone().unwrap_or_default()),
             owner_node: self.services.node.as_deref().map(str::to_owned),
+            team_id: None,
         };
+        // The host website's signed team wins over the widget's choice.
+        let team = chat.origin.caller.team.as_deref().map(str::to_owned).or_else(|| chat.request.team.clone());
         let most_open = i64::from(self.services.limits.open_chats_per_customer);
         let insert = async move {
             let mut conn = pool.get().await?;
             let session = conn
                 .transaction(async |conn| {
+                    if let Some(team) = &team {
+                        match queries::teams::id_by_name(conn, team).await? {
+                            Some(id) => new_session.team_id = Some(id),
+                            None => {
+                                return Ok(Err(AppError::new(
+                                    ErrorCode::InvalidPayload,
+                                    format!("no team is called {team}"),
+                                )))
+                            }
+                        }
+                    }
                     let open = queries::sessions::open_count_locked(conn, new_session.customer_id).await?;
                     if open >= most_open {
-                        return Ok(None);
+                        return Ok(Err(AppError::new(
+                            ErrorCode::TooManyOpenChats,
+                            format!("you already have {most_open} open chats; end one before starting another"),
+                        )));
                     }
-                    queries::sessions::insert(conn, &new_session).await.map(Some)
+                    queries::sessions::insert(conn, &new_session).await.map(Ok)
                 })
                 .await?;
-            session.ok_or_else(|| {
-                AppError::new(
-                    ErrorCode::TooManyOpenChats,
-                    format!("you already have {most_open} open chats; end one before starting another"),
-                )
-            })
+            session
         };
         ctx.wait(insert.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(session) => {
@@ -932,6 +944,7 @@ impl SessionActor {
             reason,
             customer_name: loaded.customer_name.clone(),
             preview: loaded.core.last_customer_text().map(str::to_owned),
+            team: loaded.core.row().team_id,
         };
         let queue = self.registry.clone();
         let asked = async move {
@@ -1377,10 +1390,14 @@ impl SessionActor {
         ctx: &mut Context<Self>,
         origin: Origin,
         reply: Reply,
-        to_agent: Option<Uuid>,
+        (to_agent, to_team): (Option<Uuid>, Option<Uuid>),
         priority: Option<Priority>,
         reason: Option<String>,
     ) {
+        if to_agent.is_some() && to_team.is_some() {
+            return reply
+                .fail(&AppError::new(ErrorCode::InvalidPayload, "transfer to an agent or to a team, not both"));
+        }
         let Some(loaded) = self.loaded_mut() else { return reply.fail(&AppError::not_found("session")) };
         let from_agent = match loaded.core.begin_transfer(&origin.caller, to_agent) {
             Ok(transfer) => transfer.from_agent,
@@ -1392,6 +1409,7 @@ impl SessionActor {
             customer_name,
             from_agent,
             to_agent,
+            to_team,
             priority: priority.unwrap_or(current_priority),
             reason,
             unanswered: false,
@@ -1401,9 +1419,13 @@ impl SessionActor {
 
     /// Watches for a customer left unanswered by their agent: once they have
     /// waited `AGENT_REPLY_TIMEOUT_MS`, the chat goes back to the queue.
+    ///
+    /// One timer at most, never moved: when it fires it looks again and, if
+    /// the customer's wait started later, sleeps for the rest. So a busy chat
+    /// costs no timer per message.
     fn watch_reply(&mut self, ctx: &mut Context<Self>) {
-        if let Some(timer) = self.reply_timer.take() {
-            ctx.cancel_future(timer);
+        if self.reply_timer.is_some() {
+            return;
         }
         let Some(timeout) = self.services.timing.agent_reply_timeout else { return };
         let Some(since) = self.core().and_then(SessionCore::unanswered_since) else { return };
@@ -1427,6 +1449,7 @@ impl SessionActor {
             customer_name: loaded.customer_name.clone(),
             from_agent,
             to_agent: None,
+            to_team: None,
             priority: loaded.core.row().priority,
             reason: Some("no_reply".to_owned()),
             unanswered: true,
@@ -1444,6 +1467,7 @@ impl SessionActor {
     ) {
         let unanswered = request.unanswered;
         let from_agent = request.from_agent;
+        let to_team = request.to_team;
         let queue = self.registry.clone();
         let asked = async move {
             queue
@@ -1456,6 +1480,9 @@ impl SessionActor {
                 act.detach_agents();
                 let agent_name = act.loaded_mut().and_then(|loaded| {
                     loaded.core.transferred(None, priority);
+                    if to_team.is_some() {
+                        loaded.core.routed_to(to_team);
+                    }
                     loaded.agent_name.take()
                 });
                 if let Some(reply) = reply {
@@ -1639,8 +1666,8 @@ impl SessionActor {
                 }
                 Err(error) => reply.fail(&error),
             },
-            SessionRequest::Transfer { to_agent_id, priority, reason } => {
-                self.transfer(ctx, origin, reply, to_agent_id, priority, reason)
+            SessionRequest::Transfer { to_agent_id, to_team_id, priority, reason } => {
+                self.transfer(ctx, origin, reply, (to_agent_id, to_team_id), priority, reason)
             }
         }
     }

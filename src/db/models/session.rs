@@ -29,6 +29,8 @@ pub struct ChatSession {
     pub updated_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// The team the chat is routed to, if any: its agents get it first.
+    pub team_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -41,4 +43,5 @@ pub struct NewChatSession {
     pub metadata: serde_json::Value,
     /// The node whose actor creates it (several nodes on Redis).
     pub owner_node: Option<String>,
+    pub team_id: Option<Uuid>,
 }

@@ -8,4 +8,5 @@ pub mod queue;
 pub mod receipts;
 pub mod sessions;
 pub mod stats;
+pub mod teams;
 pub mod users;

@@ -21,6 +21,7 @@ pub struct WaitingRow {
     pub requested_at: DateTime<Utc>,
     pub customer_name: String,
     pub preview: Option<String>,
+    pub team_id: Option<Uuid>,
 }
 
 /// Puts a session in the queue: its status becomes waiting and an active
@@ -200,7 +201,7 @@ pub async fn first_requested_at(conn: &mut PgConn, session_id: Uuid) -> QueryRes
 
 /// Everything waiting, with names and the customer's latest words, in no particular order.
 pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
-    type Row = (Uuid, Priority, Option<String>, DateTime<Utc>, String);
+    type Row = (Uuid, Priority, Option<String>, DateTime<Utc>, String, Option<Uuid>);
     let rows: Vec<Row> = queue_entries::table
         .inner_join(chat_sessions::table.on(chat_sessions::id.eq(queue_entries::session_id)))
         .inner_join(users::table.on(users::id.eq(chat_sessions::customer_id)))
@@ -212,6 +213,7 @@ pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
             queue_entries::reason,
             queue_entries::requested_at,
             users::display_name,
+            chat_sessions::team_id,
         ))
         .load(conn)
         .await?;
@@ -229,7 +231,8 @@ pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
         .collect();
     Ok(rows
         .into_iter()
-        .map(|(session_id, priority, reason, requested_at, customer_name)| WaitingRow {
+        .map(|(session_id, priority, reason, requested_at, customer_name, team_id)| WaitingRow {
+            team_id,
             session_id,
             priority,
             reason,
@@ -252,17 +255,32 @@ pub async fn requeue(
     priority: Option<Priority>,
     reason: &str,
     requested_at: Option<DateTime<Utc>>,
-) -> QueryResult<Option<(Priority, DateTime<Utc>, String)>> {
-    let found: Option<(Priority, String)> = chat_sessions::table
+    to_team: Option<Uuid>,
+) -> QueryResult<Option<Requeued>> {
+    let found: Option<(Priority, String, Option<Uuid>)> = chat_sessions::table
         .inner_join(users::table.on(users::id.eq(chat_sessions::customer_id)))
         .filter(chat_sessions::id.eq(session_id))
         .filter(chat_sessions::status.eq(SessionStatus::Assigned))
         .filter(chat_sessions::assigned_agent_id.eq(agent_id))
-        .select((chat_sessions::priority, users::display_name))
+        .select((chat_sessions::priority, users::display_name, chat_sessions::team_id))
         .first(conn)
         .await
         .optional()?;
-    let Some((current, customer_name)) = found else { return Ok(None) };
+    let Some((current, customer_name, team)) = found else { return Ok(None) };
+    let team = match to_team {
+        Some(team) => {
+            // Checked, so an unknown team is the caller's mistake, not a broken reference.
+            if !super::teams::exists(conn, team).await? {
+                return Err(diesel::result::Error::NotFound);
+            }
+            diesel::update(chat_sessions::table.find(session_id))
+                .set(chat_sessions::team_id.eq(team))
+                .execute(conn)
+                .await?;
+            Some(team)
+        }
+        None => team,
+    };
     let priority = priority.unwrap_or(current);
     let requested_at = match requested_at {
         Some(at) => at,
@@ -271,7 +289,15 @@ pub async fn requeue(
     if !enqueue(conn, session_id, priority, Some(reason), requested_at, Some(agent_id)).await? {
         return Ok(None);
     }
-    Ok(Some((priority, requested_at, customer_name)))
+    Ok(Some(Requeued { priority, requested_at, customer_name, team }))
+}
+
+/// Where a session stands back in the queue.
+pub struct Requeued {
+    pub priority: Priority,
+    pub requested_at: DateTime<Utc>,
+    pub customer_name: String,
+    pub team: Option<Uuid>,
 }
 
 /// How many entries are waiting, as stored.

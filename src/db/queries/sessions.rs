@@ -223,6 +223,7 @@ pub struct Filter {
     pub created_before: Option<chrono::DateTime<Utc>>,
     pub rating: Option<i16>,
     pub label: Option<String>,
+    pub team_id: Option<Uuid>,
 }
 
 /// Sessions newest first, with names: an agent (`Some`) sees the waiting ones
@@ -267,6 +268,9 @@ pub async fn page(
             .bind::<Text, _>(pattern)
             .sql(")"),
         );
+    }
+    if let Some(team_id) = filter.team_id {
+        query = query.filter(chat_sessions::team_id.eq(team_id));
     }
     if let Some(agent_id) = filter.agent_id {
         query = query.filter(chat_sessions::assigned_agent_id.eq(agent_id));

@@ -116,6 +116,13 @@ pub async fn cleanup(conn: &mut PgConn, days: i32) -> QueryResult<usize> {
 pub struct ReportRow {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     pub overall: bool,
+    /// A team's row (else an agent's, or the overall one).
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub by_team: bool,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    pub team_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub team_name: Option<String>,
     #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
     pub agent_id: Option<uuid::Uuid>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -149,7 +156,9 @@ pub async fn report(
 ) -> QueryResult<Vec<ReportRow>> {
     use diesel::sql_types::Timestamptz;
     diesel::sql_query(
-        "SELECT GROUPING(s.assigned_agent_id, u.display_name) = 3 AS overall,
+        "SELECT GROUPING(s.assigned_agent_id, u.display_name, s.team_id, t.name) = 15 AS overall,
+           GROUPING(s.team_id, t.name) = 0 AS by_team,
+           s.team_id AS team_id, t.name AS team_name,
            s.assigned_agent_id AS agent_id, u.display_name AS agent_name,
            count(*) AS chats,
            count(*) FILTER (WHERE a.handoff_requested_at IS NOT NULL) AS handed_off,
@@ -164,9 +173,10 @@ pub async fn report(
          FROM chat_sessions s
          LEFT JOIN session_analytics a ON a.session_id = s.id
          LEFT JOIN users u ON u.id = s.assigned_agent_id
+         LEFT JOIN teams t ON t.id = s.team_id
          WHERE s.deleted_at IS NULL AND s.created_at >= $1 AND s.created_at < $2
-         GROUP BY GROUPING SETS ((), (s.assigned_agent_id, u.display_name))
-         ORDER BY overall DESC, u.display_name",
+         GROUP BY GROUPING SETS ((), (s.assigned_agent_id, u.display_name), (s.team_id, t.name))
+         ORDER BY overall DESC, u.display_name, t.name",
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(before)

@@ -1,0 +1,3 @@
+ALTER TABLE chat_sessions DROP COLUMN team_id;
+DROP TABLE team_members;
+DROP TABLE teams;
