@@ -1,7 +1,8 @@
 // The admin console, in four views (tabs, kept in the address's #hash):
 // - Operations: live figures from GET /api/admin/stats (polled), charts drawn
 //   here as inline SVG, and agent management through /api/admin/agents;
-// - Conversations: search every chat (GET /api/sessions?q=…) and read one;
+// - Conversations: search every chat (GET /api/sessions?q=…) and read one
+//   (the teams of GET /api/teams to filter by);
 // - Replies & labels: the canned replies and labels agents use;
 // - Reports: a date range's figures from GET /api/admin/reports, and its CSV.
 
@@ -630,11 +631,16 @@ const conversations = {
   messages: [],
   hasMore: false,
   typingTimer: null,
+  teams: null,
+  session: null, // the reader's session, as last read
 };
 
 function resetConversations() {
   clearTimeout(conversations.typingTimer);
-  Object.assign(conversations, { loaded: false, request: conversations.request + 1, params: null, results: [], cursor: null, open: null, reading: conversations.reading + 1, messages: [], hasMore: false });
+  Object.assign(conversations, {
+    loaded: false, request: conversations.request + 1, params: null, results: [], cursor: null, open: null,
+    reading: conversations.reading + 1, messages: [], hasMore: false, teams: null, session: null,
+  });
   $('search-form').reset();
   clear($('results'));
   $('results-empty').hidden = true;
@@ -647,6 +653,7 @@ function resetConversations() {
 function enterConversations(sessionId) {
   fillAgentFilter();
   loadLabels();
+  loadTeams();
   if (!conversations.loaded) {
     conversations.loaded = true;
     runSearch();
@@ -674,13 +681,46 @@ function fillLabelFilter() {
   select.value = chosen;
 }
 
+/** The teams (departments) chats are routed to, for the team filter and the reader. */
+async function loadTeams() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/teams', { token: bearer });
+  if (state.stopped) return;
+  if (result.ok && Array.isArray(result.data)) {
+    conversations.teams = result.data;
+    fillTeamFilter();
+    // Team names where only ids were known.
+    if (conversations.results.some((session) => session.teamId)) renderResults();
+    if (conversations.session?.teamId) renderReaderHead(conversations.session);
+  } else {
+    refused(result);
+  }
+}
+
+function fillTeamFilter() {
+  const select = $('search-form').elements.namedItem('teamId');
+  const chosen = select.value;
+  const teams = [...(conversations.teams || [])].sort((a, b) => a.name.localeCompare(b.name));
+  clear(select).append(h('option', { value: '', text: 'Any' }), ...teams.map((team) => h('option', { value: team.id, text: team.name })));
+  if (chosen && !teams.some((team) => team.id === chosen)) select.append(h('option', { value: chosen, text: 'A team no longer listed' }));
+  select.value = chosen;
+  // The field is only worth its room once there are teams.
+  select.closest('.field').hidden = !teams.length && !chosen;
+}
+
+function teamName(teamId) {
+  if (!teamId || !conversations.teams) return null;
+  return conversations.teams.find((team) => team.id === teamId)?.name || 'A removed team';
+}
+
 /** The form as a query for GET /api/sessions, or null (with the reason shown) when it cannot be asked. */
 function searchQuery() {
   const form = $('search-form');
   const value = (name) => form.elements.namedItem(name).value.trim();
   const query = new URLSearchParams();
   if (value('q')) query.set('q', value('q'));
-  for (const key of ['status', 'agentId', 'label', 'rating']) if (value(key)) query.set(key, value(key));
+  for (const key of ['status', 'agentId', 'teamId', 'label', 'rating']) if (value(key)) query.set(key, value(key));
   // The dates are days here, in this browser's time zone: from the start of
   // the first to the end of the last.
   const from = value('from');
@@ -794,6 +834,7 @@ function resultItem(session) {
     h('span', { class: 'result-meta' },
       statusPill(session, 'admin-search-result-status'),
       h('span', { class: 'result-agent', testid: 'admin-search-result-agent' }, icon('person', 13), session.agentName || 'No agent'),
+      teamName(session.teamId) ? h('span', { class: 'result-team', testid: 'admin-search-result-team' }, icon('people', 13), teamName(session.teamId)) : null,
       h('span', { class: 'result-count' }, icon('chat', 13), String(session.messageCount ?? 0)),
       labelChips(session.labels))));
 }
@@ -843,6 +884,7 @@ async function openConversation(sessionId, known = null) {
 }
 
 function renderReaderHead(session) {
+  conversations.session = session;
   if (!session) {
     $('reader-title').textContent = 'Loading…';
     $('reader-sub').textContent = '';
@@ -862,6 +904,7 @@ function renderReaderHead(session) {
     : h('div', { class: 'fact' }, h('dt', { text: label }), h('dd', { testid }, value)));
   clear($('reader-facts')).append(...[
     fact('Agent', session.agentName || 'None', 'admin-reader-agent'),
+    fact('Team', teamName(session.teamId), 'admin-reader-team'),
     fact('Started', formatDateTime(session.createdAt), 'admin-reader-started'),
     session.closedAt ? fact('Ended', formatDateTime(session.closedAt), 'admin-reader-ended') : null,
     fact('Priority', session.priority, 'admin-reader-priority'),

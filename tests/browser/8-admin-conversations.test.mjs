@@ -1,5 +1,5 @@
 // The admin console's Conversations view against the real server: a customer
-// chats through the API, an agent takes the chat and writes a private note;
+// chats through the API (for a team), an agent takes the chat and writes a private note;
 // the admin finds the chat by a word the customer said, narrows the search
 // with each filter, and reads the chat, the note marked as private. Nothing is
 // stubbed: what the page lists and shows is checked against what the API says.
@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { ADMIN, BASE_URL, DESKTOP, PHONE, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
 import {
-  askForAPerson, localDate, newAgent, note, rest, say, signInByApi, staffSocket, startChat, uniqueWord, visitor,
+  askForAPerson, localDate, newAgent, newTeam, note, rest, say, signInByApi, staffSocket, startChat, uniqueWord, visitor,
 } from './scenario.mjs';
 
 describe('the admin console finds and reads any conversation', () => {
@@ -27,6 +27,8 @@ describe('the admin console finds and reads any conversation', () => {
   const noteText = `Replacement ${uniqueWord('order')} approved by the warehouse`;
   const labelName = uniqueWord('damaged-');
   let sessionId;
+  let team;
+  let otherTeam;
 
   const results = () => page.getByTestId('admin-search-result');
   const resultIds = () => results().evaluateAll((items) => items.map((item) => item.dataset.sessionId));
@@ -54,8 +56,10 @@ describe('the admin console finds and reads any conversation', () => {
     admin = await signInByApi(ADMIN);
 
     // The story: a customer tells the bot, asks for a person, and a new agent takes it.
+    team = await newTeam(admin, `Returns ${uniqueWord('T')}`);
+    otherTeam = await newTeam(admin, `Billing ${uniqueWord('T')}`);
     const customer = await visitor(customerName);
-    sessionId = await startChat(customer);
+    sessionId = await startChat(customer, { team: team.name });
     await say(customer, sessionId, customerSaid);
     agent = await newAgent(admin, { username: uniqueWord('reader-'), name: 'Rita Reader' });
     agentSocket = await staffSocket(await context.newPage(), agent);
@@ -95,6 +99,7 @@ describe('the admin console finds and reads any conversation', () => {
     assert.equal(await result.getByTestId('admin-search-result-agent').textContent(), 'Rita Reader');
     assert.equal(await result.getByTestId('admin-search-result-status').textContent(), 'With an agent');
     assert.deepEqual(await result.getByTestId('admin-label-chip').allTextContents(), [labelName]);
+    assert.equal(await result.getByTestId('admin-search-result-team').textContent(), team.name);
     assert.equal(await summary(), '1 conversation, newest first');
 
     await result.click();
@@ -103,6 +108,7 @@ describe('the admin console finds and reads any conversation', () => {
     assert.match(page.url(), new RegExp(`#conversations/${sessionId}$`));
     assert.equal(await page.getByTestId('admin-reader-title').textContent(), customerName);
     assert.equal(await page.getByTestId('admin-reader-agent').textContent(), 'Rita Reader');
+    assert.equal(await page.getByTestId('admin-reader-team').textContent(), team.name);
 
     // Every message the API gives an admin, in order, as text; the note marked private.
     const stored = (await rest(`/api/sessions/${sessionId}/messages?limit=200`, { token: admin.token, expect: 200 })).data.messages;
@@ -136,7 +142,7 @@ describe('the admin console finds and reads any conversation', () => {
     assert.equal(await summary(), 'No conversations found');
   });
 
-  it('narrows the search by status, agent, label, dates and rating, as the API does', async () => {
+  it('narrows the search by status, agent, team, label, dates and rating, as the API does', async () => {
     await search(word);
     const form = page.getByTestId('admin-search-form');
     const narrowed = async (testid, value) => {
@@ -155,6 +161,10 @@ describe('the admin console finds and reads any conversation', () => {
     assert.deepEqual(await narrowed('admin-search-agent', { label: 'Alice Martin' }), []);
     assert.deepEqual(await narrowed('admin-search-agent', { label: 'Rita Reader' }), [sessionId]);
     await narrowed('admin-search-agent', '');
+
+    assert.deepEqual(await narrowed('admin-search-team', { label: otherTeam.name }), []);
+    assert.deepEqual(await narrowed('admin-search-team', { label: team.name }), [sessionId]);
+    await narrowed('admin-search-team', '');
 
     // The label filter on its own (no words) lists exactly the chats with it.
     await page.getByTestId('admin-search-q').fill('');

@@ -1,6 +1,7 @@
 // The admin console's Reports view against the real server: a customer's chat
-// goes to a new agent, who answers and resolves it, and the customer rates it
-// 4; the report for today shows that agent's row (1 chat, CSAT 4.0) and the
+// goes to a new agent of a new team, who answers and resolves it, and the
+// customer rates it 4; the report for today shows that agent's and that
+// team's rows (1 chat, CSAT 4.0) and the
 // overall figures the API gives, a past range shows none, and the CSV the
 // page downloads is the server's. Nothing is stubbed.
 
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { ADMIN, DESKTOP, PHONE, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
 import {
-  askForAPerson, hostCustomer, newAgent, rest, say, signInByApi, staffSocket, startChat, uniqueWord, utcDate,
+  askForAPerson, hostCustomer, newAgent, newTeam, rest, say, signInByApi, staffSocket, startChat, uniqueWord, utcDate,
 } from './scenario.mjs';
 
 const PAST = { from: '2020-01-01', to: '2020-01-07' };
@@ -29,11 +30,13 @@ describe('the admin console reports a date range', () => {
   let agent;
   let socket;
   let sessionId;
+  let team;
   const agentName = `Rhea ${uniqueWord('R')}`;
   const today = utcDate(0);
 
   const kpi = (key) => page.locator(`[data-testid=admin-report-kpi][data-report=${key}] [data-testid=admin-report-value]`).textContent();
   const agentRow = () => page.locator(`[data-testid=admin-report-agent-row][data-id="${agent.userId}"]`);
+  const teamRow = () => page.locator(`[data-testid=admin-report-team-row][data-id="${team.id}"]`);
   const report = async ({ from, to }) => (await rest(`/api/admin/reports?from=${from}&to=${to}`, { token: admin.token, expect: 200 })).data;
 
   /** Sets the range in the page and waits for the report the server gives for it. */
@@ -54,15 +57,16 @@ describe('the admin console reports a date range', () => {
     violations = await watchCsp(page);
     admin = await signInByApi(ADMIN);
 
-    // A customer of high priority asks for a person; a new agent with room
-    // for one chat comes online and is given it, the first in the queue.
+    // A customer of high priority asks the team for a person; its new agent,
+    // with room for one chat, comes online and is given it, the first in the queue.
+    agent = await newAgent(admin, { username: uniqueWord('reporter-'), name: agentName, maxConcurrent: 1 });
+    team = await newTeam(admin, `Invoices ${uniqueWord('T')}`, [agent.userId]);
     const customer = hostCustomer('Carla Csat', 'high');
-    sessionId = await startChat(customer);
+    sessionId = await startChat(customer, { team: team.name });
     await say(customer, sessionId, 'The invoice shows my old address');
     await askForAPerson(customer, sessionId);
     const queue = (await rest('/api/admin/queue', { token: admin.token, expect: 200 })).data.waiting;
     assert.equal(queue[0]?.sessionId, sessionId, `the chat is first in the queue, so the new agent gets it (queue: ${JSON.stringify(queue)})`);
-    agent = await newAgent(admin, { username: uniqueWord('reporter-'), name: agentName, maxConcurrent: 1 });
     socket = await staffSocket(await context.newPage(), agent);
     await socket.request('agent:join', { maxConcurrent: 1 });
     await socket.next('session:assigned', (data) => data.sessionId === sessionId);
@@ -101,6 +105,14 @@ describe('the admin console reports a date range', () => {
       `${seconds(mine.resolutionSeconds.p50)} · ${seconds(mine.resolutionSeconds.p90)}`);
     assert.equal(await page.getByTestId('admin-report-agent-row').count(), api.byAgent.length, 'a row per agent the API lists');
 
+    // The team's row: the same chat.
+    const teamFigures = api.byTeam.find((row) => row.teamId === team.id);
+    assert.equal(teamFigures.chats, 1);
+    assert.equal(await teamRow().getByTestId('admin-report-team-name').textContent(), team.name);
+    assert.equal(await teamRow().getByTestId('admin-report-team-chats').textContent(), '1');
+    assert.equal(await teamRow().getByTestId('admin-report-team-csat').textContent(), '4.0');
+    assert.equal(await page.getByTestId('admin-report-team-row').count(), api.byTeam.length, 'a row per team the API lists');
+
     // Overall: every chat started today (other tests' too), as the API counts them.
     assert.ok(api.overall.chats >= 1);
     assert.equal(await kpi('chats'), String(api.overall.chats));
@@ -127,6 +139,7 @@ describe('the admin console reports a date range', () => {
     assert.equal(await kpi('chats'), '0');
     assert.equal(await kpi('csat'), '—');
     assert.equal(await page.getByTestId('admin-report-agent-row').count(), 0);
+    assert.equal(await page.getByTestId('admin-report-team-row').count(), 0);
     await page.getByTestId('admin-report-agent-empty').waitFor();
     await page.getByTestId('admin-report-csat-empty').waitFor();
     assert.match(await page.getByTestId('admin-report-caption').textContent(), /0 chats started/);
@@ -149,6 +162,7 @@ describe('the admin console reports a date range', () => {
     const line = csv.split('\n').find((l) => l.includes(agent.userId));
     assert.ok(line, "the agent's line");
     assert.match(line, new RegExp(`^agent,${agent.userId},${agentName},1,`));
+    assert.match(csv, new RegExp(`\nteam,${team.id},${team.name},1,`), "the team's line");
   });
 
   it('fits a phone, and raised no dialog, page error or policy violation', async () => {

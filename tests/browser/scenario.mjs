@@ -70,9 +70,18 @@ export function hostCustomer(name, priority = 'normal') {
   return { token: `${body}.${createHmac('sha256', secret).update(body).digest('base64url')}`, userId, name };
 }
 
-/** The customer starts a chat (with the bot); its session id. */
-export async function startChat(customer) {
-  return (await rest('/api/sessions', { method: 'POST', token: customer.token, body: {}, expect: 201 })).data.sessionId;
+/** The customer starts a chat (with the bot), for a team if `team` names one; its session id. */
+export async function startChat(customer, { team } = {}) {
+  return (await rest('/api/sessions', { method: 'POST', token: customer.token, body: team ? { team } : {}, expect: 201 })).data.sessionId;
+}
+
+/** A team an admin makes through the API, with these agents in it. */
+export async function newTeam(admin, name, agentIds = []) {
+  const team = (await rest('/api/admin/teams', { method: 'POST', token: admin.token, body: { name }, expect: 201 })).data;
+  if (agentIds.length) {
+    await rest(`/api/admin/teams/${team.id}/members`, { method: 'PUT', token: admin.token, body: { agentIds }, expect: 200 });
+  }
+  return team;
 }
 
 /** Someone in the chat says `content`; resolves once it is stored. */
