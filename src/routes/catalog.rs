@@ -253,7 +253,12 @@ pub async fn set_session_labels(
 ) -> Result<HttpResponse, AppError> {
     let staff = caller.require(&[Role::Agent, Role::Admin])?;
     let session_id = id.into_inner();
-    let mut names = body.into_inner().labels;
+    let mut names = body
+        .into_inner()
+        .labels
+        .into_iter()
+        .map(|name| text("a label", name, LABEL_MAX_CHARS))
+        .collect::<Result<Vec<_>, _>>()?;
     names.sort();
     names.dedup();
     if names.len() > LABELS_PER_CHAT {

@@ -84,6 +84,16 @@ pub struct Report {
     by_team: Vec<TeamFigures>,
 }
 
+/// A name as a spreadsheet shows it, not runs it: a cell that starts like a
+/// formula is quoted.
+fn as_cell(name: &str) -> String {
+    if name.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
 fn seconds(ms: Option<f64>) -> Option<f64> {
     ms.map(|ms| (ms / 10.0).round() / 100.0)
 }
@@ -226,7 +236,7 @@ pub async fn report_csv(
         let mut fields = vec![
             scope.to_owned(),
             id,
-            name,
+            as_cell(&name),
             figures.chats.to_string(),
             figures.handed_off.to_string(),
             format!("{:.4}", figures.handoff_rate),
@@ -256,4 +266,17 @@ pub async fn report_csv(
         .content_type("text/csv; charset=utf-8")
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
         .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_cell;
+
+    #[test]
+    fn a_name_that_looks_like_a_formula_is_quoted_for_spreadsheets() {
+        assert_eq!(as_cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(as_cell("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(as_cell("Alice"), "Alice");
+        assert_eq!(as_cell(""), "");
+    }
 }

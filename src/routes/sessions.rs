@@ -212,7 +212,7 @@ pub async fn list(
         created_from: time_bound("from", query.from.as_deref(), false)?,
         created_before: time_bound("to", query.to.as_deref(), true)?,
         rating: query.rating,
-        label: query.label.clone(),
+        label: client::optional_text("label", query.label.clone(), 40)?,
         team_id: query.team_id,
     };
     let cursor = query.cursor;

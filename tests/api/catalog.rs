@@ -100,9 +100,11 @@ async fn agents_label_their_chats_and_search_finds_them_by_label() {
     let (status, set) = app.put_as(&path, &alice.token, json!({ "labels": ["vip", "refund", "vip"] })).await;
     assert_eq!(status, StatusCode::OK, "{set}");
     assert_eq!(set["labels"], json!(["refund", "vip"]));
-    // An unknown label changes nothing.
-    let (status, body) = app.put_as(&path, &alice.token, json!({ "labels": ["vip", "nope"] })).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // An unknown or malformed label changes nothing.
+    for labels in [json!(["vip", "nope"]), json!(["vip", "a\0b"]), json!([""])] {
+        let (status, body) = app.put_as(&path, &alice.token, json!({ "labels": labels })).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{labels}: {body}");
+    }
     let (_, session) = app.get_as(&format!("/api/sessions/{session_id}"), &alice.token).await;
     assert_eq!(session["labels"], json!(["refund", "vip"]));
     // Not Bob's chat, not the customer's to label.

@@ -104,7 +104,9 @@ async fn search_finds_chats_by_a_word_said_in_them_and_never_one_the_caller_may_
     let (status, _) = app.get_as("/api/sessions?q=zanzibar", &ben.token).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let long = "x".repeat(201);
-    for query in ["rating=9", "from=yesterday", "to=2026-13-01", &format!("q={long}"), "agentId=nope"] {
+    for query in
+        ["rating=9", "from=yesterday", "to=2026-13-01", &format!("q={long}"), "agentId=nope", "q=a%00b", "label=a%00b"]
+    {
         let (status, body) = app.get_as(&format!("/api/sessions?{query}"), &admin.token).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
     }
