@@ -1,6 +1,8 @@
 // The agent desk: sign-in, presence, the live queue, chats side by side as
-// tabs, typing and read receipts, private notes, transfer, close, canned
-// responses and notifications. Speaks docs/PROTOCOL.md over /ws/agent.
+// tabs, typing and read receipts, private notes, labels, transfer (to the
+// queue, a named agent or a team), close, canned replies (also found by
+// typing `/` at the start of a reply) and notifications. Speaks
+// docs/PROTOCOL.md over /ws/agent.
 
 import {
   Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
@@ -15,15 +17,45 @@ const TITLE = 'Agent desk · Switchboard';
 const REPLY_PLACEHOLDER = 'Write a reply…  (Enter to send, Shift+Enter for a new line)';
 const NOTE_PLACEHOLDER = 'Write a private note: only agents and admins see it, never the customer';
 
-const CANNED = [
-  { label: 'Greeting', text: 'Hi {name}, thanks for waiting! I\'m {agent} and I\'ll be helping you today.' },
-  { label: 'One moment', text: 'Let me look into that for you. It will only take a moment.' },
-  { label: 'Order number', text: 'Could you share your order number? You\'ll find it in your confirmation email.' },
-  { label: 'Refund timing', text: 'Your refund is on its way. It usually reaches your card within 5 business days.' },
-  { label: 'Passed on', text: 'I\'ve passed this to the right team, and they will email you within one business day.' },
-  { label: 'Anything else?', text: 'Is there anything else I can help you with today?' },
-  { label: 'Goodbye', text: 'Thanks for chatting with us, {name}. Have a great day!' },
-];
+// What admins keep for everyone: canned replies (GET /api/canned-replies,
+// sorted by shortcut) and labels (GET /api/labels). Each list is read at
+// start and again whenever a menu that shows it opens, so something an admin
+// added meanwhile is there without reloading the desk.
+function remoteList(path, onChange) {
+  const list = { items: [], loaded: false, error: null, pending: null };
+  list.load = () => {
+    if (list.pending) return list.pending;
+    const token = auth.get()?.token;
+    list.pending = api(path, { token }).then((result) => {
+      list.pending = null;
+      if (token !== auth.get()?.token) return list; // signed out meanwhile
+      if (result.ok && Array.isArray(result.data)) {
+        list.items = result.data;
+        list.loaded = true;
+        list.error = null;
+      } else {
+        list.error = result.error;
+      }
+      onChange();
+      return list;
+    });
+    return list.pending;
+  };
+  list.reset = () => {
+    list.items = [];
+    list.loaded = false;
+    list.error = null;
+  };
+  return list;
+}
+
+const cannedReplies = remoteList('/api/canned-replies', () => {
+  for (const chat of state.chats.values()) if (chat.canned) renderCanned(chat);
+});
+const labelCatalog = remoteList('/api/labels', () => {
+  const chat = state.chats.get(state.activeId);
+  if (chat) renderDetails(chat);
+});
 
 const REASONS = {
   customer_asked: 'Asked for a person',
@@ -87,7 +119,10 @@ function signOut(notice) {
   state.seenQueue.clear();
   state.queueLoaded = false;
   state.customers.clear();
+  cannedReplies.reset();
+  labelCatalog.reset();
   if ($('transcript-dialog').open) $('transcript-dialog').close();
+  if ($('transfer-dialog').open) $('transfer-dialog').close();
   clear($('queue'));
   clear($('chats'));
   showLogin(notice);
@@ -114,6 +149,8 @@ function startApp(login) {
   meBox.querySelector('.avatar')?.remove();
   meBox.prepend(avatar(login.name));
   renderSound();
+  cannedReplies.load();
+  labelCatalog.load();
   socket = new Socket(
     () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/agent?token=${encodeURIComponent(auth.get()?.token || '')}`,
     { onFrame, onOpen: join, onState: connectionState },
@@ -411,6 +448,7 @@ function assigned({ sessionId, session, messages = [] }) {
   if (state.pickingUp === sessionId) state.pickingUp = null;
   if (state.activeId === sessionId) renderDetails(chat);
   loadCustomer(chat, { force: true });
+  loadChatLabels(chat);
 }
 
 function createChat(sessionId, session) {
@@ -430,6 +468,13 @@ function createChat(sessionId, session) {
     typingTimer: null,
     typingHide: null,
     pendingFile: null,
+    // The open canned-reply menu: {query, slash, active, matches}, or null.
+    canned: null,
+    // The chat's labels by name (null until read), and the label picker.
+    labels: null,
+    labelsError: null,
+    labelsSaving: false,
+    labelPicker: false,
     // 'reply' goes to the customer; 'note' stays with the staff. The mode
     // stays as chosen after sending: falling back to 'reply' by itself would
     // send the next thing the agent meant as a note to the customer.
@@ -450,7 +495,7 @@ function createChat(sessionId, session) {
   // the pane
   els.title = h('h2', { class: 'chat-title', testid: 'agent-chat-title', text: session.customerName || 'Visitor' });
   els.subtitle = h('p', { class: 'chat-sub', testid: 'agent-chat-status' });
-  els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Return to queue', 'aria-label': 'Return to queue', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Return to queue' }));
+  els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Transfer: to the queue, an agent or a team', 'aria-label': 'Transfer this chat', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Transfer' }));
   els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
   els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
   // Narrow screens have no room for the details column: it slides over the chat.
@@ -474,31 +519,30 @@ function createChat(sessionId, session) {
   els.input = h('textarea', {
     class: 'composer-input', testid: 'agent-input', rows: '2', maxlength: String(MAX_CONTENT),
     placeholder: REPLY_PLACEHOLDER, 'aria-label': `Reply to ${session.customerName || 'the customer'}`,
-    oninput: () => onInput(chat),
+    'aria-autocomplete': 'list', 'aria-controls': `canned-${sessionId}`, 'aria-expanded': 'false',
+    oninput: () => {
+      cannedFromInput(chat);
+      onInput(chat);
+    },
     onkeydown: (event) => {
+      if (chat.canned && cannedKey(chat, event)) return;
       if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
         event.preventDefault();
         send(chat);
-      } else if (event.key === 'Escape') {
-        els.canned.hidden = true;
       }
     },
   });
-  els.canned = h('div', { class: 'canned-menu', testid: 'agent-canned-menu', role: 'menu', hidden: true },
-    CANNED.map((item) => h('button', {
-      type: 'button', class: 'canned-item', role: 'menuitem', testid: 'agent-canned-item',
-      onclick: () => insertCanned(chat, item.text),
-    }, h('strong', { text: item.label }), h('span', { text: fillCanned(chat, item.text) }))));
+  els.canned = h('div', { class: 'canned-menu', id: `canned-${sessionId}`, testid: 'agent-canned-menu', role: 'listbox', 'aria-label': 'Canned replies', hidden: true });
   els.cannedButton = h('button', {
-    type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-canned', 'aria-haspopup': 'menu',
+    type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-canned', 'aria-haspopup': 'listbox', 'aria-expanded': 'false',
     onclick: () => {
-      for (const item of els.canned.querySelectorAll('.canned-item span')) {
-        const index = [...els.canned.children].indexOf(item.parentNode);
-        item.textContent = fillCanned(chat, CANNED[index].text);
+      if (chat.canned) closeCanned(chat);
+      else {
+        openCanned(chat, '', false);
+        els.input.focus();
       }
-      els.canned.hidden = !els.canned.hidden;
     },
-    title: 'Canned replies', 'aria-label': 'Canned replies',
+    title: 'Canned replies (or type / at the start of a reply)', 'aria-label': 'Canned replies',
   }, icon('zap', 16), h('span', { text: 'Canned replies' }));
   els.file = h('input', {
     type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
@@ -538,10 +582,163 @@ function insertCanned(chat, text) {
   const input = chat.els.input;
   const value = fillCanned(chat, text);
   input.value = input.value.trim() ? `${input.value.replace(/\s+$/, '')} ${value}` : value;
-  chat.els.canned.hidden = true;
+  closeCanned(chat);
   input.focus();
   onInput(chat);
 }
+
+// ------------------------------------------------------------------ canned replies
+
+/**
+ * The canned replies a query finds: shortcuts that start with it, then
+ * shortcuts that contain it, then titles that contain it, each group in the
+ * server's order (by shortcut).
+ */
+function matchCanned(query) {
+  const wanted = query.toLowerCase();
+  if (!wanted) return cannedReplies.items;
+  const rank = (item) => {
+    const shortcut = String(item.shortcut || '').toLowerCase();
+    if (shortcut.startsWith(wanted)) return 0;
+    if (shortcut.includes(wanted)) return 1;
+    if (String(item.title || '').toLowerCase().includes(wanted)) return 2;
+    return -1;
+  };
+  return cannedReplies.items
+    .map((item) => ({ item, rank: rank(item) }))
+    .filter((found) => found.rank >= 0)
+    .sort((a, b) => a.rank - b.rank)
+    .map((found) => found.item);
+}
+
+/**
+ * Opens (or updates) the chat's canned-reply menu. `slash`: opened by typing
+ * `/query` at the start of the reply, which the chosen reply replaces, and
+ * the first match is ready for Enter; else opened by the button, and a reply
+ * is added to what is written. Opening reads the list again.
+ */
+function openCanned(chat, query, slash) {
+  const wasOpen = Boolean(chat.canned);
+  if (wasOpen && chat.canned.query === query && chat.canned.slash === slash) return;
+  chat.canned = { query, slash, active: slash ? 0 : -1, matches: [] };
+  chat.els.canned.hidden = false;
+  chat.els.input.setAttribute('aria-expanded', 'true');
+  chat.els.cannedButton.setAttribute('aria-expanded', 'true');
+  renderCanned(chat);
+  if (!wasOpen) cannedReplies.load();
+}
+
+function closeCanned(chat) {
+  if (!chat.canned) return;
+  chat.canned = null;
+  chat.els.canned.hidden = true;
+  clear(chat.els.canned);
+  chat.els.input.setAttribute('aria-expanded', 'false');
+  chat.els.input.removeAttribute('aria-activedescendant');
+  chat.els.cannedButton.setAttribute('aria-expanded', 'false');
+}
+
+/** `/` at the very start of a reply, and no space yet, searches the canned replies. */
+function cannedFromInput(chat) {
+  const typed = chat.mode === 'reply' ? /^\/(\S{0,60})$/.exec(chat.els.input.value) : null;
+  if (typed) openCanned(chat, typed[1], true);
+  else if (chat.canned?.slash) closeCanned(chat);
+}
+
+function renderCanned(chat) {
+  const menu = clear(chat.els.canned);
+  const { query, slash } = chat.canned;
+  // The reply chosen stays chosen when the list is read again.
+  const chosen = chat.canned.matches[chat.canned.active]?.id;
+  const matches = matchCanned(query);
+  chat.canned.matches = matches;
+  const kept = chosen ? matches.findIndex((item) => item.id === chosen) : -1;
+  if (kept >= 0) chat.canned.active = kept;
+  else if (chat.canned.active >= matches.length) chat.canned.active = matches.length ? 0 : -1;
+  if (slash && matches.length && chat.canned.active < 0) chat.canned.active = 0;
+  menu.append(h('div', { class: 'canned-head', 'aria-hidden': 'true' },
+    h('span', {}, 'Canned replies', slash ? h('span', { class: 'canned-query', text: ` for /${query}` }) : null),
+    h('span', { class: 'canned-keys', text: slash ? '↑↓ choose · Enter insert · Esc close' : 'Tip: type / in a reply to search' })));
+  matches.forEach((item, index) => {
+    menu.append(h('button', {
+      type: 'button', class: 'canned-item', role: 'option', id: `canned-${chat.id}-${index}`, tabindex: '-1',
+      testid: 'agent-canned-item', dataset: { shortcut: item.shortcut, index: String(index) }, 'aria-selected': 'false',
+      // The reply stays focused: a click picks without taking the caret away.
+      onmousedown: (event) => event.preventDefault(),
+      onclick: () => pickCanned(chat, item),
+    },
+    h('span', { class: 'canned-line' },
+      h('strong', { class: 'canned-title', text: item.title }),
+      h('code', { class: 'canned-shortcut', testid: 'agent-canned-shortcut', text: `/${item.shortcut}` })),
+    h('span', { class: 'canned-text', text: fillCanned(chat, item.content || '') })));
+  });
+  if (!matches.length) {
+    let text;
+    if (cannedReplies.error && !cannedReplies.loaded) text = `The canned replies could not be loaded: ${cannedReplies.error.message || cannedReplies.error.error}`;
+    else if (!cannedReplies.loaded) text = 'Loading the canned replies…';
+    else if (query) text = `No canned reply matches “/${query}”. Esc closes this list.`;
+    else text = 'No canned replies yet: admins add them on the admin page.';
+    menu.append(h('p', { class: 'canned-empty', testid: 'agent-canned-empty', text }));
+  }
+  highlightCanned(chat);
+}
+
+function highlightCanned(chat) {
+  const { active } = chat.canned;
+  for (const item of chat.els.canned.querySelectorAll('.canned-item')) {
+    const on = Number(item.dataset.index) === active;
+    item.classList.toggle('is-active', on);
+    item.setAttribute('aria-selected', String(on));
+    if (on) item.scrollIntoView({ block: 'nearest' });
+  }
+  if (active >= 0) chat.els.input.setAttribute('aria-activedescendant', `canned-${chat.id}-${active}`);
+  else chat.els.input.removeAttribute('aria-activedescendant');
+}
+
+/** Keys in the reply while the menu is open; true when the key was the menu's. */
+function cannedKey(chat, event) {
+  const { matches, active } = chat.canned;
+  if (event.isComposing) return false;
+  if (event.key === 'Escape') {
+    event.preventDefault();
+    closeCanned(chat);
+    return true;
+  }
+  if ((event.key === 'ArrowDown' || event.key === 'ArrowUp') && matches.length) {
+    event.preventDefault();
+    const step = event.key === 'ArrowDown' ? 1 : -1;
+    chat.canned.active = active < 0 ? (step > 0 ? 0 : matches.length - 1) : (active + step + matches.length) % matches.length;
+    highlightCanned(chat);
+    return true;
+  }
+  if ((event.key === 'Enter' || event.key === 'Tab') && !event.shiftKey && active >= 0 && matches[active]) {
+    event.preventDefault();
+    pickCanned(chat, matches[active]);
+    return true;
+  }
+  return false;
+}
+
+function pickCanned(chat, item) {
+  if (!chat.canned?.slash) {
+    insertCanned(chat, item.content || '');
+    return;
+  }
+  // The "/query" that found it is replaced by the reply.
+  const input = chat.els.input;
+  input.value = fillCanned(chat, item.content || '');
+  closeCanned(chat);
+  input.focus();
+  input.setSelectionRange(input.value.length, input.value.length);
+  onInput(chat);
+}
+
+// A click anywhere but the composer closes its menu.
+document.addEventListener('pointerdown', (event) => {
+  for (const chat of state.chats.values()) {
+    if (chat.canned && !chat.els.composer.contains(event.target)) closeCanned(chat);
+  }
+});
 
 function setMode(chat, mode) {
   if (chat.mode === mode) {
@@ -571,7 +768,7 @@ function renderMode(chat) {
   // file already chosen waits for reply mode).
   els.cannedButton.hidden = note;
   els.attach.hidden = note;
-  if (note) els.canned.hidden = true;
+  if (note) closeCanned(chat);
   els.preview.hidden = note || !chat.pendingFile;
 }
 
@@ -698,6 +895,15 @@ function senderName(message) {
 }
 
 /**
+ * Whether an agent's message is this agent's own. Messages name their sender
+ * but carry no sender id, so a chat transferred from a colleague tells their
+ * replies apart by name.
+ */
+function byMe(message) {
+  return !message.senderName || !state.login?.name || message.senderName === state.login.name;
+}
+
+/**
  * One message of a conversation as a list item. A private note (sender
  * `note`) is drawn apart from everything the customer sees: amber, dashed,
  * with a lock and "Private note" before its author's name.
@@ -705,7 +911,7 @@ function senderName(message) {
 function messageElement(message, { receipt = true } = {}) {
   const system = message.sender === 'system' || message.messageType === 'system';
   const sender = system ? 'system' : message.sender;
-  const mine = sender === 'agent';
+  const mine = sender === 'agent' && byMe(message);
   const note = sender === 'note';
   const li = h('li', { class: `msg from-${sender}${mine ? ' mine' : ''}`, testid: 'agent-message', dataset: { sender } });
   if (system) {
@@ -811,7 +1017,7 @@ function addMessage(chat, message, live) {
   regroup(chat);
   if (message.sender === 'customer') setTyping(chat, false);
   if (message.messageType !== 'system' && message.sender !== 'system') {
-    const prefix = { agent: 'You: ', note: 'Note: ' }[message.sender] || '';
+    const prefix = message.sender === 'agent' && !byMe(message) ? `${message.senderName}: ` : { agent: 'You: ', note: 'Note: ' }[message.sender] || '';
     chat.els.tabPreview.textContent = `${prefix}${message.content || ''}`.slice(0, 90);
     chat.els.tabTime.textContent = formatTime(message.createdAt);
   }
@@ -932,7 +1138,7 @@ function send(chat) {
     toast(`A ${note ? 'note' : 'message'} can have at most ${MAX_CONTENT} characters.`, 'error');
     return;
   }
-  chat.els.canned.hidden = true;
+  closeCanned(chat);
   chat.typingSentAt = 0;
   clearTimeout(chat.typingTimer);
   if (file) uploadAndSend(chat, file, text);
@@ -1069,30 +1275,244 @@ async function uploadAndSend(chat, file, text) {
 
 // ------------------------------------------------------------------ transfer + close
 
-let dialogChat = null;
+// The transfer dialog: back to the queue, straight to a named agent (online
+// with a free slot), or to a team's queue. The agents and teams are read each
+// time it opens (GET /api/agents, GET /api/teams), and again on Refresh.
+const transfer = { chat: null, agents: [], teams: [], loading: false, error: null, token: 0, busy: false };
+
+const PRESENCE = { online: 'Online', away: 'Away', offline: 'Offline' };
 
 function openTransfer(chat) {
-  dialogChat = chat;
+  transfer.chat = chat;
   const form = $('transfer-form');
   form.reset();
+  transfer.agents = [];
+  transfer.teams = [];
+  transfer.error = null;
+  transfer.busy = false;
+  showTransferError(null);
+  renderTransfer();
   $('transfer-dialog').showModal();
+  loadTransferOptions();
 }
 
-$('transfer-dialog').addEventListener('close', async () => {
-  const chat = dialogChat;
-  if ($('transfer-dialog').returnValue !== 'confirm' || !chat) return;
+async function loadTransferOptions() {
+  const token = auth.get()?.token;
+  transfer.token += 1;
+  const mine = transfer.token;
+  transfer.loading = true;
+  renderTransferAgents();
+  const [agents, teams] = await Promise.all([api('/api/agents', { token }), api('/api/teams', { token })]);
+  if (mine !== transfer.token) return;
+  transfer.loading = false;
+  transfer.error = !agents.ok ? agents.error : !teams.ok ? teams.error : null;
+  if (agents.ok && Array.isArray(agents.data)) transfer.agents = agents.data;
+  if (teams.ok && Array.isArray(teams.data)) transfer.teams = teams.data;
+  renderTransfer();
+}
+
+function agentAvailable(agent) {
+  return agent.status === 'online' && agent.activeSessions < agent.maxConcurrent;
+}
+
+/** Why an agent cannot take the chat now, or null. */
+function agentUnavailableWhy(agent) {
+  if (agent.status === 'offline') return 'Offline';
+  if (agent.status !== 'online') return `${PRESENCE[agent.status] || agent.status}: gets no chats`;
+  if (agent.activeSessions >= agent.maxConcurrent) return 'No free slot';
+  return null;
+}
+
+function transferTarget() {
+  return $('transfer-form').elements.destination.value || 'queue';
+}
+
+function renderTransfer() {
+  const target = transferTarget();
+  $('transfer-agent-panel').hidden = target !== 'agent';
+  $('transfer-team-field').hidden = target !== 'team';
+  // A chat handed to a named agent keeps its priority and needs no reason for the queue.
+  $('transfer-priority-field').hidden = target === 'agent';
+  $('transfer-reason-field').hidden = target === 'agent';
+  $('transfer-lead').textContent = {
+    queue: 'The next available agent will pick this chat up. It will not come back to you automatically.',
+    agent: 'The chat goes straight to the agent you choose, with its whole history. They must be online with a free slot.',
+    team: 'The chat goes back to the queue for that team: its agents get it first while any of them is online, anyone else only when none is.',
+  }[target];
+  renderTransferAgents();
+  renderTransferTeams();
+  renderTransferConfirm();
+}
+
+function renderTransferConfirm() {
   const form = $('transfer-form');
+  const target = transferTarget();
+  const confirm = form.querySelector('[data-testid=agent-transfer-confirm]');
+  const agent = selectedAgent();
+  const team = transfer.teams.find((item) => item.id === form.team.value);
+  confirm.textContent = transfer.busy ? 'Transferring…' : {
+    queue: 'Return to queue',
+    agent: agent ? `Transfer to ${agent.name}` : 'Transfer',
+    team: team ? `Send to ${team.name}` : 'Send to the team',
+  }[target];
+  confirm.disabled = transfer.busy;
+}
+
+function selectedAgent() {
+  const id = $('transfer-form').querySelector('input[name=agent]:checked')?.value;
+  return id ? transfer.agents.find((agent) => agent.agentId === id) : null;
+}
+
+function renderTransferAgents() {
+  const list = $('transfer-agents');
+  const chosen = list.querySelector('input[name=agent]:checked')?.value;
+  clear(list);
+  const me = state.me?.agentId || state.login?.userId;
+  const teamName = new Map(transfer.teams.map((team) => [team.id, team.name]));
+  const others = transfer.agents
+    .filter((agent) => agent.agentId !== me)
+    .sort((a, b) => Number(agentAvailable(b)) - Number(agentAvailable(a))
+      || ['online', 'away', 'offline'].indexOf(a.status) - ['online', 'away', 'offline'].indexOf(b.status)
+      || a.name.localeCompare(b.name));
+  for (const agent of others) {
+    const why = agentUnavailableWhy(agent);
+    const teams = (agent.teamIds || []).map((id) => teamName.get(id)).filter(Boolean);
+    list.append(h('li', {},
+      h('label', {
+        class: `agent-pick${why ? ' is-unavailable' : ''}`, testid: 'agent-transfer-agent',
+        dataset: { agentId: agent.agentId, status: agent.status, available: String(!why) }, title: why || `Transfer to ${agent.name}`,
+      },
+      h('input', { type: 'radio', name: 'agent', value: agent.agentId, disabled: Boolean(why), checked: !why && agent.agentId === chosen, onchange: () => { showTransferError(null); renderTransferConfirm(); } }),
+      avatar(agent.name),
+      h('span', { class: 'agent-pick-main' },
+        h('span', { class: 'agent-pick-name', testid: 'agent-transfer-agent-name', text: agent.name }),
+        h('span', { class: 'agent-pick-sub' },
+          h('span', { class: `pick-presence pick-presence-${agent.status}`, testid: 'agent-transfer-agent-status', text: why && agent.status === 'online' ? `Online · ${why.toLowerCase()}` : PRESENCE[agent.status] || agent.status }),
+          teams.length ? h('span', { class: 'agent-pick-teams', text: teams.join(', ') }) : null)),
+      h('span', { class: 'agent-pick-load', testid: 'agent-transfer-agent-load', title: 'Open chats / capacity', text: `${agent.activeSessions}/${agent.maxConcurrent}` }))));
+  }
+  if (!others.length) {
+    let text = 'No other agents yet.';
+    if (transfer.loading) text = 'Loading the agents…';
+    else if (transfer.error) text = `The agents could not be loaded: ${transfer.error.message || transfer.error.error}`;
+    list.append(h('li', { class: 'agent-picks-empty', testid: 'agent-transfer-agents-empty', text }));
+  }
+  $('transfer-refresh').disabled = transfer.loading;
+}
+
+function renderTransferTeams() {
+  const select = $('transfer-form').team;
+  const chosen = select.value;
+  clear(select);
+  const online = new Set(transfer.agents.filter((agent) => agent.status === 'online').map((agent) => agent.agentId));
+  for (const team of transfer.teams) {
+    const members = team.members || [];
+    const here = members.filter((member) => online.has(member.agentId)).length;
+    select.append(h('option', { value: team.id, text: `${team.name} · ${here} of ${members.length} online` }));
+  }
+  if (!transfer.teams.length) {
+    select.append(h('option', { value: '', text: transfer.loading ? 'Loading the teams…' : 'No teams yet' }));
+  }
+  if (transfer.teams.some((team) => team.id === chosen)) select.value = chosen;
+  select.disabled = !transfer.teams.length;
+  const team = transfer.teams.find((item) => item.id === select.value);
+  const hint = $('transfer-team-hint');
+  hint.textContent = team && !(team.members || []).some((member) => online.has(member.agentId))
+    ? 'Nobody in this team is online: the chat goes to whoever is free first.'
+    : '';
+  hint.hidden = !hint.textContent;
+}
+
+function showTransferError(text) {
+  const box = $('transfer-error');
+  box.textContent = text || '';
+  box.hidden = !text;
+}
+
+function transferErrorText(error, agent, team) {
+  switch (error.code) {
+    case 'agent_unavailable':
+      return `${agent?.name || 'That agent'} cannot take this chat now: they are not online or have no free slot. The list is up to date again; choose someone else.`;
+    case 'not_found':
+      return team ? `The team ${team.name} no longer exists.` : (error.message || 'Not found.');
+    case 'forbidden':
+      return 'This chat is no longer yours to transfer.';
+    case 'conflict':
+      return 'This chat changed meanwhile and was not transferred.';
+    case 'session_closed':
+      return 'The chat has ended.';
+    case 'disconnected':
+    case 'timeout':
+      return 'Not connected to the server: the chat was not transferred. Try again in a moment.';
+    default:
+      return `Could not transfer: ${error.message || error.code}`;
+  }
+}
+
+async function submitTransfer() {
+  const chat = transfer.chat;
+  if (!chat || transfer.busy) return;
+  const form = $('transfer-form');
+  const target = transferTarget();
   const data = { sessionId: chat.id };
-  if (form.priority.value) data.priority = form.priority.value;
-  if (form.reason.value.trim()) data.reason = form.reason.value.trim();
+  const agent = target === 'agent' ? selectedAgent() : null;
+  const team = target === 'team' ? transfer.teams.find((item) => item.id === form.team.value) : null;
+  if (target === 'agent') {
+    if (!agent) {
+      showTransferError('Choose the agent to transfer this chat to.');
+      return;
+    }
+    data.toAgentId = agent.agentId;
+  } else {
+    if (target === 'team') {
+      if (!team) {
+        showTransferError('Choose the team to send this chat to.');
+        return;
+      }
+      data.toTeamId = team.id;
+    }
+    if (form.priority.value) data.priority = form.priority.value;
+    if (form.reason.value.trim()) data.reason = form.reason.value.trim();
+  }
+  showTransferError(null);
+  transfer.busy = true;
+  renderTransfer();
   try {
     await socket.request('agent:transfer', data);
-    toast(`${chat.session.customerName || 'The chat'} is back in the queue.`);
-    removeChat(chat);
+    transfer.busy = false;
+    if (transfer.chat === chat) $('transfer-dialog').close();
+    const who = chat.session.customerName || 'The chat';
+    if (agent) toast(`${who} is now with ${agent.name}.`);
+    else if (team) toast(`${who} is in the queue for ${team.name}.`);
+    else toast(`${who} is back in the queue.`);
+    if (state.chats.get(chat.id) === chat) removeChat(chat);
   } catch (error) {
-    toast(`Could not transfer: ${error.message || error.code}`, 'error');
+    transfer.busy = false;
+    renderTransfer();
+    showTransferError(transferErrorText(error, agent, team));
+    if (error.code === 'agent_unavailable' || (error.code === 'not_found' && team)) loadTransferOptions();
+  }
+}
+
+$('transfer-refresh').append(icon('refresh', 15));
+$('transfer-refresh').addEventListener('click', () => loadTransferOptions());
+$('transfer-cancel').addEventListener('click', () => $('transfer-dialog').close());
+$('transfer-form').addEventListener('change', (event) => {
+  if (event.target.name === 'destination' || event.target.name === 'team') {
+    showTransferError(null);
+    renderTransfer();
   }
 });
+$('transfer-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  submitTransfer();
+});
+$('transfer-dialog').addEventListener('close', () => {
+  transfer.token += 1;
+  transfer.chat = null;
+});
+
+let dialogChat = null;
 
 function openClose(chat) {
   dialogChat = chat;
@@ -1161,6 +1581,7 @@ function renderDetails(chat) {
       avatar(s.customerName, 'avatar-xl'),
       h('h3', { text: s.customerName || 'Visitor' }),
       h('p', { class: 'muted', text: chat.closed ? 'Chat closed' : 'Chatting with you' })),
+    labelsPanel(chat),
     h('dl', { class: 'details-list' },
       detailRow('Priority', h('span', { class: `prio prio-${s.priority}`, text: s.priority })),
       detailRow('Started', formatTime(s.createdAt)),
@@ -1176,6 +1597,116 @@ function renderDetails(chat) {
       detailRow('Close note', s.notes ? closeNote(s.notes) : null, 'agent-detail-close-note')),
     customerPanel(chat),
   );
+}
+
+// ------------------------------------------------------------------ labels
+
+/** Reads the chat's labels (the socket's session has none): GET /api/sessions/{id}. */
+async function loadChatLabels(chat) {
+  const result = await api(`/api/sessions/${encodeURIComponent(chat.id)}`, { token: auth.get()?.token });
+  if (state.chats.get(chat.id) !== chat) return;
+  if (result.ok) {
+    chat.labels = Array.isArray(result.data?.labels) ? result.data.labels : [];
+    chat.labelsError = null;
+  } else if (chat.labels === null) {
+    chat.labelsError = `The labels could not be loaded: ${result.error.message || result.error.error}`;
+  }
+  if (state.activeId === chat.id) renderDetails(chat);
+}
+
+/** Puts exactly these labels on the chat (PUT /api/sessions/{id}/labels). */
+async function setChatLabels(chat, names, focusName) {
+  if (chat.labelsSaving) return;
+  chat.labelsSaving = true;
+  chat.labelsError = null;
+  if (state.activeId === chat.id) renderDetails(chat);
+  const result = await api(`/api/sessions/${encodeURIComponent(chat.id)}/labels`, { method: 'PUT', token: auth.get()?.token, body: { labels: names } });
+  chat.labelsSaving = false;
+  if (state.chats.get(chat.id) !== chat) return;
+  if (result.ok) {
+    chat.labels = Array.isArray(result.data?.labels) ? result.data.labels : names;
+  } else if (result.status === 400 && /no such label/.test(result.error.message || '')) {
+    chat.labelsError = 'That label no longer exists: an admin removed it. The list is up to date again.';
+    labelCatalog.load();
+  } else if (result.status === 403) {
+    chat.labelsError = 'Only the chat\'s agent can change its labels, and this chat is no longer yours.';
+  } else {
+    chat.labelsError = `The labels were not changed: ${result.error.message || result.error.error}`;
+  }
+  if (state.activeId !== chat.id) return;
+  renderDetails(chat);
+  const again = focusName && [...$('details').querySelectorAll('[data-testid=agent-label-option]')].find((node) => node.dataset.name === focusName);
+  (again || $('details').querySelector('[data-testid=agent-labels-add]'))?.focus();
+}
+
+function labelColor(name) {
+  const found = labelCatalog.items.find((label) => label.name === name);
+  return /^#[0-9a-f]{6}$/i.test(found?.color || '') ? found.color : '#94a3b8';
+}
+
+/** A label drawn in its colour: a dot, and a tint of it behind the name. */
+function tinted(node, color) {
+  const [r, g, b] = [1, 3, 5].map((at) => parseInt(color.slice(at, at + 2), 16));
+  Object.assign(node.style, { backgroundColor: `rgba(${r}, ${g}, ${b}, 0.13)`, borderColor: `rgba(${r}, ${g}, ${b}, 0.45)` });
+  return node;
+}
+
+function labelDot(color) {
+  return h('span', { class: 'label-dot', 'aria-hidden': 'true', style: { backgroundColor: color } });
+}
+
+function labelsPanel(chat) {
+  const editable = !chat.released && chat.labels !== null;
+  const add = h('button', {
+    class: 'btn btn-sm btn-ghost labels-add', type: 'button', testid: 'agent-labels-add', 'aria-expanded': String(chat.labelPicker),
+    disabled: !editable, title: 'Add or remove labels',
+    onclick: () => {
+      chat.labelPicker = !chat.labelPicker;
+      if (chat.labelPicker) labelCatalog.load();
+      renderDetails(chat);
+    },
+  }, icon(chat.labelPicker ? 'close' : 'plus', 14), h('span', { text: chat.labelPicker ? 'Done' : 'Add' }));
+  const section = h('section', { class: 'labels-panel', testid: 'agent-labels', 'aria-label': 'Labels', 'aria-busy': String(chat.labelsSaving) },
+    h('div', { class: 'details-title' }, h('h3', { text: 'Labels' }), add));
+  const names = chat.labels || [];
+  if (names.length) {
+    section.append(h('ul', { class: 'label-chips', testid: 'agent-label-chips' }, names.map((name) => {
+      const color = labelColor(name);
+      return tinted(h('li', { class: 'label-chip', testid: 'agent-label-chip', dataset: { name, color } },
+        labelDot(color), h('span', { class: 'label-name', text: name }),
+        editable ? h('button', {
+          class: 'label-remove', type: 'button', testid: 'agent-label-remove', title: `Remove “${name}”`, 'aria-label': `Remove the label ${name}`,
+          disabled: chat.labelsSaving, onclick: () => setChatLabels(chat, names.filter((other) => other !== name)),
+        }, icon('close', 11)) : null), color);
+    })));
+  } else if (chat.labels !== null && !chat.labelPicker) {
+    section.append(h('p', { class: 'details-note', testid: 'agent-labels-none', text: 'No labels on this chat.' }));
+  } else if (chat.labels === null && !chat.labelsError) {
+    section.append(h('p', { class: 'details-note', text: 'Loading the labels…' }));
+  }
+  if (chat.labelPicker && editable) section.append(labelPicker(chat));
+  if (chat.labelsError) section.append(h('p', { class: 'form-error', role: 'alert', testid: 'agent-labels-error', text: chat.labelsError }));
+  return section;
+}
+
+function labelPicker(chat) {
+  const on = new Set(chat.labels || []);
+  const box = h('div', { class: 'label-picker', testid: 'agent-label-picker', role: 'group', 'aria-label': 'Labels to put on this chat' });
+  for (const label of labelCatalog.items) {
+    const checked = on.has(label.name);
+    box.append(h('button', {
+      type: 'button', class: 'label-option', role: 'menuitemcheckbox', 'aria-checked': String(checked), testid: 'agent-label-option',
+      dataset: { name: label.name }, disabled: chat.labelsSaving,
+      onclick: () => setChatLabels(chat, checked ? [...on].filter((name) => name !== label.name) : [...on, label.name], label.name),
+    }, labelDot(labelColor(label.name)), h('span', { class: 'label-name', text: label.name }), checked ? icon('check', 14) : null));
+  }
+  if (!labelCatalog.items.length) {
+    let text = 'No labels yet: admins create them on the admin page.';
+    if (labelCatalog.error) text = `The labels could not be loaded: ${labelCatalog.error.message || labelCatalog.error.error}`;
+    else if (!labelCatalog.loaded) text = 'Loading the labels…';
+    box.append(h('p', { class: 'details-note', text }));
+  }
+  return box;
 }
 
 /** On narrow screens the details column slides over the chat instead of sitting beside it. */
