@@ -811,7 +811,7 @@ function statusPill(session, testid) {
 function labelChips(names) {
   const colours = new Map((catalog.labels || []).map((label) => [label.name, label.color]));
   return (names || []).map((name) => {
-    const chip = h('span', { class: 'label-chip', testid: 'admin-label-chip', dataset: { label: name } }, h('i', { 'aria-hidden': 'true' }), name);
+    const chip = h('span', { class: 'admin-chip', testid: 'admin-label-chip', dataset: { label: name } }, h('i', { 'aria-hidden': 'true' }), name);
     const colour = colours.get(name);
     if (colour) chip.firstChild.style.background = colour;
     return chip;
@@ -1221,7 +1221,7 @@ function renderLabels() {
     swatch.style.background = label.color;
     list.append(h('li', { class: 'label-item', testid: 'admin-label-item', dataset: { id: label.id, name: label.name, color: label.color } },
       swatch,
-      h('span', { class: 'label-name', testid: 'admin-label-item-name', text: label.name }),
+      h('span', { class: 'admin-label-name', testid: 'admin-label-item-name', text: label.name }),
       h('code', { class: 'label-hex', text: label.color }),
       deleteButton('label', label, () => deleteLabel(label))));
   }

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { ADMIN, BASE_URL, DESKTOP, PHONE, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
 import {
-  askForAPerson, localDate, newAgent, newTeam, note, rest, say, signInByApi, staffSocket, startChat, uniqueWord, visitor,
+  askForAPerson, localDate, newAgent, newTeam, note, rest, say, signInByApi, staffSocket, startChat, tidyUp, uniqueWord, visitor,
 } from './scenario.mjs';
 
 describe('the admin console finds and reads any conversation', () => {
@@ -29,6 +29,7 @@ describe('the admin console finds and reads any conversation', () => {
   let sessionId;
   let team;
   let otherTeam;
+  let label;
 
   const results = () => page.getByTestId('admin-search-result');
   const resultIds = () => results().evaluateAll((items) => items.map((item) => item.dataset.sessionId));
@@ -70,13 +71,14 @@ describe('the admin console finds and reads any conversation', () => {
     await say(agent, sessionId, agentSaid);
     await note(agent, sessionId, noteText);
     // A label on it, which the admin made (the Replies & labels view has its own test).
-    await rest('/api/admin/labels', { method: 'POST', token: admin.token, body: { name: labelName, color: '#be185d' }, expect: 201 });
+    label = (await rest('/api/admin/labels', { method: 'POST', token: admin.token, body: { name: labelName, color: '#be185d' }, expect: 201 })).data;
     await rest(`/api/sessions/${sessionId}/labels`, { method: 'PUT', token: admin.token, body: { labels: [labelName] }, expect: 200 });
   });
 
   after(async () => {
     await agentSocket?.close().catch(() => {});
     await browser?.close();
+    if (admin) await tidyUp(admin, { sessions: [sessionId].filter(Boolean), teams: [team, otherTeam].filter(Boolean), labels: [label].filter(Boolean), agents: [agent].filter(Boolean) });
   });
 
   it('opens the Conversations view, listing the newest chats first', async () => {

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { ADMIN, DESKTOP, PHONE, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
 import {
-  askForAPerson, hostCustomer, newAgent, newTeam, rest, say, signInByApi, staffSocket, startChat, uniqueWord, utcDate,
+  askForAPerson, hostCustomer, newAgent, newTeam, rest, say, signInByApi, staffSocket, startChat, tidyUp, uniqueWord, utcDate,
 } from './scenario.mjs';
 
 const PAST = { from: '2020-01-01', to: '2020-01-07' };
@@ -78,6 +78,7 @@ describe('the admin console reports a date range', () => {
   after(async () => {
     await socket?.close().catch(() => {});
     await browser?.close();
+    if (admin) await tidyUp(admin, { teams: [team].filter(Boolean), agents: [agent].filter(Boolean) });
   });
 
   it('opens on the last seven days, ending today', async () => {

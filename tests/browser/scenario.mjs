@@ -111,6 +111,18 @@ export async function newAgent(admin, { username, name, maxConcurrent = 5 }) {
 }
 
 /**
+ * Leaves nothing of a test's scenario in the way of the tests after it: its
+ * chats closed, its teams and labels removed, its agents disabled. Best effort.
+ */
+export async function tidyUp(admin, { sessions = [], teams = [], labels = [], agents = [] }) {
+  const quietly = (path, options) => rest(path, { token: admin.token, ...options }).catch(() => null);
+  for (const id of sessions) await quietly(`/api/sessions/${id}/resolve`, { method: 'POST', body: {} });
+  for (const team of teams) await quietly(`/api/admin/teams/${team.id}`, { method: 'DELETE' });
+  for (const label of labels) await quietly(`/api/admin/labels/${label.id}`, { method: 'DELETE' });
+  for (const agent of agents) await quietly(`/api/admin/agents/${agent.userId}`, { method: 'PATCH', body: { disabled: true } });
+}
+
+/**
  * An agent's WebSocket on the agent desk's endpoint, opened from a page of
  * the server (Node 20 has no WebSocket of its own): `request` sends a frame
  * and resolves with its reply; `next` waits for a push.
