@@ -1,7 +1,14 @@
-// The admin console: live figures from GET /api/admin/stats (polled), charts
-// drawn here as inline SVG, and agent management through /api/admin/agents.
+// The admin console, in four views (tabs, kept in the address's #hash):
+// - Operations: live figures from GET /api/admin/stats (polled), charts drawn
+//   here as inline SVG, and agent management through /api/admin/agents;
+// - Conversations: search every chat (GET /api/sessions?q=…) and read one
+//   (the teams of GET /api/teams to filter by);
+// - Replies & labels: the canned replies and labels agents use;
+// - Reports: a date range's figures from GET /api/admin/reports, and its CSV.
 
-import { Auth, api, avatar, clear, formatClock, formatDuration, h, icon, percent, toast, wireLogin } from '/assets/common.js';
+import {
+  Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, toast, wireLogin,
+} from '/assets/common.js';
 
 const auth = new Auth('switchboard:admin');
 const POLL_MS = 3000;
@@ -22,6 +29,7 @@ const state = {
   agents: null,
   agentsAvailable: true,
   stopped: true,
+  view: 'operations',
 };
 
 // ------------------------------------------------------------------ sign-in
@@ -41,6 +49,9 @@ function signOut(notice) {
   state.history = [];
   state.stats = null;
   state.agents = null;
+  resetConversations();
+  resetCatalog();
+  resetReport();
   showLogin(notice);
 }
 
@@ -126,6 +137,8 @@ function start(login) {
   renderSessions(null);
   poll();
   loadAgents();
+  const { name, arg } = viewFromHash();
+  showView(name, arg);
 }
 
 function stop() {
@@ -172,7 +185,7 @@ async function poll() {
     $('updated').textContent = `Live · updated ${formatClock(new Date())}`;
     record(result.data);
     renderKpis(result.data);
-    renderCharts();
+    if (state.view === 'operations') renderCharts();
     renderLoad(result.data);
     renderSessions(result.data);
     if (!state.agentsAvailable) renderAgents(null);
@@ -429,6 +442,7 @@ async function loadAgents() {
     state.agents = result.data;
     $('agents-error').hidden = true;
     renderAgents(result.data);
+    fillAgentFilter();
   } else if (refused(result)) {
     return;
   } else {
@@ -536,6 +550,935 @@ $('create-form').addEventListener('submit', async (event) => {
     error.hidden = false;
   }
 });
+
+// ------------------------------------------------------------------ views
+
+const VIEWS = ['operations', 'conversations', 'replies', 'reports'];
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
+function viewFromHash() {
+  const [name, arg] = window.location.hash.replace(/^#/, '').split('/');
+  return { name: VIEWS.includes(name) ? name : 'operations', arg: arg && UUID.test(arg) ? arg : null };
+}
+
+function showView(name, arg = null) {
+  state.view = name;
+  for (const view of VIEWS) {
+    const selected = view === name;
+    $(`view-${view}`).hidden = !selected;
+    $(`tab-${view}`).setAttribute('aria-selected', String(selected));
+    $(`tab-${view}`).tabIndex = selected ? 0 : -1;
+  }
+  if (name === 'operations') renderCharts();
+  else if (name === 'conversations') enterConversations(arg);
+  else if (name === 'replies') loadCatalog();
+  else if (name === 'reports') enterReports();
+}
+
+window.addEventListener('hashchange', () => {
+  if (state.stopped) return;
+  const { name, arg } = viewFromHash();
+  // Opening a chat rewrites the hash itself: nothing to do then.
+  if (name === 'conversations' && state.view === 'conversations' && arg && arg === conversations.open) return;
+  showView(name, arg);
+});
+
+// Arrow keys move along the tabs, as in any tab list.
+$('admin-tabs').addEventListener('keydown', (event) => {
+  const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+  if (!step) return;
+  event.preventDefault();
+  const next = VIEWS[(VIEWS.indexOf(state.view) + step + VIEWS.length) % VIEWS.length];
+  $(`tab-${next}`).focus();
+  window.location.hash = next;
+});
+
+/** A date input's value (YYYY-MM-DD) as the start of that day here, `plusDays` later. */
+function localDay(value, plusDays = 0) {
+  const [year, month, day] = value.split('-').map(Number);
+  return new Date(year, month - 1, day + plusDays);
+}
+
+const dayFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric' });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { day: 'numeric', month: 'short', year: 'numeric', hour: 'numeric', minute: '2-digit' });
+
+function formatDateTime(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? '—' : dateTimeFormat.format(date);
+}
+
+function missing(result) {
+  return result.status === 404 || result.status === 405;
+}
+
+// ------------------------------------------------------------------ conversations
+
+const SEARCH_PAGE = 30;
+const READER_PAGE = 200;
+const STATUS_LABELS = { bot: 'With the bot', waiting: 'Waiting', assigned: 'With an agent', closed: 'Closed' };
+const ENDED_LABELS = { resolved: 'Resolved', closed_by_agent: 'Closed by the agent', customer_ended: 'Ended by the customer', abandoned: 'Abandoned' };
+const SENDER_LABELS = { customer: 'Customer', bot: 'Bot', agent: 'Agent', note: 'Private note', system: 'System' };
+
+const conversations = {
+  loaded: false,
+  request: 0, // the latest search asked; older answers are dropped
+  params: null, // the latest search's query, without its cursor
+  results: [],
+  cursor: null,
+  open: null, // the session in the reader
+  reading: 0,
+  messages: [],
+  hasMore: false,
+  typingTimer: null,
+  teams: null,
+  session: null, // the reader's session, as last read
+};
+
+function resetConversations() {
+  clearTimeout(conversations.typingTimer);
+  Object.assign(conversations, {
+    loaded: false, request: conversations.request + 1, params: null, results: [], cursor: null, open: null,
+    reading: conversations.reading + 1, messages: [], hasMore: false, teams: null, session: null,
+  });
+  $('search-form').reset();
+  clear($('results'));
+  $('results-empty').hidden = true;
+  $('results-more').hidden = true;
+  $('search-error').hidden = true;
+  $('reader-body').hidden = true;
+  $('reader-empty').hidden = false;
+}
+
+function enterConversations(sessionId) {
+  fillAgentFilter();
+  loadLabels();
+  loadTeams();
+  if (!conversations.loaded) {
+    conversations.loaded = true;
+    runSearch();
+  }
+  if (sessionId && sessionId !== conversations.open) openConversation(sessionId);
+}
+
+/** The agent filter lists every agent and admin, keeping the one chosen. */
+function fillAgentFilter() {
+  const select = $('search-form').elements.namedItem('agentId');
+  const chosen = select.value;
+  const agents = [...(state.agents || [])].sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  clear(select).append(h('option', { value: '', text: 'Any' }),
+    ...agents.map((agent) => h('option', { value: agent.agentId, text: agent.name || agent.username || 'Agent' })));
+  if (chosen && !agents.some((agent) => agent.agentId === chosen)) select.append(h('option', { value: chosen, text: 'An agent no longer listed' }));
+  select.value = chosen;
+}
+
+function fillLabelFilter() {
+  const select = $('search-form').elements.namedItem('label');
+  const chosen = select.value;
+  const labels = [...(catalog.labels || [])].sort((a, b) => a.name.localeCompare(b.name));
+  clear(select).append(h('option', { value: '', text: 'Any' }), ...labels.map((label) => h('option', { value: label.name, text: label.name })));
+  if (chosen && !labels.some((label) => label.name === chosen)) select.append(h('option', { value: chosen, text: chosen }));
+  select.value = chosen;
+}
+
+/** The teams (departments) chats are routed to, for the team filter and the reader. */
+async function loadTeams() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/teams', { token: bearer });
+  if (state.stopped) return;
+  if (result.ok && Array.isArray(result.data)) {
+    conversations.teams = result.data;
+    fillTeamFilter();
+    // Team names where only ids were known.
+    if (conversations.results.some((session) => session.teamId)) renderResults();
+    if (conversations.session?.teamId) renderReaderHead(conversations.session);
+  } else {
+    refused(result);
+  }
+}
+
+function fillTeamFilter() {
+  const select = $('search-form').elements.namedItem('teamId');
+  const chosen = select.value;
+  const teams = [...(conversations.teams || [])].sort((a, b) => a.name.localeCompare(b.name));
+  clear(select).append(h('option', { value: '', text: 'Any' }), ...teams.map((team) => h('option', { value: team.id, text: team.name })));
+  if (chosen && !teams.some((team) => team.id === chosen)) select.append(h('option', { value: chosen, text: 'A team no longer listed' }));
+  select.value = chosen;
+  // The field is only worth its room once there are teams.
+  select.closest('.field').hidden = !teams.length && !chosen;
+}
+
+function teamName(teamId) {
+  if (!teamId || !conversations.teams) return null;
+  return conversations.teams.find((team) => team.id === teamId)?.name || 'A removed team';
+}
+
+/** The form as a query for GET /api/sessions, or null (with the reason shown) when it cannot be asked. */
+function searchQuery() {
+  const form = $('search-form');
+  const value = (name) => form.elements.namedItem(name).value.trim();
+  const query = new URLSearchParams();
+  if (value('q')) query.set('q', value('q'));
+  for (const key of ['status', 'agentId', 'teamId', 'label', 'rating']) if (value(key)) query.set(key, value(key));
+  // The dates are days here, in this browser's time zone: from the start of
+  // the first to the end of the last.
+  const from = value('from');
+  const to = value('to');
+  if (from && to && from > to) {
+    showSearchError('The “From” date is after the “To” date.');
+    return null;
+  }
+  if (from) query.set('from', localDay(from).toISOString());
+  if (to) query.set('to', localDay(to, 1).toISOString());
+  query.set('limit', String(SEARCH_PAGE));
+  return query;
+}
+
+function showSearchError(text) {
+  $('search-error').textContent = text;
+  $('search-error').hidden = false;
+  $('results-summary').textContent = 'Nothing searched';
+}
+
+async function runSearch({ more = false } = {}) {
+  clearTimeout(conversations.typingTimer);
+  if (state.stopped) return;
+  const bearer = token();
+  if (!bearer) return;
+  const query = more ? new URLSearchParams(conversations.params) : searchQuery();
+  const request = ++conversations.request;
+  if (!query) {
+    conversations.results = [];
+    conversations.cursor = null;
+    renderResults({ failed: true });
+    return;
+  }
+  if (more) query.set('cursor', conversations.cursor);
+  $('search-error').hidden = true;
+  $('results-summary').textContent = more ? 'Loading more…' : 'Searching…';
+  $('search-form').setAttribute('aria-busy', 'true');
+  const result = await api(`/api/sessions?${query}`, { token: bearer });
+  if (request !== conversations.request || state.stopped) return;
+  $('search-form').removeAttribute('aria-busy');
+  if (result.ok && Array.isArray(result.data?.sessions)) {
+    if (!more) {
+      conversations.results = [];
+      query.delete('cursor');
+      conversations.params = query.toString();
+    }
+    const known = new Set(conversations.results.map((session) => session.sessionId));
+    conversations.results.push(...result.data.sessions.filter((session) => !known.has(session.sessionId)));
+    conversations.cursor = result.data.nextCursor || null;
+    renderResults();
+  } else if (refused(result)) {
+    // signed out
+  } else {
+    showSearchError(missing(result)
+      ? 'Searching conversations is not available on this server yet.'
+      : `The search failed: ${result.error.message || `HTTP ${result.status}`}`);
+    if (!more) {
+      conversations.results = [];
+      conversations.cursor = null;
+      renderResults({ failed: true });
+    }
+  }
+}
+
+function renderResults({ failed = false } = {}) {
+  const list = clear($('results'));
+  const found = conversations.results;
+  list.append(...found.map(resultItem));
+  $('results-empty').hidden = failed || found.length > 0;
+  $('results-more').hidden = !conversations.cursor;
+  if (!failed) {
+    const count = `${found.length}${conversations.cursor ? '+' : ''}`;
+    $('results-summary').textContent = found.length
+      ? `${count} conversation${found.length === 1 && !conversations.cursor ? '' : 's'}, newest first`
+      : 'No conversations found';
+  }
+}
+
+function statusText(session) {
+  if (session.status === 'closed') return ENDED_LABELS[session.endedReason] || 'Closed';
+  return STATUS_LABELS[session.status] || session.status;
+}
+
+function statusPill(session, testid) {
+  return h('span', { class: 'pill status-pill', testid, dataset: { status: session.status, ended: session.endedReason || '' }, text: statusText(session) });
+}
+
+function labelChips(names) {
+  const colours = new Map((catalog.labels || []).map((label) => [label.name, label.color]));
+  return (names || []).map((name) => {
+    const chip = h('span', { class: 'admin-chip', testid: 'admin-label-chip', dataset: { label: name } }, h('i', { 'aria-hidden': 'true' }), name);
+    const colour = colours.get(name);
+    if (colour) chip.firstChild.style.background = colour;
+    return chip;
+  });
+}
+
+function resultItem(session) {
+  const open = session.sessionId === conversations.open;
+  const subject = session.title || session.category || 'Untitled chat';
+  return h('li', {},
+    h('button', {
+      type: 'button', class: `result${open ? ' is-open' : ''}`, testid: 'admin-search-result',
+      dataset: { sessionId: session.sessionId, status: session.status }, 'aria-current': open ? 'true' : null,
+      onclick: () => openConversation(session.sessionId, session),
+    },
+    h('span', { class: 'result-top' },
+      h('strong', { class: 'result-customer', testid: 'admin-search-result-customer', text: session.customerName || 'Customer' }),
+      h('time', { class: 'result-date', datetime: session.createdAt, testid: 'admin-search-result-date', text: formatTime(session.createdAt) })),
+    h('span', { class: `result-title${session.title || session.category ? '' : ' is-untitled'}`, testid: 'admin-search-result-title', text: subject }),
+    h('span', { class: 'result-meta' },
+      statusPill(session, 'admin-search-result-status'),
+      h('span', { class: 'result-agent', testid: 'admin-search-result-agent' }, icon('person', 13), session.agentName || 'No agent'),
+      teamName(session.teamId) ? h('span', { class: 'result-team', testid: 'admin-search-result-team' }, icon('people', 13), teamName(session.teamId)) : null,
+      h('span', { class: 'result-count' }, icon('chat', 13), String(session.messageCount ?? 0)),
+      labelChips(session.labels))));
+}
+
+async function openConversation(sessionId, known = null) {
+  const bearer = token();
+  if (!bearer) return;
+  conversations.open = sessionId;
+  const reading = ++conversations.reading;
+  window.history.replaceState(null, '', `#conversations/${sessionId}`);
+  for (const button of $('results').querySelectorAll('.result')) {
+    const open = button.dataset.sessionId === sessionId;
+    button.classList.toggle('is-open', open);
+    if (open) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+  $('reader-empty').hidden = true;
+  $('reader-body').hidden = false;
+  $('reader-error').hidden = true;
+  $('reader').dataset.sessionId = sessionId;
+  $('reader').setAttribute('aria-busy', 'true');
+  if (known) renderReaderHead(known);
+  else renderReaderHead(null);
+  conversations.messages = [];
+  conversations.hasMore = false;
+  renderTranscript();
+
+  const [session, page] = await Promise.all([
+    api(`/api/sessions/${encodeURIComponent(sessionId)}`, { token: bearer }),
+    api(`/api/sessions/${encodeURIComponent(sessionId)}/messages?limit=${READER_PAGE}`, { token: bearer }),
+  ]);
+  if (reading !== conversations.reading || state.stopped) return;
+  $('reader').removeAttribute('aria-busy');
+  if ((!session.ok && refused(session)) || (!page.ok && refused(page))) return;
+  if (session.ok) renderReaderHead(session.data);
+  if (page.ok && Array.isArray(page.data?.messages)) {
+    conversations.messages = page.data.messages;
+    conversations.hasMore = Boolean(page.data.hasMore);
+    renderTranscript();
+  } else {
+    const failed = page.ok ? session : page;
+    $('reader-error').textContent = failed.status === 404
+      ? 'This conversation no longer exists.'
+      : `The messages could not be loaded: ${failed.error?.message || `HTTP ${failed.status}`}`;
+    $('reader-error').hidden = false;
+  }
+}
+
+function renderReaderHead(session) {
+  conversations.session = session;
+  if (!session) {
+    $('reader-title').textContent = 'Loading…';
+    $('reader-sub').textContent = '';
+    $('reader-status').hidden = true;
+    clear($('reader-facts'));
+    return;
+  }
+  $('reader-title').textContent = session.customerName || 'Customer';
+  $('reader-sub').textContent = session.title || session.category || 'Untitled chat';
+  const status = $('reader-status');
+  status.hidden = false;
+  status.textContent = statusText(session);
+  status.dataset.status = session.status;
+  status.className = 'pill status-pill';
+  const fact = (label, value, testid) => (value === null || value === undefined || value === '' || (Array.isArray(value) && !value.length)
+    ? null
+    : h('div', { class: 'fact' }, h('dt', { text: label }), h('dd', { testid }, value)));
+  clear($('reader-facts')).append(...[
+    fact('Agent', session.agentName || 'None', 'admin-reader-agent'),
+    fact('Team', teamName(session.teamId), 'admin-reader-team'),
+    fact('Started', formatDateTime(session.createdAt), 'admin-reader-started'),
+    session.closedAt ? fact('Ended', formatDateTime(session.closedAt), 'admin-reader-ended') : null,
+    fact('Priority', session.priority, 'admin-reader-priority'),
+    fact('Category', session.category, 'admin-reader-category'),
+    fact('Messages', String(session.messageCount ?? session.lastSeq ?? 0), 'admin-reader-count'),
+    fact('Labels', labelChips(session.labels), 'admin-reader-labels'),
+    fact('Closing note', session.notes, 'admin-reader-closing-note'),
+  ].filter(Boolean));
+}
+
+function renderTranscript() {
+  const list = clear($('transcript'));
+  const messages = conversations.messages;
+  $('reader-earlier').hidden = !conversations.hasMore;
+  if (!messages.length) {
+    if ($('reader').getAttribute('aria-busy') !== 'true') list.append(h('li', { class: 'transcript-empty', text: 'No messages in this chat.' }));
+    return;
+  }
+  list.append(...messages.map(transcriptLine));
+}
+
+function transcriptLine(message) {
+  const sender = SENDER_LABELS[message.sender] ? message.sender : 'system';
+  const props = { class: `line line-${sender}`, testid: 'admin-reader-message', dataset: { sender, seq: String(message.seq) } };
+  const when = h('time', { class: 'line-time', datetime: message.createdAt, title: formatDateTime(message.createdAt), text: formatTime(message.createdAt) });
+  const text = h('p', { class: 'line-text', testid: 'admin-reader-text', text: message.content });
+  if (sender === 'system') return h('li', props, text, when);
+  const attachments = (message.attachments || []).map((file) => h('a', {
+    class: 'line-file', href: `${file.url}${file.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token() || '')}`,
+    target: '_blank', rel: 'noopener noreferrer',
+  }, icon('file', 14), h('span', { text: file.fileName }), h('small', { text: formatSize(file.sizeBytes) })));
+  return h('li', props,
+    h('div', { class: 'line-meta' },
+      sender === 'note' ? h('span', { class: 'note-tag', testid: 'admin-reader-note-label' }, icon('lock', 12), 'Private note') : null,
+      h('strong', { class: 'line-who', text: message.senderName || SENDER_LABELS[sender] }),
+      sender === 'note' ? null : h('span', { class: 'line-role', text: SENDER_LABELS[sender] }),
+      when),
+    text,
+    attachments.length ? h('div', { class: 'line-files' }, attachments) : null);
+}
+
+async function loadEarlier() {
+  const sessionId = conversations.open;
+  const first = conversations.messages[0];
+  const bearer = token();
+  if (!sessionId || !first || !bearer) return;
+  const reading = conversations.reading;
+  $('reader-earlier').disabled = true;
+  const page = await api(`/api/sessions/${encodeURIComponent(sessionId)}/messages?limit=${READER_PAGE}&before=${first.seq}`, { token: bearer });
+  $('reader-earlier').disabled = false;
+  if (reading !== conversations.reading || state.stopped) return;
+  if (page.ok && Array.isArray(page.data?.messages)) {
+    conversations.messages = [...page.data.messages, ...conversations.messages];
+    conversations.hasMore = Boolean(page.data.hasMore);
+    renderTranscript();
+  } else if (!refused(page)) {
+    toast(`Earlier messages could not be loaded: ${page.error.message || page.status}`, 'error');
+  }
+}
+
+$('search-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  runSearch();
+});
+$('search-reset').addEventListener('click', () => {
+  $('search-form').reset();
+  runSearch();
+});
+$('search-form').addEventListener('change', (event) => {
+  if (event.target.name !== 'q') runSearch();
+});
+$('search-form').elements.namedItem('q').addEventListener('input', () => {
+  clearTimeout(conversations.typingTimer);
+  conversations.typingTimer = setTimeout(() => runSearch(), 400);
+});
+$('results-more').addEventListener('click', () => runSearch({ more: true }));
+$('reader-earlier').addEventListener('click', loadEarlier);
+
+// ------------------------------------------------------------------ canned replies and labels
+
+const catalog = {
+  replies: null,
+  labels: null,
+  editing: null, // the reply being edited
+  confirming: null, // the reply or label whose delete button asks again
+};
+
+function resetCatalog() {
+  Object.assign(catalog, { replies: null, labels: null, editing: null, confirming: null });
+  clear($('canned'));
+  clear($('labels'));
+}
+
+function loadCatalog() {
+  loadReplies();
+  loadLabels();
+}
+
+async function loadReplies() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/canned-replies', { token: bearer });
+  if (state.stopped) return;
+  if (result.ok && Array.isArray(result.data)) {
+    catalog.replies = result.data;
+    $('canned-error').hidden = true;
+    renderReplies();
+  } else if (!refused(result)) {
+    $('canned-error').textContent = missing(result)
+      ? 'Canned replies are not available on this server yet (GET /api/canned-replies).'
+      : `The canned replies could not be loaded: ${result.error.message || `HTTP ${result.status}`}.`;
+    $('canned-error').hidden = false;
+    $('canned-summary').textContent = 'Unavailable';
+  }
+}
+
+function renderReplies() {
+  const body = $('canned');
+  // Someone is typing in a row: keep it as it is.
+  if (catalog.editing && body.contains(document.activeElement) && document.activeElement.matches('input, textarea')) return;
+  clear(body);
+  const replies = [...(catalog.replies || [])].sort((a, b) => a.shortcut.localeCompare(b.shortcut));
+  $('canned-summary').textContent = replies.length === 1 ? '1 reply' : `${replies.length} replies`;
+  if (!replies.length) {
+    body.append(h('tr', {}, h('td', { colspan: '4', class: 'muted table-empty', text: 'No canned replies yet. Add the first one below.' })));
+    return;
+  }
+  for (const reply of replies) body.append(reply.id === catalog.editing ? replyEditor(reply) : replyRow(reply));
+}
+
+function deleteButton(kind, item, onDelete) {
+  const asking = catalog.confirming === `${kind}:${item.id}`;
+  if (!asking) {
+    return h('button', {
+      type: 'button', class: 'btn btn-sm btn-danger-soft', testid: `admin-${kind}-delete`, 'aria-label': `Delete ${item.shortcut || item.name}`,
+      onclick: () => {
+        catalog.confirming = `${kind}:${item.id}`;
+        if (kind === 'canned') renderReplies();
+        else renderLabels();
+      },
+    }, icon('trash', 14), h('span', { class: 'hide-sm', text: 'Delete' }));
+  }
+  return h('span', { class: 'confirm' },
+    h('button', { type: 'button', class: 'btn btn-sm btn-danger', testid: `admin-${kind}-delete-confirm`, onclick: onDelete }, 'Delete'),
+    h('button', {
+      type: 'button', class: 'btn btn-sm btn-ghost', testid: `admin-${kind}-delete-cancel`,
+      onclick: () => {
+        catalog.confirming = null;
+        if (kind === 'canned') renderReplies();
+        else renderLabels();
+      },
+    }, 'Keep'));
+}
+
+function replyRow(reply) {
+  return h('tr', { testid: 'admin-canned-row', dataset: { id: reply.id, shortcut: reply.shortcut } },
+    h('td', { class: 'col-shortcut' }, h('code', { testid: 'admin-canned-shortcut-text', text: reply.shortcut })),
+    h('td', { class: 'col-title', testid: 'admin-canned-title-text', text: reply.title }),
+    h('td', { class: 'col-content' }, h('p', { class: 'reply-text', testid: 'admin-canned-content-text', text: reply.content })),
+    h('td', { class: 'col-actions' }, h('span', { class: 'row-actions' },
+      h('button', {
+        type: 'button', class: 'btn btn-sm', testid: 'admin-canned-edit', 'aria-label': `Edit ${reply.shortcut}`,
+        onclick: () => {
+          catalog.editing = reply.id;
+          catalog.confirming = null;
+          renderReplies();
+          $('canned').querySelector('[data-testid=admin-canned-edit-title]')?.focus();
+        },
+      }, 'Edit'),
+      deleteButton('canned', reply, () => deleteReply(reply)))));
+}
+
+function replyEditor(reply) {
+  const shortcut = h('input', {
+    class: 'input', value: reply.shortcut, maxlength: '32', required: true, pattern: '[a-z0-9_\\-]{1,32}', testid: 'admin-canned-edit-shortcut',
+    'aria-label': 'Shortcut', autocapitalize: 'none', spellcheck: 'false',
+  });
+  const title = h('input', { class: 'input', value: reply.title, maxlength: '100', required: true, testid: 'admin-canned-edit-title', 'aria-label': 'Title' });
+  const content = h('textarea', { class: 'input', maxlength: '4000', required: true, rows: '3', testid: 'admin-canned-edit-content', 'aria-label': 'Reply' });
+  content.value = reply.content;
+  const error = h('p', { class: 'form-error', testid: 'admin-canned-edit-error', role: 'alert', hidden: true });
+  const save = async () => {
+    const patch = {};
+    if (shortcut.value.trim() !== reply.shortcut) patch.shortcut = shortcut.value.trim();
+    if (title.value.trim() !== reply.title) patch.title = title.value.trim();
+    if (content.value.trim() !== reply.content) patch.content = content.value.trim();
+    if (!Object.keys(patch).length) {
+      catalog.editing = null;
+      renderReplies();
+      return;
+    }
+    for (const field of [shortcut, title, content]) {
+      if (!field.reportValidity()) return;
+    }
+    const bearer = token();
+    if (!bearer) return;
+    const result = await api(`/api/admin/canned-replies/${encodeURIComponent(reply.id)}`, { method: 'PATCH', token: bearer, body: patch });
+    if (result.ok) {
+      catalog.editing = null;
+      document.activeElement?.blur();
+      toast(`Saved /${result.data?.shortcut || patch.shortcut || reply.shortcut}.`);
+      loadReplies();
+    } else if (!refused(result)) {
+      error.textContent = result.status === 409
+        ? `The shortcut “${patch.shortcut}” is taken by another reply.`
+        : result.error.message || `Not saved (HTTP ${result.status}).`;
+      error.hidden = false;
+    }
+  };
+  const onKey = (event) => {
+    if (event.key === 'Escape') {
+      catalog.editing = null;
+      renderReplies();
+    } else if (event.key === 'Enter' && (event.target.tagName !== 'TEXTAREA' || event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      save();
+    }
+  };
+  return h('tr', { class: 'is-editing', testid: 'admin-canned-row', dataset: { id: reply.id, shortcut: reply.shortcut }, onkeydown: onKey },
+    h('td', { class: 'col-shortcut' }, shortcut),
+    h('td', { class: 'col-title' }, title),
+    h('td', { class: 'col-content' }, content, error),
+    h('td', { class: 'col-actions' }, h('span', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'btn btn-sm btn-primary', testid: 'admin-canned-save', onclick: save }, 'Save'),
+      h('button', {
+        type: 'button', class: 'btn btn-sm btn-ghost', testid: 'admin-canned-cancel',
+        onclick: () => {
+          catalog.editing = null;
+          renderReplies();
+        },
+      }, 'Cancel'))));
+}
+
+async function deleteReply(reply) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/canned-replies/${encodeURIComponent(reply.id)}`, { method: 'DELETE', token: bearer });
+  catalog.confirming = null;
+  if (result.ok || result.status === 404) {
+    toast(`Deleted /${reply.shortcut}.`);
+    loadReplies();
+  } else if (!refused(result)) {
+    toast(`Not deleted: ${result.error.message || result.status}`, 'error');
+    renderReplies();
+  }
+}
+
+$('canned-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('[data-testid=admin-canned-form-error]');
+  const ok = form.querySelector('[data-testid=admin-canned-form-ok]');
+  error.hidden = true;
+  ok.hidden = true;
+  const bearer = token();
+  if (!bearer) return;
+  const field = (name) => form.elements.namedItem(name).value.trim();
+  const body = { shortcut: field('shortcut'), title: field('title'), content: field('content') };
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api('/api/admin/canned-replies', { method: 'POST', token: bearer, body });
+  submit.disabled = false;
+  if (result.ok) {
+    ok.textContent = `Agents can now insert “${body.title}” with ${body.shortcut}.`;
+    ok.hidden = false;
+    form.reset();
+    loadReplies();
+  } else if (!refused(result)) {
+    error.textContent = result.status === 409 && result.error.error === 'conflict'
+      ? `The shortcut “${body.shortcut}” is taken: choose another.`
+      : missing(result)
+        ? 'Adding canned replies is not available on this server yet.'
+        : result.error.message || `The reply was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
+
+// What was wrong with the last try goes once the form is changed.
+for (const form of [$('canned-form'), $('label-form')]) {
+  form.addEventListener('input', () => {
+    for (const note of form.querySelectorAll('.form-error, .form-ok')) note.hidden = true;
+  });
+}
+
+async function loadLabels() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/labels', { token: bearer });
+  if (state.stopped) return;
+  if (result.ok && Array.isArray(result.data)) {
+    catalog.labels = result.data;
+    $('labels-error').hidden = true;
+    renderLabels();
+    fillLabelFilter();
+  } else if (!refused(result)) {
+    $('labels-error').textContent = missing(result)
+      ? 'Labels are not available on this server yet (GET /api/labels).'
+      : `The labels could not be loaded: ${result.error.message || `HTTP ${result.status}`}.`;
+    $('labels-error').hidden = false;
+    $('labels-summary').textContent = 'Unavailable';
+  }
+}
+
+function renderLabels() {
+  const list = clear($('labels'));
+  const labels = [...(catalog.labels || [])].sort((a, b) => a.name.localeCompare(b.name));
+  $('labels-summary').textContent = labels.length === 1 ? '1 label' : `${labels.length} labels`;
+  if (!labels.length) {
+    list.append(h('li', { class: 'muted label-empty', text: 'No labels yet. Add the first one below.' }));
+    return;
+  }
+  for (const label of labels) {
+    const swatch = h('i', { class: 'label-swatch', 'aria-hidden': 'true' });
+    swatch.style.background = label.color;
+    list.append(h('li', { class: 'label-item', testid: 'admin-label-item', dataset: { id: label.id, name: label.name, color: label.color } },
+      swatch,
+      h('span', { class: 'admin-label-name', testid: 'admin-label-item-name', text: label.name }),
+      h('code', { class: 'label-hex', text: label.color }),
+      deleteButton('label', label, () => deleteLabel(label))));
+  }
+}
+
+async function deleteLabel(label) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/labels/${encodeURIComponent(label.id)}`, { method: 'DELETE', token: bearer });
+  catalog.confirming = null;
+  if (result.ok || result.status === 404) {
+    toast(`Deleted the label ${label.name}.`);
+    loadLabels();
+  } else if (!refused(result)) {
+    toast(`Not deleted: ${result.error.message || result.status}`, 'error');
+    renderLabels();
+  }
+}
+
+$('label-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('[data-testid=admin-label-form-error]');
+  error.hidden = true;
+  const bearer = token();
+  if (!bearer) return;
+  const body = { name: form.elements.namedItem('name').value.trim(), color: form.elements.namedItem('color').value.toLowerCase() };
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api('/api/admin/labels', { method: 'POST', token: bearer, body });
+  submit.disabled = false;
+  if (result.ok) {
+    toast(`Agents can now label chats “${body.name}”.`);
+    form.elements.namedItem('name').value = '';
+    loadLabels();
+  } else if (!refused(result)) {
+    error.textContent = result.status === 409 && result.error.error === 'conflict'
+      ? `A label named “${body.name}” exists already.`
+      : missing(result)
+        ? 'Adding labels is not available on this server yet.'
+        : result.error.message || `The label was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
+
+// ------------------------------------------------------------------ reports
+
+const RATING_COLOURS = { 1: '#dc2626', 2: '#f97316', 3: '#eab308', 4: '#84cc16', 5: '#16a34a' };
+
+const report = { request: 0, data: null, loaded: false };
+
+function resetReport() {
+  Object.assign(report, { request: report.request + 1, data: null, loaded: false });
+  $('report-form').reset();
+}
+
+/** YYYY-MM-DD `days` after the day `value` (YYYY-MM-DD), as calendar days. */
+function shiftDay(value, days) {
+  const date = new Date(`${value}T00:00:00Z`);
+  date.setUTCDate(date.getUTCDate() + days);
+  return date.toISOString().slice(0, 10);
+}
+
+/**
+ * The range asked for: the last seven days unless someone chose one. The
+ * server counts a chat in the day (UTC) it started, so "today" is UTC's.
+ */
+function reportRange() {
+  const form = $('report-form');
+  const from = form.elements.namedItem('from');
+  const to = form.elements.namedItem('to');
+  if (!to.value) to.value = new Date().toISOString().slice(0, 10);
+  if (!from.value) from.value = shiftDay(to.value, -6);
+  return { from: from.value, to: to.value };
+}
+
+function enterReports() {
+  reportRange();
+  if (!report.loaded) loadReport();
+}
+
+function showReportError(title, text) {
+  const box = $('report-error');
+  const iconBox = box.querySelector('.banner-icon');
+  if (!iconBox.firstChild) iconBox.append(icon('alert', 20));
+  $('report-error-title').textContent = title;
+  $('report-error-text').textContent = text;
+  box.hidden = false;
+}
+
+async function loadReport() {
+  const bearer = token();
+  if (!bearer) return;
+  const { from, to } = reportRange();
+  const request = ++report.request;
+  if (from > to) {
+    showReportError('The range is back to front.', 'The “From” date is after the “To” date.');
+    return;
+  }
+  report.loaded = true;
+  $('report-caption').textContent = 'Loading…';
+  $('view-reports').setAttribute('aria-busy', 'true');
+  const query = new URLSearchParams({ from, to });
+  const result = await api(`/api/admin/reports?${query}`, { token: bearer });
+  if (request !== report.request || state.stopped) return;
+  $('view-reports').removeAttribute('aria-busy');
+  if (result.ok && result.data?.overall) {
+    $('report-error').hidden = true;
+    report.data = result.data;
+    renderReport(result.data);
+  } else if (refused(result)) {
+    // signed out
+  } else {
+    report.data = null;
+    renderReport(null);
+    if (missing(result)) showReportError('Reports are not available on this server yet.', 'The server does not offer GET /api/admin/reports.');
+    else showReportError('The report could not be loaded.', result.error.message || `HTTP ${result.status}`);
+  }
+}
+
+function csatText(csat) {
+  return csat && csat.count > 0 && typeof csat.average === 'number' ? csat.average.toFixed(1) : '—';
+}
+
+function percentiles(figures) {
+  if (!figures || num(figures.p50) === null) return '—';
+  return `${formatDuration(num(figures.p50))} · ${formatDuration(num(figures.p90))}`;
+}
+
+function reportKpi(key, label, iconName, value, sub) {
+  return h('div', { class: 'kpi', testid: 'admin-report-kpi', dataset: { report: key } },
+    h('span', { class: 'kpi-label' }, icon(iconName, 15), label),
+    h('span', { class: 'kpi-value', testid: 'admin-report-value', text: value }),
+    h('span', { class: 'kpi-sub', text: sub }));
+}
+
+function renderReport(data) {
+  const o = data?.overall;
+  const dash = '—';
+  $('report-caption').textContent = data
+    ? `${dayFormat.format(localDay(data.from))} to ${dayFormat.format(localDay(data.to))} (days in UTC) · ${o.chats === 1 ? '1 chat' : `${o.chats} chats`} started`
+    : '';
+  const fr = o?.firstResponseSeconds || {};
+  const res = o?.resolutionSeconds || {};
+  clear($('report-kpis')).append(
+    reportKpi('chats', 'Chats', 'chat', o ? String(o.chats ?? 0) : dash,
+      o ? `${o.handedOff ?? 0} handed to a person` : 'No report'),
+    reportKpi('handoff', 'Handed to a person', 'person', o ? percent(o.handoffRate) : dash,
+      o ? 'Of the chats in the range' : 'No report'),
+    reportKpi('first-response', 'First response (median)', 'zap', o ? formatDuration(num(fr.p50)) : dash,
+      o ? `90th percentile ${formatDuration(num(fr.p90))}` : 'No report'),
+    reportKpi('resolution', 'Resolution (median)', 'done', o ? formatDuration(num(res.p50)) : dash,
+      o ? `90th percentile ${formatDuration(num(res.p90))}` : 'No report'),
+    reportKpi('csat', 'Satisfaction (CSAT)', 'check', o ? csatText(o.csat) : dash,
+      o ? (o.csat?.count === 1 ? '1 rating, out of 5' : `${o.csat?.count ?? 0} ratings, out of 5`) : 'No report'),
+  );
+  renderReportRows($('report-agents'), data?.byAgent, 'agent', 'No agent handled a chat in this range.');
+  const teams = data?.byTeam || [];
+  $('report-teams-card').hidden = !teams.length;
+  renderReportRows($('report-teams'), teams, 'team', 'No team handled a chat in this range.');
+  renderCsat(o?.csat);
+}
+
+function renderReportRows(body, rows, kind, emptyText) {
+  clear(body);
+  if (!rows?.length) {
+    body.append(h('tr', {}, h('td', { colspan: '5', class: 'muted table-empty', testid: `admin-report-${kind}-empty`, text: emptyText })));
+    return;
+  }
+  const sorted = [...rows].sort((a, b) => (b.chats ?? 0) - (a.chats ?? 0) || String(a.name).localeCompare(String(b.name)));
+  for (const row of sorted) {
+    const id = kind === 'agent' ? row.agentId : row.teamId;
+    body.append(h('tr', { testid: `admin-report-${kind}-row`, dataset: { id: id || '' } },
+      h('td', { class: 'col-who' }, h('div', { class: 'who' }, avatar(row.name || '?'), h('strong', { testid: `admin-report-${kind}-name`, text: row.name || '—' }))),
+      h('td', { class: 'num', 'data-label': 'Chats', testid: `admin-report-${kind}-chats`, text: String(row.chats ?? 0) }),
+      h('td', { class: 'num', 'data-label': 'First response', title: 'Median · 90th percentile', testid: `admin-report-${kind}-first-response`, text: percentiles(row.firstResponseSeconds) }),
+      h('td', { class: 'num', 'data-label': 'Resolution', title: 'Median · 90th percentile', testid: `admin-report-${kind}-resolution`, text: percentiles(row.resolutionSeconds) }),
+      h('td', { class: 'num', 'data-label': 'CSAT' },
+        h('span', { testid: `admin-report-${kind}-csat`, text: csatText(row.csat) }),
+        row.csat?.count ? h('small', { class: 'muted', text: ` (${row.csat.count})` }) : null)));
+  }
+}
+
+/** The ratings 5 to 1 as bars, each as long as its share of the ratings. */
+function renderCsat(csat) {
+  const box = clear($('report-csat'));
+  const distribution = csat?.distribution || {};
+  const count = csat?.count ?? 0;
+  $('report-csat-sub').textContent = count
+    ? `Average ${csatText(csat)} out of 5, from ${count === 1 ? '1 rating' : `${count} ratings`}`
+    : 'How customers rated their chats';
+  if (!count) {
+    box.append(h('div', { class: 'chart-empty report-csat-empty', testid: 'admin-report-csat-empty', text: csat ? 'No ratings in this range.' : 'No report.' }));
+    return;
+  }
+  const most = Math.max(1, ...[1, 2, 3, 4, 5].map((rating) => distribution[rating] || 0));
+  box.append(h('div', { class: 'bars', role: 'img', 'aria-label': [5, 4, 3, 2, 1].map((rating) => `${rating} stars: ${distribution[rating] || 0}`).join(', ') },
+    [5, 4, 3, 2, 1].map((rating) => {
+      const n = distribution[rating] || 0;
+      const fill = h('div', { class: 'bar-fill' });
+      fill.style.width = `${(n / most) * 100}%`;
+      fill.style.background = RATING_COLOURS[rating];
+      return h('div', { class: 'bar-row csat-row', testid: 'admin-report-csat-bar', dataset: { rating: String(rating), count: String(n) } },
+        h('span', { class: 'bar-name', text: `${rating} ${rating === 1 ? 'star' : 'stars'}` }),
+        h('div', { class: 'bar-track' }, fill),
+        h('span', { class: 'bar-value', text: `${n} · ${percent(n / count)}` }));
+    })));
+}
+
+async function exportCsv() {
+  const bearer = token();
+  if (!bearer) return;
+  const { from, to } = reportRange();
+  if (from > to) {
+    showReportError('The range is back to front.', 'The “From” date is after the “To” date.');
+    return;
+  }
+  const button = $('report-csv');
+  button.disabled = true;
+  let response = null;
+  try {
+    // With the bearer token in a header, never in a link anyone could copy.
+    response = await fetch(`/api/admin/reports.csv?${new URLSearchParams({ from, to })}`, { headers: { Authorization: `Bearer ${bearer}` }, cache: 'no-store' });
+  } catch {
+    response = null;
+  } finally {
+    button.disabled = false;
+  }
+  if (!response) {
+    toast('The server cannot be reached.', 'error');
+    return;
+  }
+  if (response.status === 401 || response.status === 403) {
+    refused({ status: response.status });
+    return;
+  }
+  if (!response.ok) {
+    toast(response.status === 404 ? 'CSV export is not available on this server yet.' : `The CSV could not be made (HTTP ${response.status}).`, 'error');
+    return;
+  }
+  // The server names the file; this name is for a server that does not.
+  const named = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '');
+  const url = URL.createObjectURL(await response.blob());
+  const link = h('a', { href: url, download: named ? named[1] : `switchboard-report-${from}-${to}.csv`, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+$('report-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  loadReport();
+});
+$('report-form').addEventListener('change', () => loadReport());
+$('report-csv').prepend(icon('file', 15));
+$('report-csv').addEventListener('click', exportCsv);
 
 // ------------------------------------------------------------------ start
 
