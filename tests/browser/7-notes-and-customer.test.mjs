@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  AGENT, BASE_URL, DESKTOP, agentMessages, launchBrowser, screenshot, signIn, until, watch, watchCsp, widgetMessages,
+  AGENT, BASE_URL, DESKTOP, agentMessages, customerAndAgentPages, screenshot, signIn, until, watch, watchCsp, widgetMessages,
 } from './helpers.mjs';
 
 const CUSTOMER_NAME = 'Carol Notes';
@@ -54,13 +54,7 @@ describe('private notes and the customer beside the chat', () => {
   }
 
   before(async () => {
-    browser = await launchBrowser();
-    const customerContext = await browser.newContext({ viewport: DESKTOP });
-    const agentContext = await browser.newContext({ viewport: DESKTOP });
-    customerContext.setDefaultTimeout(10000);
-    agentContext.setDefaultTimeout(10000);
-    customer = await customerContext.newPage();
-    agent = await agentContext.newPage();
+    ({ browser, customer, agent } = await customerAndAgentPages());
     watched.push(watch(customer, 'customer'), watch(agent, 'agent'));
     cspViolations = await watchCsp(agent);
     customer.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => customerFrames.push(String(payload))));

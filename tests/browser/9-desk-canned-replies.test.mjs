@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  AGENT, DESKTOP, agentMessages, launchBrowser, screenshot, signIn, until, watch, watchCsp, widgetMessages,
+  AGENT, agentMessages, customerAndAgentPages, screenshot, signIn, until, watch, watchCsp, widgetMessages,
 } from './helpers.mjs';
 import { adminToken, customerHandedTo, rest, setPresence, tag } from './desk.mjs';
 
@@ -42,13 +42,7 @@ describe('canned replies found with / in the agent desk', () => {
   const shortcuts = async () => (await shown()).map((item) => item.shortcut);
 
   before(async () => {
-    browser = await launchBrowser();
-    const customerContext = await browser.newContext({ viewport: DESKTOP });
-    const agentContext = await browser.newContext({ viewport: DESKTOP });
-    customerContext.setDefaultTimeout(10000);
-    agentContext.setDefaultTimeout(10000);
-    customer = await customerContext.newPage();
-    agent = await agentContext.newPage();
+    ({ browser, customer, agent } = await customerAndAgentPages());
     watched.push(watch(customer, 'customer'), watch(agent, 'agent'));
     cspViolations = await watchCsp(agent);
   });

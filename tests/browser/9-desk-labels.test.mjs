@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { AGENT, DESKTOP, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
+import { AGENT, customerAndAgentPages, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
 import { adminToken, customerHandedTo, rest, setPresence, tag } from './desk.mjs';
 
 const CUSTOMER_NAME = 'Lena Labels';
@@ -36,13 +36,7 @@ describe('labels on a chat in the agent desk', () => {
   };
 
   before(async () => {
-    browser = await launchBrowser();
-    const customerContext = await browser.newContext({ viewport: DESKTOP });
-    const agentContext = await browser.newContext({ viewport: DESKTOP });
-    customerContext.setDefaultTimeout(10000);
-    agentContext.setDefaultTimeout(10000);
-    customer = await customerContext.newPage();
-    agent = await agentContext.newPage();
+    ({ browser, customer, agent } = await customerAndAgentPages());
     watched.push(watch(customer, 'customer'), watch(agent, 'agent'));
     cspViolations = await watchCsp(agent);
     token = await adminToken();

@@ -35,6 +35,17 @@ export async function launchBrowser() {
   });
 }
 
+/** A browser with a customer's page and an agent's page, each in a context of its own (10 s timeouts). */
+export async function customerAndAgentPages() {
+  const browser = await launchBrowser();
+  const [customer, agent] = await Promise.all([0, 1].map(async () => {
+    const context = await browser.newContext({ viewport: DESKTOP });
+    context.setDefaultTimeout(10000);
+    return context.newPage();
+  }));
+  return { browser, customer, agent };
+}
+
 /**
  * Records every JavaScript dialog (alert/confirm/prompt) and uncaught page
  * error, so a test can assert that none happened.
