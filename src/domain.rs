@@ -69,7 +69,9 @@ macro_rules! text_enum {
 
 text_enum!(
     /// Who a user is; decides which socket and which REST calls they may use.
-    Role as "role" { Customer => "customer", Agent => "agent", Admin => "admin" }
+    /// A `partner` belongs to a partner organisation (a restaurant, a merchant,
+    /// a courier company) and sees only the chats that organisation is invited into.
+    Role as "role" { Customer => "customer", Agent => "agent", Admin => "admin", Partner => "partner" }
 );
 
 text_enum!(
@@ -92,9 +94,11 @@ text_enum!(
 
 text_enum!(
     /// Who wrote a message. A `note` is a private note between staff, written
-    /// by an agent or admin and never shown to the customer.
+    /// by an agent or admin and never shown to the customer (nor to a partner).
+    /// A `partner` message comes from a member of an invited partner organisation.
     SenderType as "sender type" {
-        Customer => "customer", Bot => "bot", Agent => "agent", System => "system", Note => "note"
+        Customer => "customer", Bot => "bot", Agent => "agent", System => "system", Note => "note",
+        Partner => "partner"
     }
 );
 

@@ -234,9 +234,10 @@ impl RateLimits {
     }
 
     /// Counts `action` for `caller`, or refuses it with `rate_limited` and
-    /// how long to wait. Staff are not limited here.
+    /// how long to wait. Staff are not limited here; customers and partners
+    /// (people from outside) are.
     pub fn admit(&self, action: Action, caller: &Caller) -> Result<(), AppError> {
-        if caller.role != crate::domain::Role::Customer {
+        if !matches!(caller.role, crate::domain::Role::Customer | crate::domain::Role::Partner) {
             return Ok(());
         }
         self.admit_from(action, Some(caller.user_id), caller.address)
@@ -411,6 +412,7 @@ mod tests {
             priority: None,
             team: None,
             address: address.parse().ok(),
+            partner_org_id: None,
         }
     }
 

@@ -950,6 +950,7 @@
     if (m.sender === 'customer') return 'You';
     if (m.sender === 'bot') return m.senderName || 'Assistant';
     if (m.sender === 'agent') return m.senderName || 'Agent';
+    if (m.sender === 'partner') return m.senderName || 'Partner';
     return '';
   }
 
@@ -972,7 +973,7 @@
     }
     var bubble = h('div', { class: 'sb-bubble', testid: 'sb-message-text' });
     bubble.appendChild(richText(m.content || ''));
-    var tag = m.sender === 'bot' ? 'Bot' : (m.sender === 'agent' ? 'Team' : null);
+    var tag = m.sender === 'bot' ? 'Bot' : (m.sender === 'agent' ? 'Team' : (m.sender === 'partner' ? 'Partner' : null));
     var meta = h('div', { class: 'sb-msg-meta' },
       h('span', { class: 'sb-msg-name', testid: 'sb-message-sender', text: senderLabel(m) }),
       tag ? h('span', { class: 'sb-tag', text: tag }) : null,
@@ -1088,8 +1089,8 @@
     if (mine) setReceipt(li, m.seq <= state.readByAgent ? 'read' : 'sent');
     regroup();
     noteSeq(m.seq);
-    if (m.sender === 'agent' || m.sender === 'bot' || m.sender === 'system') {
-      if (m.sender === 'agent') hideTyping();
+    if (m.sender === 'agent' || m.sender === 'partner' || m.sender === 'bot' || m.sender === 'system') {
+      if (m.sender === 'agent' || m.sender === 'partner') hideTyping();
       if (live && !isVisible()) {
         if (m.sender !== 'system') {
           state.unread++;

@@ -31,6 +31,9 @@ pub struct Caller {
     pub team: Option<Arc<str>>,
     /// Where the caller connected from, for the allowances per address.
     pub address: Option<std::net::IpAddr>,
+    /// A partner's organisation; `None` for everyone else.
+    #[serde(default)]
+    pub partner_org_id: Option<Uuid>,
 }
 
 /// One open socket, as other actors see it.
@@ -184,6 +187,23 @@ pub struct FromAgent {
     pub socket: SocketHandle,
     pub reply: Reply,
     pub request: AgentRequest,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FromPartner {
+    pub socket: SocketHandle,
+    pub reply: Reply,
+    pub request: crate::protocol::client::PartnerRequest,
+}
+
+/// An event for every open socket of a partner organisation's members (on every node):
+/// they were invited into a chat, or removed from one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ToPartnerOrg {
+    pub partner_org_id: Uuid,
+    pub event: ServerEvent,
 }
 
 /// Asked before a WebSocket upgrade: may this account open one more socket?

@@ -8,6 +8,7 @@ pub mod agent_socket;
 pub mod customer_socket;
 pub mod history_reader;
 pub mod messages;
+pub mod partner_socket;
 pub mod persistence;
 pub mod queue;
 pub mod registry;

@@ -31,7 +31,8 @@ use crate::cluster::mail::{Mail, QueueWire};
 use crate::cluster::{Cluster, NodeId};
 use crate::db::{self, queries};
 use crate::domain::Role;
-use crate::protocol::client::{AgentRequest, CustomerRequest};
+use crate::protocol::client::{AgentRequest, CustomerRequest, PartnerRequest};
+use crate::protocol::server::ServerEvent;
 use crate::rate_limits::Action;
 
 /// At most this many sessions are examined per abandonment sweep.
@@ -496,7 +497,14 @@ impl SessionRegistry {
                 log::warn!("node {from} took this node for gone: its clients that follow other nodes reconnect");
                 self.lost_touch();
             }
-            Mail::NodeGone(_) | Mail::CloseSocketsOf(_) | Mail::Outbound { .. } | Mail::Answer { .. } => {}
+            Mail::ToPartnerOrg { partner_org_id, event } if from != *cluster.node() => {
+                self.tell_partner_org(partner_org_id, &event)
+            }
+            Mail::NodeGone(_)
+            | Mail::CloseSocketsOf(_)
+            | Mail::ToPartnerOrg { .. }
+            | Mail::Outbound { .. }
+            | Mail::Answer { .. } => {}
         }
     }
 
@@ -526,11 +534,21 @@ impl SessionRegistry {
         for session_id in sessions {
             self.route_session(session_id, false, Detach { socket_id }.into(), 0, ctx);
         }
-        if caller.role != Role::Customer {
+        if matches!(caller.role, Role::Agent | Role::Admin) {
             let known = self.queue.is_none() || self.agents.contains_key(&caller.user_id);
             if known {
                 self.route_agent(caller.user_id, AgentSocketGone { socket_id }.into(), ctx);
             }
+        }
+    }
+
+    fn tell_partner_org(&self, partner_org_id: Uuid, event: &ServerEvent) {
+        let frame = event.frame(None);
+        let members = self.sockets.values().filter(|socket| {
+            socket.caller.role == Role::Partner && socket.caller.partner_org_id == Some(partner_org_id)
+        });
+        for socket in members {
+            socket.outbox.send(frame.clone());
         }
     }
 
@@ -744,6 +762,27 @@ impl Handler<FromAgent> for SessionRegistry {
             }
             // The socket answers these itself (`Socket::on_admin`).
             AgentRequest::Admin(_) => reply.fail(&AppError::new(ErrorCode::Forbidden, "admins only")),
+        }
+    }
+}
+
+impl Handler<FromPartner> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, FromPartner { socket, reply, request }: FromPartner, ctx: &mut Self::Context) {
+        let PartnerRequest { session_id, request } = request;
+        let command = SessionCommand { origin: Origin::socket(socket), reply, request };
+        self.route_session(session_id, true, command.into(), 0, ctx)
+    }
+}
+
+impl Handler<ToPartnerOrg> for SessionRegistry {
+    type Result = ();
+
+    fn handle(&mut self, ToPartnerOrg { partner_org_id, event }: ToPartnerOrg, _: &mut Self::Context) {
+        self.tell_partner_org(partner_org_id, &event);
+        if let Some(cluster) = &self.cluster {
+            cluster.link.broadcast(Mail::ToPartnerOrg { partner_org_id, event });
         }
     }
 }

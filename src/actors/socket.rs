@@ -1,4 +1,4 @@
-//! What the customer and agent sockets share: heartbeat, frame limits,
+//! What the customer, agent and partner sockets share: heartbeat, frame limits,
 //! parsing at the edge, and disconnecting a client that stops reading.
 
 use std::collections::HashSet;
@@ -31,7 +31,7 @@ pub const MAX_WAITING_REQUESTS: usize = 64;
 /// The largest frame a client may send.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 
-/// What tells a customer socket from an agent socket.
+/// What tells a customer socket from an agent or a partner socket.
 pub trait SocketRole: Unpin + 'static {
     type Request: Send + 'static;
     const NAME: &'static str;
@@ -323,7 +323,8 @@ impl<R: SocketRole> Handler<Outbound> for Socket<R> {
             }
             Outbound::Close(reason) => self.close(ctx, CloseCode::Away, &reason),
             Outbound::LinkLost { sessions_here, agents_here } => {
-                let agents_elsewhere = self.caller.role != crate::domain::Role::Customer && !agents_here;
+                let staff = matches!(self.caller.role, crate::domain::Role::Agent | crate::domain::Role::Admin);
+                let agents_elsewhere = staff && !agents_here;
                 if agents_elsewhere || self.sessions.iter().any(|session| !sessions_here.contains(session)) {
                     let reason = "lost touch with the other servers: reconnect and resume";
                     self.close(ctx, CloseCode::Restart, reason);

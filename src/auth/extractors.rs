@@ -71,13 +71,24 @@ pub async fn authenticate(
     } else {
         (None, None)
     };
+    // A partner is shown with their organisation, "Ana (Pizza Roma)", wherever they appear.
+    let (name, partner_org_id) = if user.role == Role::Partner {
+        let user_id = user.id;
+        let (org, org_name) = db::run(&state.pool, async |conn| queries::partners::org_of(conn, user_id).await)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "this account cannot sign in"))?;
+        (format!("{} ({org_name})", user.display_name), Some(org))
+    } else {
+        (user.display_name.clone(), None)
+    };
     Ok(Caller {
         user_id: user.id,
         role: user.role,
-        name: Arc::from(user.display_name.as_str()),
+        name: Arc::from(name.as_str()),
         priority,
         team,
         address,
+        partner_org_id,
     })
 }
 
@@ -149,6 +160,57 @@ impl FromRequest for Admin {
             let caller = authenticated.await?;
             caller.require(&[Role::Admin])?;
             Ok(Admin(caller.0))
+        })
+    }
+}
+
+/// A signed-in member of a partner organisation; any other token gets 401.
+pub struct PartnerMember(pub Caller);
+
+impl PartnerMember {
+    /// The member's organisation (every partner account has one).
+    pub fn org(&self) -> Result<Uuid, AppError> {
+        self.0
+            .partner_org_id
+            .ok_or_else(|| AppError::new(ErrorCode::Forbidden, "this account has no partner organisation"))
+    }
+}
+
+impl FromRequest for PartnerMember {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
+            let token =
+                token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
+            authenticate(&state, &token, &[Role::Partner], address).await.map(PartnerMember)
+        })
+    }
+}
+
+/// Anyone who may take part in a chat: a customer, staff, or a partner
+/// (for attachments, which every party of a chat shares).
+pub struct ChatMember(pub Caller);
+
+impl FromRequest for ChatMember {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req);
+        let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
+            let token =
+                token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
+            let roles = [Role::Customer, Role::Agent, Role::Admin, Role::Partner];
+            authenticate(&state, &token, &roles, address).await.map(ChatMember)
         })
     }
 }

@@ -18,6 +18,7 @@ fn audience(role: Role) -> &'static str {
         Role::Customer => "switchboard:customer",
         Role::Agent => "switchboard:agent",
         Role::Admin => "switchboard:admin",
+        Role::Partner => "switchboard:partner",
     }
 }
 

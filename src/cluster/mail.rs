@@ -31,6 +31,8 @@ pub enum Mail {
     Queue { call: Option<u64>, request: QueueWire },
     /// To every node: close this account's sockets.
     CloseSocketsOf(Uuid),
+    /// To every node: an event for a partner organisation's sockets.
+    ToPartnerOrg { partner_org_id: Uuid, event: crate::protocol::server::ServerEvent },
     /// To every node: the sockets of this node are gone (it died, or started afresh).
     NodeGone(NodeId),
 }

@@ -121,6 +121,26 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamptz,
         last_seen_at -> Nullable<Timestamptz>,
+        partner_org_id -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    partner_orgs (id) {
+        id -> Uuid,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    chat_partners (session_id, partner_org_id) {
+        session_id -> Uuid,
+        partner_org_id -> Uuid,
+        invited_by -> Nullable<Uuid>,
+        invited_at -> Timestamptz,
+        visible_after_seq -> Int8,
+        removed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -181,13 +201,18 @@ diesel::joinable!(session_labels -> labels (label_id));
 diesel::joinable!(team_members -> teams (team_id));
 diesel::joinable!(team_members -> users (user_id));
 diesel::joinable!(chat_sessions -> teams (team_id));
+diesel::joinable!(users -> partner_orgs (partner_org_id));
+diesel::joinable!(chat_partners -> chat_sessions (session_id));
+diesel::joinable!(chat_partners -> partner_orgs (partner_org_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     canned_replies,
     chat_messages,
+    chat_partners,
     chat_sessions,
     labels,
     message_attachments,
+    partner_orgs,
     queue_entries,
     read_receipts,
     session_analytics,

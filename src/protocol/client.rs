@@ -197,6 +197,22 @@ pub struct Transfer {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct InvitePartner {
+    session_id: Uuid,
+    partner_org_id: Uuid,
+    #[serde(default)]
+    with_history: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RemovePartner {
+    session_id: Uuid,
+    partner_org_id: Uuid,
+}
+
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CloseSession {
     pub session_id: Uuid,
@@ -256,6 +272,38 @@ pub enum SessionRequest {
         content: Content,
         client_msg_id: String,
     },
+    /// Staff: bring a partner organisation's members into the chat, from now
+    /// on or (`with_history`) with the messages before.
+    InvitePartner {
+        partner_org_id: Uuid,
+        with_history: bool,
+    },
+    /// Staff: end a partner organisation's access to the chat.
+    RemovePartner {
+        partner_org_id: Uuid,
+    },
+}
+
+impl SessionRequest {
+    /// What a partner may ask of a chat they are invited into: follow it,
+    /// write, type and read. Everything else is the customer's or the staff's.
+    pub fn is_for_partners(&self) -> bool {
+        matches!(
+            self,
+            SessionRequest::Resume { .. }
+                | SessionRequest::Send { .. }
+                | SessionRequest::Typing
+                | SessionRequest::StopTyping
+                | SessionRequest::MarkRead { .. }
+        )
+    }
+}
+
+/// What a partner's socket may ask for: always about one chat.
+#[derive(Debug, Clone)]
+pub struct PartnerRequest {
+    pub session_id: Uuid,
+    pub request: SessionRequest,
 }
 
 /// What a customer's socket may ask for.
@@ -358,12 +406,34 @@ enum AgentFrame {
     Transfer(Transfer),
     #[serde(rename = "agent:close_session")]
     CloseSession(CloseSession),
+    #[serde(rename = "agent:invite_partner")]
+    InvitePartner(InvitePartner),
+    #[serde(rename = "agent:remove_partner")]
+    RemovePartner(RemovePartner),
     #[serde(rename = "admin:get_stats")]
     GetStats(Option<GetStats>),
     #[serde(rename = "admin:debug_queue")]
     DebugQueue(Option<NoData>),
     #[serde(rename = "admin:health_check")]
     HealthCheck(Option<NoData>),
+    #[serde(other)]
+    Unknown,
+}
+
+/// Every frame a partner's socket may send.
+#[derive(Deserialize)]
+#[serde(tag = "event", content = "data")]
+enum PartnerFrame {
+    #[serde(rename = "partner:join_chat")]
+    JoinChat(Resume),
+    #[serde(rename = "partner:send_message")]
+    SendMessage(SendMessageData),
+    #[serde(rename = "partner:typing")]
+    Typing(SessionRef),
+    #[serde(rename = "partner:stop_typing")]
+    StopTyping(SessionRef),
+    #[serde(rename = "partner:mark_read")]
+    MarkRead(MarkRead),
     #[serde(other)]
     Unknown,
 }
@@ -419,6 +489,12 @@ impl RoleFrame for CustomerFrame {
 impl RoleFrame for AgentFrame {
     fn is_unknown(&self) -> bool {
         matches!(self, AgentFrame::Unknown)
+    }
+}
+
+impl RoleFrame for PartnerFrame {
+    fn is_unknown(&self) -> bool {
+        matches!(self, PartnerFrame::Unknown)
     }
 }
 
@@ -566,6 +642,17 @@ impl AgentRequest {
                     let notes = optional_text("notes", close.notes, NOTES_MAX_CHARS)?;
                     Ok(in_session((close.session_id, SessionRequest::Close { resolved: close.resolved, notes })))
                 }
+                AgentFrame::InvitePartner(invite) => {
+                    let request = SessionRequest::InvitePartner {
+                        partner_org_id: invite.partner_org_id,
+                        with_history: invite.with_history,
+                    };
+                    Ok(in_session((invite.session_id, request)))
+                }
+                AgentFrame::RemovePartner(remove) => Ok(in_session((
+                    remove.session_id,
+                    SessionRequest::RemovePartner { partner_org_id: remove.partner_org_id },
+                ))),
                 AgentFrame::GetStats(ask) => {
                     Ok(AgentRequest::Admin(AdminRequest::Stats { subscribe: ask.unwrap_or_default().subscribe }))
                 }
@@ -578,9 +665,47 @@ impl AgentRequest {
     }
 }
 
+impl PartnerRequest {
+    pub fn parse(text: &str) -> Inbound<PartnerRequest> {
+        let (reference, parsed) = frame::<PartnerFrame>(text);
+        let request = parsed.and_then(|frame| {
+            let (session_id, request) = match frame {
+                PartnerFrame::JoinChat(join) => {
+                    let after_seq = join.after_seq.unwrap_or(0);
+                    if after_seq < 0 {
+                        return Err(AppError::new(ErrorCode::InvalidPayload, "afterSeq must not be negative"));
+                    }
+                    (join.session_id, SessionRequest::Resume { after_seq })
+                }
+                PartnerFrame::SendMessage(send) => send_message(send)?,
+                PartnerFrame::Typing(target) => (target.session_id, SessionRequest::Typing),
+                PartnerFrame::StopTyping(target) => (target.session_id, SessionRequest::StopTyping),
+                PartnerFrame::MarkRead(mark) => mark_read(mark)?,
+                PartnerFrame::Unknown => return Err(unknown("?")),
+            };
+            Ok(PartnerRequest { session_id, request })
+        });
+        Inbound { reference, request }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_partner_socket_knows_only_the_partner_events() {
+        let session = Uuid::new_v4();
+        let join = format!(r#"{{"event":"partner:join_chat","data":{{"sessionId":"{session}"}}}}"#);
+        assert!(matches!(
+            PartnerRequest::parse(&join).request,
+            Ok(PartnerRequest { request: SessionRequest::Resume { after_seq: 0 }, .. })
+        ));
+        let agent_event =
+            format!(r#"{{"event":"agent:close_session","data":{{"sessionId":"{session}","resolved":true}}}}"#);
+        assert_eq!(code(PartnerRequest::parse(&agent_event)), ErrorCode::UnknownEvent);
+        assert_eq!(code(PartnerRequest::parse(r#"{"event":"customer:start_chat"}"#)), ErrorCode::UnknownEvent);
+    }
 
     fn code<R>(inbound: Inbound<R>) -> ErrorCode {
         match inbound.request {

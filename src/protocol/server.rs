@@ -107,7 +107,7 @@ impl MessageView {
 
     /// What `role` may see of the message: the bot's details are for staff.
     pub fn for_role(mut self, role: Role) -> Self {
-        if role == Role::Customer {
+        if matches!(role, Role::Customer | Role::Partner) {
             self.bot = None;
         }
         self
@@ -123,7 +123,9 @@ impl MessageView {
         let name = match shown.message.sender_type {
             SenderType::Bot => Some(bot_name.to_owned()),
             SenderType::System => None,
-            SenderType::Customer | SenderType::Agent | SenderType::Note => shown.sender_name.clone(),
+            SenderType::Customer | SenderType::Agent | SenderType::Note | SenderType::Partner => {
+                shown.sender_name.clone()
+            }
         };
         MessageView::new(&shown.message, name).with_attachments(&shown.attachments)
     }
@@ -159,13 +161,27 @@ pub struct SessionView {
     /// The chat's labels, for staff, where a listing read them (`GET /api/sessions`, `GET /api/sessions/{id}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// The partner organisations in the chat, where the session's actor tells
+    /// (`session:assigned`, `session:resumed`, `session:updated`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partners: Vec<ChatPartnerView>,
+}
+
+/// A partner organisation in a chat.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatPartnerView {
+    pub partner_org_id: Uuid,
+    pub name: String,
+    /// Whether its members were given the messages before the invitation.
+    pub with_history: bool,
 }
 
 impl SessionView {
     /// What `role` may see of a session: staff also see the closing note.
     pub fn for_role(session: &ChatSession, customer_name: &str, agent_name: Option<&str>, role: Role) -> Self {
         SessionView {
-            notes: if role == Role::Customer { None } else { session.resolution_notes.clone() },
+            notes: if matches!(role, Role::Customer | Role::Partner) { None } else { session.resolution_notes.clone() },
             ..SessionView::new(session, customer_name, agent_name)
         }
     }
@@ -192,6 +208,7 @@ impl SessionView {
             notes: None,
             team_id: session.team_id,
             labels: Vec::new(),
+            partners: Vec::new(),
         }
     }
 }
@@ -307,6 +324,18 @@ pub enum ServerEvent {
     /// joined it or changed, and sessions that left it.
     #[serde(rename = "queue:changed", rename_all = "camelCase")]
     QueueChanged { upserted: Vec<QueueItem>, removed: Vec<Uuid> },
+    /// A partner organisation joined the chat (to everyone in it, and the inviter's reply).
+    #[serde(rename = "partner:joined", rename_all = "camelCase")]
+    PartnerJoined { session_id: Uuid, partner_org_id: Uuid, name: String, with_history: bool },
+    /// A partner organisation was removed from the chat.
+    #[serde(rename = "partner:left", rename_all = "camelCase")]
+    PartnerLeft { session_id: Uuid, partner_org_id: Uuid, name: String },
+    /// To a partner organisation's sockets: it was invited into a chat.
+    #[serde(rename = "partner:invited", rename_all = "camelCase")]
+    PartnerInvited { session_id: Uuid, with_history: bool },
+    /// To a partner organisation's sockets: it no longer has this chat.
+    #[serde(rename = "partner:removed", rename_all = "camelCase")]
+    PartnerRemoved { session_id: Uuid },
     /// The reply to a request that has no event of its own (typing, mark_read).
     #[serde(rename = "ack", rename_all = "camelCase")]
     Ack { event: Cow<'static, str> },

@@ -311,7 +311,8 @@ pub async fn create_agent(
     let body = body.into_inner();
     let username = staff::username(&body.username)?;
     staff::check_password(&body.password)?;
-    if body.role == Role::Customer {
+    if !matches!(body.role, Role::Agent | Role::Admin) {
+        // Partner accounts belong to an organisation: `POST /api/admin/partners/{id}/accounts`.
         return Err(AppError::validation("role must be agent or admin"));
     }
     check_capacity(body.max_concurrent)?;

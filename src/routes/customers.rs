@@ -23,6 +23,7 @@ pub async fn may_read_customer(state: &AppState, caller: &Caller, customer_id: U
     match caller.role {
         Role::Admin => Ok(true),
         Role::Customer => Ok(caller.user_id == customer_id),
+        Role::Partner => Ok(false),
         Role::Agent => {
             let agent_id = caller.user_id;
             db::run(&state.pool, async |conn| queries::sessions::serves_customer(conn, agent_id, customer_id).await)

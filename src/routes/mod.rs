@@ -10,6 +10,7 @@ pub mod docs;
 pub mod health;
 pub mod metrics;
 pub mod pages;
+pub mod partners;
 pub mod reports;
 pub mod sessions;
 pub mod setup;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(auth::refresh)
         .service(ws::customer)
         .service(ws::agent)
+        .service(ws::partner)
         .service(sessions::create)
         .service(sessions::list)
         .service(sessions::get_one)
@@ -73,6 +75,15 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(catalog::create_label)
         .service(catalog::delete_label)
         .service(catalog::set_session_labels)
+        .service(partners::list_orgs)
+        .service(partners::create_org)
+        .service(partners::create_account)
+        .service(partners::invite)
+        .service(partners::remove)
+        .service(partners::me)
+        .service(partners::my_chats)
+        .service(partners::my_chat)
+        .service(partners::my_chat_messages)
         .service(uploads::upload)
         .service(uploads::download)
         .service(admin::stats)
@@ -84,7 +95,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(setup::status)
         .service(setup::create_first_admin)
         .service(pages::agent)
-        .service(pages::admin);
+        .service(pages::admin)
+        .service(pages::partner);
 }
 
 #[derive(OpenApi)]
@@ -92,7 +104,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     info(
         title = "Switchboard",
         description = "Realtime customer-support chat: sessions, messages, the handoff queue and admin figures. \
-                       The WebSocket protocol of /ws/customer and /ws/agent is described in docs/PROTOCOL.md."
+                       The WebSocket protocol of /ws/customer, /ws/agent and /ws/partner is described in docs/PROTOCOL.md."
     ),
     modifiers(&BearerAuth)
 )]

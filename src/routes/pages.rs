@@ -1,4 +1,4 @@
-//! The agent dashboard and the admin page, at friendly paths.
+//! The agent dashboard, the admin page and the partner page, at friendly paths.
 
 use actix_web::{get, web, HttpRequest, HttpResponse};
 
@@ -24,4 +24,11 @@ pub async fn agent(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
 #[get("/admin")]
 pub async fn admin(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     page(&req, &state, "admin.html").await
+}
+
+/// The partner page: a partner organisation's members follow and answer the chats they are invited into.
+#[utoipa::path(tag = "pages", responses((status = 200, description = "HTML page", content_type = "text/html")))]
+#[get("/partner")]
+pub async fn partner(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    page(&req, &state, "partner.html").await
 }

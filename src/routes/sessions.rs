@@ -70,10 +70,12 @@ fn may_read(caller: &crate::actors::messages::Caller, session: &ChatSession) -> 
         Role::Customer => session.customer_id == caller.user_id,
         Role::Agent => session.assigned_agent_id == Some(caller.user_id) || session.status == SessionStatus::Waiting,
         Role::Admin => true,
+        // A partner reads the chats they are invited into through `/api/partner/sessions`.
+        Role::Partner => false,
     }
 }
 
-fn unexpected(event: ServerEvent) -> AppError {
+pub(crate) fn unexpected(event: ServerEvent) -> AppError {
     log::error!("unexpected answer from a session actor: {event:?}");
     AppError::new(ErrorCode::Internal, "unexpected answer")
 }

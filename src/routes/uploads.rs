@@ -10,12 +10,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::extractors::Authenticated;
+use crate::auth::extractors::{Authenticated, ChatMember};
 use crate::db::models::NewAttachment;
 use crate::db::{self, queries};
 use crate::domain::{Role, SessionStatus};
 use crate::error::{AppError, ErrorBody, ErrorCode};
-use crate::protocol::server::AttachmentView;
+use crate::protocol::server::{AttachmentView, SessionView};
 use crate::rate_limits::Action;
 use crate::routes::sessions::readable;
 use crate::startup::AppState;
@@ -74,7 +74,7 @@ pub struct Uploaded {
 #[post("/api/uploads")]
 pub async fn upload(
     state: web::Data<AppState>,
-    caller: Authenticated,
+    caller: ChatMember,
     mut form: Multipart,
 ) -> Result<HttpResponse, AppError> {
     // Counted before the bytes are read: a flood is refused before it is received.
@@ -110,14 +110,14 @@ pub async fn upload(
     let content_type = sniff(&bytes).ok_or_else(|| {
         AppError::new(ErrorCode::UnsupportedMediaType, "only images, PDF and plain text can be uploaded")
     })?;
-    let session = readable(&state, &caller, session_id).await?;
-    if caller.0.role == Role::Agent && session.assigned_agent_id != Some(caller.user_id()) {
+    let session = readable_by_member(&state, &caller, session_id).await?;
+    if caller.0.role == Role::Agent && session.assigned_agent_id != Some(caller.0.user_id) {
         return Err(AppError::new(ErrorCode::Forbidden, "this session is not yours"));
     }
     if session.status == SessionStatus::Closed {
         return Err(AppError::new(ErrorCode::SessionClosed, "this chat has ended"));
     }
-    let uploader = caller.user_id();
+    let uploader = caller.0.user_id;
     let new_attachment = NewAttachment {
         session_id,
         uploader_id: uploader,
@@ -159,13 +159,22 @@ fn quota_exceeded(message: String) -> AppError {
 #[get("/api/attachments/{id}")]
 pub async fn download(
     state: web::Data<AppState>,
-    caller: Authenticated,
+    caller: ChatMember,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let found = db::run(&state.pool, async |conn| queries::attachments::find_with_data(conn, id).await).await?;
     let (meta, data) = found.ok_or_else(|| AppError::not_found("attachment"))?;
-    readable(&state, &caller, meta.session_id).await?;
+    let session = readable_by_member(&state, &caller, meta.session_id).await?;
+    // A partner sees the files of the messages they see: none from before a history they were not given.
+    if caller.0.role == Role::Partner {
+        let after = partner_sees_after(&state, &caller, session.session_id).await?;
+        let message = meta.message_id;
+        let seq = db::run(&state.pool, async |conn| queries::attachments::message_seq(conn, message).await).await?;
+        if seq.is_none_or(|seq| seq <= after) && meta.uploader_id != Some(caller.0.user_id) {
+            return Err(AppError::new(ErrorCode::Forbidden, "that file is not shared with your organisation"));
+        }
+    }
     let content_type =
         if meta.content_type == "text/plain" { "text/plain; charset=utf-8".to_owned() } else { meta.content_type };
     Ok(HttpResponse::Ok()
@@ -174,6 +183,26 @@ pub async fn download(
         .insert_header((header::CONTENT_SECURITY_POLICY, "sandbox"))
         .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
         .body(data))
+}
+
+/// The chat, if the caller takes part in it: a partner's organisation must
+/// be invited and not removed; the others as `readable` says.
+async fn readable_by_member(state: &AppState, caller: &ChatMember, id: Uuid) -> Result<SessionView, AppError> {
+    if caller.0.role != Role::Partner {
+        return readable(state, &Authenticated(caller.0.clone()), id).await;
+    }
+    partner_sees_after(state, caller, id).await?;
+    let found = db::run(&state.pool, async |conn| queries::sessions::find_with_names(conn, id).await).await?;
+    let (session, customer_name, agent_name) =
+        found.ok_or_else(|| AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist"))?;
+    Ok(SessionView::for_role(&session, &customer_name, agent_name.as_deref(), Role::Partner))
+}
+
+async fn partner_sees_after(state: &AppState, caller: &ChatMember, id: Uuid) -> Result<i64, AppError> {
+    let org = caller.0.partner_org_id.ok_or_else(|| AppError::new(ErrorCode::Forbidden, "no partner organisation"))?;
+    db::run(&state.pool, async |conn| queries::partners::access(conn, id, org).await)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::Forbidden, "your organisation is not in this chat"))
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! WebSocket upgrades: `/ws/customer` and `/ws/agent`, authenticated by the
+//! WebSocket upgrades: `/ws/customer`, `/ws/agent` and `/ws/partner`, authenticated by the
 //! `token` query parameter before the upgrade.
 
 use actix::{Actor, AsyncContext};
@@ -9,6 +9,7 @@ use actix_web_actors::ws;
 use crate::actors::agent_socket::Agent;
 use crate::actors::customer_socket::Customer;
 use crate::actors::messages::{AdmitSocket, Caller, SocketSlot};
+use crate::actors::partner_socket::Partner;
 use crate::actors::socket::{Socket, SocketRole, MAX_FRAME_BYTES};
 use crate::auth::extractors::{authenticate, bearer_token};
 use crate::bus::wire;
@@ -106,4 +107,20 @@ pub async fn agent(
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = caller(&req, &state, &[Role::Agent, Role::Admin]).await?;
     upgrade::<Agent>(&req, payload, &state, caller).await
+}
+
+/// A partner organisation member's WebSocket (docs/PROTOCOL.md); the token is a partner's.
+#[utoipa::path(
+    tag = "websocket",
+    params(("token" = String, Query, description = "A partner token (from `POST /auth/login`)")),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 400, body = ErrorBody), (status = 401, description = "No token, or not a partner's (`unauthorized`)", body = ErrorBody), (status = 403, body = ErrorBody), (status = 429, description = "The account has `SOCKETS_PER_ACCOUNT` sockets open (`too_many_sockets`)", body = ErrorBody), (status = 503, description = "The server holds all the sockets it can (`server_full`)", body = ErrorBody))
+)]
+#[get("/ws/partner")]
+pub async fn partner(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = caller(&req, &state, &[Role::Partner]).await?;
+    upgrade::<Partner>(&req, payload, &state, caller).await
 }

@@ -130,7 +130,9 @@ function signOut(notice) {
 
 wireLogin({
   form: $('login-form'),
-  accept: (login) => (login.role === 'agent' ? null : 'This is an admin account. Admins use the admin console at /admin.'),
+  accept: (login) => (login.role === 'agent' ? null
+    : login.role === 'partner' ? 'This is a partner account. Partners use the partner page at /partner.'
+      : 'This is an admin account. Admins use the admin console at /admin.'),
   onSignedIn: (login) => {
     unlockAudio();
     auth.set(login);
@@ -316,7 +318,13 @@ function onFrame({ event, data = {} }) {
     case 'user_typing':
     case 'typing_stopped': {
       const chat = state.chats.get(data.sessionId);
-      if (chat && data.role === 'customer') setTyping(chat, event === 'user_typing', data.name);
+      if (chat && (data.role === 'customer' || data.role === 'partner')) setTyping(chat, event === 'user_typing', data.name);
+      break;
+    }
+    case 'partner:joined':
+    case 'partner:left': {
+      const chat = state.chats.get(data.sessionId);
+      if (chat) partnersChanged(chat, event, data);
       break;
     }
     case 'messages_read': {
@@ -496,6 +504,8 @@ function createChat(sessionId, session) {
   els.title = h('h2', { class: 'chat-title', testid: 'agent-chat-title', text: session.customerName || 'Visitor' });
   els.subtitle = h('p', { class: 'chat-sub', testid: 'agent-chat-status' });
   els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Transfer: to the queue, an agent or a team', 'aria-label': 'Transfer this chat', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Transfer' }));
+  els.partnerCount = h('span', { class: 'count', testid: 'agent-partner-count', hidden: true });
+  els.partners = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-partners', title: 'Invite or remove a partner (a restaurant, a merchant, a courier)', 'aria-label': 'Partners in this chat', onclick: () => openPartners(chat) }, icon('people', 16), h('span', { class: 'label', text: 'Invite partner' }), els.partnerCount);
   els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
   els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
   // Narrow screens have no room for the details column: it slides over the chat.
@@ -503,7 +513,7 @@ function createChat(sessionId, session) {
   els.head = h('header', { class: 'chat-head' },
     els.back, avatar(session.customerName, 'avatar-lg'),
     h('div', { class: 'chat-heading' }, els.title, els.subtitle),
-    h('div', { class: 'chat-actions' }, els.customerToggle, els.transfer, els.close));
+    h('div', { class: 'chat-actions' }, els.customerToggle, els.partners, els.transfer, els.close));
 
   els.endedText = h('span');
   els.ended = h('div', { class: 'chat-ended', testid: 'agent-chat-ended', hidden: true },
@@ -785,6 +795,10 @@ function renderChatHeader(chat) {
   chat.els.subtitle.textContent = parts.join(' · ');
   const live = !chat.closed && !chat.released;
   chat.els.transfer.disabled = !live;
+  chat.els.partners.disabled = chat.released;
+  const partners = s.partners || [];
+  chat.els.partnerCount.hidden = partners.length === 0;
+  chat.els.partnerCount.textContent = String(partners.length);
   chat.els.close.disabled = !live;
   chat.els.input.disabled = !live;
   chat.els.send.disabled = !live;
@@ -891,6 +905,7 @@ function senderName(message) {
   if (message.sender === 'customer') return message.senderName || 'Customer';
   if (message.sender === 'bot') return message.senderName || 'Assistant';
   if (message.sender === 'agent' || message.sender === 'note') return message.senderName || 'Agent';
+  if (message.sender === 'partner') return message.senderName || 'Partner';
   return '';
 }
 
@@ -921,7 +936,8 @@ function messageElement(message, { receipt = true } = {}) {
   }
   const bubble = h('div', { class: 'bubble', testid: 'agent-message-text' });
   bubble.append(richText(message.content || ''));
-  const tag = sender === 'bot' ? h('span', { class: 'tag tag-bot', text: 'Bot' }) : null;
+  const tag = sender === 'bot' ? h('span', { class: 'tag tag-bot', text: 'Bot' })
+    : sender === 'partner' ? h('span', { class: 'tag tag-partner', testid: 'agent-partner-label', text: 'Partner' }) : null;
   const noteTag = note ? h('span', { class: 'tag tag-note', testid: 'agent-note-label' }, icon('lock', 11), 'Private note') : null;
   const meta = h('div', { class: 'msg-meta' },
     noteTag, h('span', { class: 'msg-name', testid: note ? 'agent-note-author' : null, text: senderName(message) }), tag,
@@ -1272,6 +1288,94 @@ async function uploadAndSend(chat, file, text) {
   chat.els.input.value = text;
   toast(`The file could not be uploaded: ${message}`, 'error');
 }
+
+// ------------------------------------------------------------------ partners
+
+// Partner organisations (GET /api/partners), read each time the dialog opens.
+const partnerOrgs = remoteList('/api/partners', () => renderPartners());
+let partnerChat = null;
+
+function openPartners(chat) {
+  partnerChat = chat;
+  $('partner-form').reset();
+  showPartnerError(null);
+  renderPartners();
+  $('partner-dialog').showModal();
+  partnerOrgs.load();
+}
+
+function showPartnerError(message) {
+  $('partner-error').textContent = message || '';
+  $('partner-error').hidden = !message;
+}
+
+function partnersChanged(chat, event, data) {
+  const partners = (chat.session.partners || []).filter((p) => p.partnerOrgId !== data.partnerOrgId);
+  if (event === 'partner:joined') partners.push({ partnerOrgId: data.partnerOrgId, name: data.name, withHistory: data.withHistory });
+  chat.session.partners = partners;
+  renderChatHeader(chat);
+  if (partnerChat === chat) renderPartners();
+}
+
+function renderPartners() {
+  const chat = partnerChat;
+  if (!chat) return;
+  const current = chat.session.partners || [];
+  const list = clear($('partner-current'));
+  if (!current.length) list.append(h('li', { class: 'empty-small', text: 'No partner in this chat yet.' }));
+  for (const partner of current) {
+    list.append(h('li', { class: 'partner-item', testid: 'agent-partner-item' },
+      avatar(partner.name),
+      h('span', { class: 'partner-name', text: partner.name }),
+      h('span', { class: 'muted', text: partner.withHistory ? 'with the history' : 'from the invitation on' }),
+      h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-partner-remove', onclick: (event) => removePartner(chat, partner, event.currentTarget) }, 'Remove')));
+  }
+  const select = clear($('partner-form').elements.partner);
+  const inChat = new Set(current.map((p) => p.partnerOrgId));
+  const choices = partnerOrgs.items.filter((org) => !inChat.has(org.id));
+  select.append(h('option', { value: '', text: partnerOrgs.loaded ? (choices.length ? 'Choose a partner…' : 'No other partner to invite') : 'Loading…' }));
+  for (const org of choices) select.append(h('option', { value: org.id, text: org.name }));
+  if (partnerOrgs.error) showPartnerError(partnerOrgs.error.message || 'The partners could not be loaded.');
+  const live = !chat.closed && !chat.released;
+  $('partner-form').querySelector('[data-testid=agent-partner-invite]').disabled = !live;
+}
+
+async function removePartner(chat, partner, button) {
+  button.disabled = true;
+  try {
+    await socket.request('agent:remove_partner', { sessionId: chat.id, partnerOrgId: partner.partnerOrgId });
+  } catch (error) {
+    showPartnerError(error.message || 'The partner could not be removed.');
+    button.disabled = false;
+  }
+}
+
+$('partner-cancel').addEventListener('click', () => $('partner-dialog').close());
+$('partner-dialog').addEventListener('close', () => { partnerChat = null; });
+$('partner-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const chat = partnerChat;
+  const form = $('partner-form');
+  const partnerOrgId = form.elements.partner.value;
+  if (!chat) return;
+  if (!partnerOrgId) {
+    showPartnerError('Choose a partner to invite.');
+    return;
+  }
+  showPartnerError(null);
+  const button = form.querySelector('[data-testid=agent-partner-invite]');
+  button.disabled = true;
+  try {
+    const reply = await socket.request('agent:invite_partner', { sessionId: chat.id, partnerOrgId, withHistory: form.elements.history.checked });
+    partnersChanged(chat, 'partner:joined', reply.data);
+    form.reset();
+    renderPartners();
+  } catch (error) {
+    showPartnerError(error.message || 'The partner could not be invited.');
+  } finally {
+    button.disabled = false;
+  }
+});
 
 // ------------------------------------------------------------------ transfer + close
 

@@ -25,6 +25,7 @@ mod message_writer;
 mod migrations;
 mod notes;
 mod outages;
+mod partners;
 mod queue;
 mod queue_abuse;
 mod reply_timeout;

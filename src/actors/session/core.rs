@@ -13,6 +13,7 @@ use crate::actors::messages::Caller;
 use crate::actors::MinuteWindow;
 use crate::bots::Line;
 use crate::db::models::{ChatMessage, ChatSession};
+use crate::db::queries::partners::Invited;
 use crate::domain::{Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
 
@@ -22,6 +23,9 @@ pub const BOT_MISSES_BEFORE_HANDOFF: u32 = 2;
 pub const BOT_BACKLOG: usize = 5;
 /// A typing indicator that goes on is repeated at most this often.
 pub const TYPING_REPEAT: Duration = Duration::from_secs(3);
+
+/// Partner organisations one chat may have at once.
+pub const MAX_PARTNERS_PER_CHAT: usize = 5;
 
 /// Earlier messages kept for the bot's context, at most this many…
 pub const HISTORY_LINES: usize = 40;
@@ -101,6 +105,11 @@ pub struct SessionCore {
     bot_backlog: VecDeque<String>,
     customer_window: MinuteWindow,
     staff_window: MinuteWindow,
+    partner_window: MinuteWindow,
+    /// The partner organisations in the chat now, by id.
+    partners: HashMap<Uuid, Invited>,
+    /// Organisations whose invitation is being stored: they count toward the limit.
+    inviting: std::collections::HashSet<Uuid>,
     /// When each person's typing indicator was last passed on.
     typing: HashMap<Uuid, Instant>,
     agent_has_replied: bool,
@@ -128,6 +137,9 @@ impl SessionCore {
             bot_backlog: VecDeque::new(),
             customer_window: MinuteWindow::new(messages_per_minute),
             staff_window: MinuteWindow::new(messages_per_minute),
+            partner_window: MinuteWindow::new(messages_per_minute),
+            partners: HashMap::new(),
+            inviting: Default::default(),
             typing: HashMap::new(),
             agent_has_replied: false,
             unanswered_since: None,
@@ -170,7 +182,8 @@ impl SessionCore {
     // ---- who may ----
 
     /// Customers reach their own session, agents the one assigned to them
-    /// (unless they are handing it on), admins any.
+    /// (unless they are handing it on), admins any, partners one their
+    /// organisation is invited into.
     pub fn check_access(&self, caller: &Caller) -> Result<(), AppError> {
         let allowed = match caller.role {
             Role::Customer => self.row.customer_id == caller.user_id,
@@ -178,6 +191,7 @@ impl SessionCore {
                 self.row.assigned_agent_id == Some(caller.user_id) && self.transferring_from != Some(caller.user_id)
             }
             Role::Admin => true,
+            Role::Partner => self.partner_after(caller).is_some(),
         };
         if allowed {
             Ok(())
@@ -202,9 +216,70 @@ impl SessionCore {
         let (window, sender) = match caller.role {
             Role::Customer => (&mut self.customer_window, SenderType::Customer),
             Role::Agent | Role::Admin => (&mut self.staff_window, SenderType::Agent),
+            Role::Partner => (&mut self.partner_window, SenderType::Partner),
         };
         window.admit().map_err(AppError::rate_limited)?;
         Ok(sender)
+    }
+
+    // ---- partners ----
+
+    /// The seq a partner caller sees messages after, if their organisation is in the chat.
+    pub fn partner_after(&self, caller: &Caller) -> Option<i64> {
+        let org = caller.partner_org_id.filter(|_| caller.role == Role::Partner)?;
+        self.partners.get(&org).map(|invited| invited.visible_after_seq)
+    }
+
+    pub fn partners(&self) -> impl Iterator<Item = &Invited> {
+        self.partners.values()
+    }
+
+    /// The organisations in the chat, as stored when the session was loaded.
+    pub fn set_partners(&mut self, partners: Vec<Invited>) {
+        self.partners = partners.into_iter().map(|invited| (invited.partner_org_id, invited)).collect();
+    }
+
+    /// May the caller invite organisation `org` now? The chat's agent or an
+    /// admin may, into an open chat, up to `MAX_PARTNERS_PER_CHAT`. From
+    /// here until `invited` or `invite_failed`, the organisation counts.
+    pub fn begin_invite(&mut self, caller: &Caller, org: Uuid) -> Result<(), AppError> {
+        if !matches!(caller.role, Role::Agent | Role::Admin) {
+            return Err(AppError::new(ErrorCode::Forbidden, "only the chat's agent or an admin invites partners"));
+        }
+        self.check_open(caller)?;
+        if self.partners.contains_key(&org) || self.inviting.contains(&org) {
+            return Err(AppError::new(ErrorCode::Conflict, "that partner is already in this chat"));
+        }
+        if self.partners.len() + self.inviting.len() >= MAX_PARTNERS_PER_CHAT {
+            return Err(AppError::new(
+                ErrorCode::LimitReached,
+                format!("a chat may have at most {MAX_PARTNERS_PER_CHAT} partners; remove one first"),
+            ));
+        }
+        self.inviting.insert(org);
+        Ok(())
+    }
+
+    pub fn invited(&mut self, invited: Invited) {
+        self.inviting.remove(&invited.partner_org_id);
+        self.partners.insert(invited.partner_org_id, invited);
+    }
+
+    pub fn invite_failed(&mut self, org: Uuid) {
+        self.inviting.remove(&org);
+    }
+
+    /// May the caller remove organisation `org`? The same people who invite, from a chat open or closed.
+    pub fn check_remove(&self, caller: &Caller, org: Uuid) -> Result<&Invited, AppError> {
+        if !matches!(caller.role, Role::Agent | Role::Admin) {
+            return Err(AppError::new(ErrorCode::Forbidden, "only the chat's agent or an admin removes partners"));
+        }
+        self.check_access(caller)?;
+        self.partners.get(&org).ok_or_else(|| AppError::not_found("partner in this chat"))
+    }
+
+    pub fn partner_removed(&mut self, org: Uuid) -> Option<Invited> {
+        self.partners.remove(&org)
     }
 
     // ---- messages and the bot ----
@@ -469,7 +544,15 @@ mod tests {
     const STRANGER: Uuid = Uuid::from_u128(4);
 
     fn caller(user_id: Uuid, role: Role) -> Caller {
-        Caller { user_id, role, name: Arc::from("someone"), priority: None, team: None, address: None }
+        Caller {
+            user_id,
+            role,
+            name: Arc::from("someone"),
+            priority: None,
+            team: None,
+            address: None,
+            partner_org_id: None,
+        }
     }
 
     fn customer() -> Caller {

@@ -20,11 +20,12 @@ use crate::bots::{BotHandoff, BotReply, BotTurn};
 use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
 use crate::db::queries::messages::{Audience, Persisted, Shown, Window};
+use crate::db::queries::partners::Invited;
 use crate::db::{self, queries};
 use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::client::{Content, SessionRequest, StartChat};
-use crate::protocol::server::{MessageView, ServerEvent, SessionView};
+use crate::protocol::server::{ChatPartnerView, MessageView, ServerEvent, SessionView};
 use crate::rate_limits::Action;
 use diesel_async::AsyncConnection;
 
@@ -240,9 +241,22 @@ impl SessionActor {
     }
 
     fn view(&self) -> Option<SessionView> {
-        self.loaded()
-            .ok()
-            .map(|loaded| SessionView::new(loaded.core.row(), &loaded.customer_name, loaded.agent_name.as_deref()))
+        self.loaded().ok().map(|loaded| {
+            let mut partners: Vec<ChatPartnerView> = loaded
+                .core
+                .partners()
+                .map(|invited| ChatPartnerView {
+                    partner_org_id: invited.partner_org_id,
+                    name: invited.name.clone(),
+                    with_history: invited.visible_after_seq == 0,
+                })
+                .collect();
+            partners.sort_by(|a, b| a.name.cmp(&b.name));
+            SessionView {
+                partners,
+                ..SessionView::new(loaded.core.row(), &loaded.customer_name, loaded.agent_name.as_deref())
+            }
+        })
     }
 
     // ---- delivery ----
@@ -260,9 +274,13 @@ impl SessionActor {
             if Some(*id) == except || has_it {
                 continue;
             }
-            match (&customer_frame, socket.caller.role) {
-                (_, Role::Customer) if private => {}
-                (Some(customer_frame), Role::Customer) => socket.outbox.send(customer_frame.clone()),
+            let outsider = matches!(socket.caller.role, Role::Customer | Role::Partner);
+            // A partner sees what came after their invitation's bound, and only while invited.
+            let partner_sees = socket.caller.role != Role::Partner
+                || self.core().and_then(|core| core.partner_after(&socket.caller)).is_some_and(|after| seq > after);
+            match (&customer_frame, outsider) {
+                (_, true) if private || !partner_sees => {}
+                (Some(customer_frame), true) => socket.outbox.send(customer_frame.clone()),
                 _ => socket.outbox.send(frame.clone()),
             }
         }
@@ -583,6 +601,7 @@ impl SessionActor {
                     return Ok(None);
                 };
                 let Some(found) = queries::sessions::find_with_names(conn, id).await? else { return Ok(None) };
+                let partners = queries::partners::in_session(conn, id).await?;
                 // While the bot has the chat, its context: the latest lines, read once.
                 let recent = if reads_history && found.0.status == SessionStatus::Bot {
                     let window = Window::Before { seq: i64::MAX, limit: core::HISTORY_LINES as i64 };
@@ -591,13 +610,13 @@ impl SessionActor {
                 } else {
                     Vec::new()
                 };
-                Ok(Some((found, recent, owner_epoch)))
+                Ok(Some((found, recent, owner_epoch, partners)))
             })
             .await
         };
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| {
             act.state = match outcome {
-                Ok(Some(((session, customer_name, agent_name), recent, owner_epoch))) => {
+                Ok(Some(((session, customer_name, agent_name), recent, owner_epoch, partners))) => {
                     act.shown_seq = session.last_seq;
                     act.owner_epoch = owner_epoch;
                     let mut core = SessionCore::new(session, act.services.limits.messages_per_minute)
@@ -605,6 +624,7 @@ impl SessionActor {
                     for shown in &recent {
                         core.remember(&shown.message);
                     }
+                    core.set_partners(partners);
                     State::Ready(Box::new(Loaded { core, customer_name, agent_name }))
                 }
                 Ok(None) => {
@@ -991,7 +1011,13 @@ impl SessionActor {
         if let Err(error) = self.check_access(&origin.caller) {
             return reply.fail(&error);
         }
-        let load = self.read_history(after_seq, Audience::of(origin.caller.role));
+        let audience = match origin.caller.role {
+            Role::Partner => Audience::Partner {
+                after: self.core().and_then(|core| core.partner_after(&origin.caller)).unwrap_or(i64::MAX),
+            },
+            role => Audience::of(role),
+        };
+        let load = self.read_history(after_seq, audience);
         ctx.wait(load.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(rows) => {
                 let bot_name = act.services.bot.name().to_owned();
@@ -1584,7 +1610,17 @@ impl SessionActor {
         if let Err(error) = self.loaded() {
             return reply.fail(&error);
         }
+        if origin.caller.role == Role::Partner && !request.is_for_partners() {
+            return reply.fail(&AppError::new(
+                ErrorCode::Forbidden,
+                "a partner follows a chat, writes, types and reads in it; nothing more",
+            ));
+        }
         match request {
+            SessionRequest::InvitePartner { partner_org_id, with_history } => {
+                self.invite_partner(ctx, origin, reply, partner_org_id, with_history)
+            }
+            SessionRequest::RemovePartner { partner_org_id } => self.remove_partner(ctx, origin, reply, partner_org_id),
             SessionRequest::Send { content, client_msg_id, attachments } => {
                 self.send_message(ctx, origin, Answer::Ack(reply), Outgoing { content, client_msg_id, attachments })
             }
@@ -1678,6 +1714,110 @@ impl SessionActor {
                 self.transfer(ctx, origin, reply, (to_agent_id, to_team_id), priority, reason)
             }
         }
+    }
+}
+
+impl SessionActor {
+    /// Brings a partner organisation into the chat: stored first, then
+    /// "<name> joined the chat" for everyone, and the organisation's
+    /// members' sockets are told (`partner:invited`).
+    fn invite_partner(
+        &mut self,
+        ctx: &mut Context<Self>,
+        origin: Origin,
+        reply: Reply,
+        partner_org_id: Uuid,
+        with_history: bool,
+    ) {
+        let Some(core) = self.core_mut() else { return reply.fail(&AppError::not_found("session")) };
+        if let Err(error) = core.begin_invite(&origin.caller, partner_org_id) {
+            return reply.fail(&error);
+        }
+        let visible_after_seq = if with_history { 0 } else { core.row().last_seq };
+        let (pool, id, invited_by) = (self.services.pool.clone(), self.id, origin.caller.user_id);
+        let write = async move {
+            db::run(&pool, async |conn| {
+                let Some(org) = queries::partners::find(conn, partner_org_id).await? else { return Ok(None) };
+                queries::partners::invite(conn, id, partner_org_id, invited_by, visible_after_seq).await?;
+                Ok(Some(org.name))
+            })
+            .await
+        };
+        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
+            let name = match outcome {
+                Ok(Some(name)) => name,
+                Ok(None) => {
+                    if let Some(core) = act.core_mut() {
+                        core.invite_failed(partner_org_id);
+                    }
+                    return reply.fail(&AppError::not_found("partner organisation"));
+                }
+                Err(error) => {
+                    if let Some(core) = act.core_mut() {
+                        core.invite_failed(partner_org_id);
+                    }
+                    return reply.fail(&error);
+                }
+            };
+            if let Some(core) = act.core_mut() {
+                core.invited(Invited { partner_org_id, name: name.clone(), visible_after_seq });
+            }
+            let joined =
+                ServerEvent::PartnerJoined { session_id: id, partner_org_id, name: name.clone(), with_history };
+            act.deliver(&joined, origin.socket_id());
+            reply.send(&joined);
+            act.registry.do_send(ToPartnerOrg {
+                partner_org_id,
+                event: ServerEvent::PartnerInvited { session_id: id, with_history },
+            });
+            act.post_system(ctx, format!("{name} joined the chat."));
+        }));
+    }
+
+    /// Ends a partner organisation's access: its members' sockets leave the
+    /// chat at once (told `partner:removed`), and the others see "<name> left the chat".
+    fn remove_partner(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply, partner_org_id: Uuid) {
+        let checked = match self.core() {
+            Some(core) => core.check_remove(&origin.caller, partner_org_id).map(|_| ()),
+            None => Err(AppError::not_found("session")),
+        };
+        if let Err(error) = checked {
+            return reply.fail(&error);
+        }
+        let (pool, id) = (self.services.pool.clone(), self.id);
+        let write =
+            async move { db::run(&pool, async |conn| queries::partners::remove(conn, id, partner_org_id).await).await };
+        ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
+            if let Err(error) = outcome {
+                return reply.fail(&error);
+            }
+            let Some(removed) = act.core_mut().and_then(|core| core.partner_removed(partner_org_id)) else {
+                // Removed meanwhile by another request, which told everyone.
+                return reply.fail(&AppError::not_found("partner in this chat"));
+            };
+            let gone: Vec<SocketId> = act
+                .participants
+                .iter()
+                .filter(|(_, socket)| {
+                    socket.caller.role == Role::Partner && socket.caller.partner_org_id == Some(partner_org_id)
+                })
+                .map(|(socket_id, _)| *socket_id)
+                .collect();
+            for socket_id in gone {
+                act.seen_up_to.remove(&socket_id);
+                if let Some(socket) = act.participants.remove(&socket_id) {
+                    act.stop_typing(ctx, &socket.caller, None);
+                    socket.outbox.tell(Outbound::Detached(id));
+                }
+            }
+            act.registry
+                .do_send(ToPartnerOrg { partner_org_id, event: ServerEvent::PartnerRemoved { session_id: id } });
+            let left = ServerEvent::PartnerLeft { session_id: id, partner_org_id, name: removed.name.clone() };
+            act.deliver(&left, origin.socket_id());
+            reply.send(&left);
+            act.post_system(ctx, format!("{} left the chat.", removed.name));
+            act.schedule_idle(ctx);
+        }));
     }
 }
 

@@ -116,3 +116,17 @@ pub async fn remove_of_session(conn: &mut PgConn, session_id: Uuid) -> QueryResu
         .execute(conn)
         .await
 }
+
+/// The seq of the message a file was sent with, if it was sent (and not hidden).
+pub async fn message_seq(conn: &mut PgConn, message_id: Option<Uuid>) -> QueryResult<Option<i64>> {
+    use crate::db::schema::chat_messages;
+    let Some(message_id) = message_id else { return Ok(None) };
+    chat_messages::table
+        .find(message_id)
+        .filter(chat_messages::deleted_at.is_null())
+        .filter(chat_messages::sender_type.ne(crate::domain::SenderType::Note))
+        .select(chat_messages::seq)
+        .first(conn)
+        .await
+        .optional()
+}

@@ -338,24 +338,46 @@ pub enum Window {
     Page { offset: i64, limit: i64 },
 }
 
-/// Who reads a history: customers never see the staff's private notes.
+/// Who reads a history: customers never see the staff's private notes;
+/// partners neither, and only the messages after their invitation's bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Audience {
     Customer,
     Staff,
+    /// A member of an invited partner organisation: messages after `after` (0: the whole history).
+    Partner {
+        after: i64,
+    },
 }
 
 impl Audience {
+    /// The audience of a role. A partner's depends on their invitation, which
+    /// the role alone does not tell: this one sees nothing (use `Audience::Partner`).
     pub fn of(role: crate::domain::Role) -> Self {
         match role {
             crate::domain::Role::Customer => Audience::Customer,
             crate::domain::Role::Agent | crate::domain::Role::Admin => Audience::Staff,
+            crate::domain::Role::Partner => Audience::Partner { after: i64::MAX },
         }
     }
 
     pub fn sees(self, message: &ChatMessage) -> bool {
-        self == Audience::Staff || message.sender_type != SenderType::Note
+        match self {
+            Audience::Staff => true,
+            Audience::Customer => message.sender_type != SenderType::Note,
+            Audience::Partner { after } => message.sender_type != SenderType::Note && message.seq > after,
+        }
     }
+}
+
+/// The name a message's sender is shown by: a partner's with their
+/// organisation's, "Ana (Pizza Roma)", so every party sees who wrote it.
+fn sender_name() -> diesel::expression::SqlLiteral<diesel::sql_types::Nullable<diesel::sql_types::Text>> {
+    diesel::dsl::sql(
+        "CASE WHEN users.partner_org_id IS NULL THEN users.display_name \
+         ELSE users.display_name || ' (' || \
+              (SELECT partner_orgs.name FROM partner_orgs WHERE partner_orgs.id = users.partner_org_id) || ')' END",
+    )
 }
 
 /// Messages of a session with their senders' names and files.
@@ -365,10 +387,13 @@ pub async fn shown(conn: &mut PgConn, session_id: Uuid, window: Window, audience
         .left_join(users::table.on(users::id.nullable().eq(chat_messages::sender_id)))
         .filter(chat_messages::session_id.eq(session_id))
         .filter(chat_messages::deleted_at.is_null())
-        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .select((ChatMessage::as_select(), sender_name()))
         .into_boxed();
-    if audience == Audience::Customer {
+    if audience != Audience::Staff {
         query = query.filter(chat_messages::sender_type.ne(SenderType::Note));
+    }
+    if let Audience::Partner { after } = audience {
+        query = query.filter(chat_messages::seq.gt(after));
     }
     let mut rows: Vec<(ChatMessage, Option<String>)> = match window {
         Window::After(seq) => {
@@ -421,7 +446,7 @@ pub async fn shown_after_each(conn: &mut PgConn, windows: &[(Uuid, i64)]) -> Que
         )
         .filter(chat_messages::deleted_at.is_null())
         .order((chat_messages::session_id.asc(), chat_messages::seq.asc()))
-        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .select((ChatMessage::as_select(), sender_name()))
         .load(conn)
         .await?;
     let mut by_session: HashMap<Uuid, Vec<Shown>> = HashMap::new();
@@ -453,7 +478,7 @@ pub async fn shown_by_keys(conn: &mut PgConn, keys: &[(Uuid, i64)]) -> QueryResu
         )
         .filter(chat_messages::deleted_at.is_null())
         .order((chat_messages::session_id.asc(), chat_messages::seq.asc()))
-        .select((ChatMessage::as_select(), users::display_name.nullable()))
+        .select((ChatMessage::as_select(), sender_name()))
         .load(conn)
         .await?;
     with_files(conn, rows).await
@@ -500,8 +525,11 @@ pub async fn count(conn: &mut PgConn, session_id: Uuid, audience: Audience) -> Q
         .filter(chat_messages::session_id.eq(session_id))
         .filter(chat_messages::deleted_at.is_null())
         .into_boxed();
-    if audience == Audience::Customer {
+    if audience != Audience::Staff {
         query = query.filter(chat_messages::sender_type.ne(SenderType::Note));
+    }
+    if let Audience::Partner { after } = audience {
+        query = query.filter(chat_messages::seq.gt(after));
     }
     query.count().get_result(conn).await
 }
