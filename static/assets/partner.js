@@ -84,7 +84,17 @@ function connectionState(kind, info = {}) {
   const box = $('connection');
   box.dataset.state = kind;
   box.querySelector('.label').textContent = kind === 'open' ? 'Connected' : kind === 'connecting' ? 'Connecting…' : 'Reconnecting…';
-  if (kind === 'closed' && (!auth.get() || info.failedOpens >= 3)) signOut('Please sign in again.');
+  if (kind !== 'closed') return;
+  if (!auth.get()) {
+    signOut('Your session has expired. Please sign in again.');
+    return;
+  }
+  // Refused before opening while the server is healthy: this sign-in is no longer accepted.
+  if (info.failedOpens > 1) {
+    api('/health').then((health) => {
+      if (health.status === 200 && socket && !socket.open) signOut('The server no longer accepts this sign-in. Please sign in again.');
+    });
+  }
 }
 
 // After a (re)connection: the open chat is joined again from what this page has.

@@ -304,6 +304,17 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/setup/admin",
         "GET /agent",
         "GET /admin",
+        "GET /ws/partner",
+        "GET /api/partners",
+        "POST /api/admin/partners",
+        "POST /api/admin/partners/{id}/accounts",
+        "POST /api/sessions/{id}/partners",
+        "DELETE /api/sessions/{id}/partners/{orgId}",
+        "GET /api/partner/me",
+        "GET /api/partner/sessions",
+        "GET /api/partner/sessions/{id}",
+        "GET /api/partner/sessions/{id}/messages",
+        "GET /partner",
     ]
     .into_iter()
     .map(str::to_owned)
@@ -314,7 +325,8 @@ async fn the_openapi_document_covers_every_route() {
         let (method, path) = route.split_once(' ').expect("method and path");
         let path = path
             .replace("{id}", &uuid::Uuid::new_v4().to_string())
-            .replace("{userId}", &uuid::Uuid::new_v4().to_string());
+            .replace("{userId}", &uuid::Uuid::new_v4().to_string())
+            .replace("{orgId}", &uuid::Uuid::new_v4().to_string());
         let response = app
             .http
             .request(method.parse().expect("method"), format!("{}{path}", app.address))

@@ -8,8 +8,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, Person, TestApp, WsClient};
+use crate::helpers::{spawn_app, spawn_app_with, AppOptions, Person, TestApp, WsClient};
 use crate::resume::{assigned_chat, customer_token, Chat};
+use crate::socket_caps::refused_upgrade;
 
 /// A partner organisation and one of its members, signed in.
 struct Restaurant {
@@ -390,16 +391,12 @@ async fn bad_invitations_and_wrong_sockets_get_clear_error_codes() {
         customer.refused("agent:invite_partner", json!({ "sessionId": session_id, "partnerOrgId": roma.org_id })).await;
     assert_eq!(code, "unknown_event");
     let visitor = app.visitor("Eve").await;
-    match WsClient::connect(&app.ws_url("/ws/partner", &visitor.token)).await {
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
-        other => panic!("a customer opened the partner socket: {:?}", other.is_ok()),
-    }
+    let refused = refused_upgrade(&app.ws_url("/ws/partner", &visitor.token)).await;
+    assert_eq!(refused, (401, "unauthorized".to_owned()), "a customer on the partner socket");
     // A partner's token opens neither the agent's socket nor the customer's.
     for path in ["/ws/agent", "/ws/customer"] {
-        match WsClient::connect(&app.ws_url(path, &roma.member.token)).await {
-            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 401),
-            other => panic!("a partner opened {path}: {:?}", other.is_ok()),
-        }
+        let refused = refused_upgrade(&app.ws_url(path, &roma.member.token)).await;
+        assert_eq!(refused, (401, "unauthorized".to_owned()), "a partner on {path}");
     }
     // A partner invoking the agent's events gets unknown_event.
     let mut partner = partner_socket(&app, &roma.member).await;
@@ -443,4 +440,15 @@ async fn bad_invitations_and_wrong_sockets_get_clear_error_codes() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("conflict")));
     let (status, _) = app.post_as("/api/admin/partners", &roma.member.token, json!({ "name": "Mine" })).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_partner_account_holds_a_bounded_number_of_sockets() {
+    let app = spawn_app_with(AppOptions::default().env("SOCKETS_PER_ACCOUNT", "2")).await;
+    let admin = app.staff("root", "admin", 1).await;
+    let roma = restaurant(&app, &admin, "Pizza Roma", "ana", "Ana").await;
+    let _first = partner_socket(&app, &roma.member).await;
+    let _second = partner_socket(&app, &roma.member).await;
+    let refused = refused_upgrade(&app.ws_url("/ws/partner", &roma.member.token)).await;
+    assert_eq!(refused, (429, "too_many_sockets".to_owned()));
 }

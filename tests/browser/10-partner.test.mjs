@@ -79,7 +79,8 @@ describe('a restaurant invited into a chat on the partner page', () => {
 
     await signIn(partner, '/partner', MEMBER);
     await partner.locator('[data-testid=partner-connection][data-state=open]').waitFor();
-    assert.equal(await partner.getByTestId('partner-name').textContent(), shownAs);
+    // The page names the member as the chats will: with the organisation.
+    await until(async () => (await partner.getByTestId('partner-name').textContent()) === shownAs, "the member's name with the organisation's");
     await partner.getByTestId('partner-chats-empty').waitFor();
     assert.equal(await partner.getByTestId('partner-chat-tab').count(), 0);
   });
