@@ -1337,7 +1337,7 @@ function renderPartners() {
   for (const org of choices) select.append(h('option', { value: org.id, text: org.name }));
   if (partnerOrgs.error) showPartnerError(partnerOrgs.error.message || 'The partners could not be loaded.');
   const live = !chat.closed && !chat.released;
-  $('partner-form').querySelector('[data-testid=agent-partner-invite]').disabled = !live;
+  $('partner-form').querySelector('[data-testid=agent-partner-invite]').disabled = !live || !choices.length;
 }
 
 async function removePartner(chat, partner, button) {
@@ -1373,7 +1373,7 @@ $('partner-form').addEventListener('submit', async (event) => {
   } catch (error) {
     showPartnerError(error.message || 'The partner could not be invited.');
   } finally {
-    button.disabled = false;
+    renderPartners();
   }
 });
 
