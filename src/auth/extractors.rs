@@ -194,7 +194,7 @@ impl FromRequest for PartnerMember {
 }
 
 /// Anyone who may take part in a chat: a customer, staff, or a partner
-/// (for attachments, which every party of a chat shares).
+/// (for attachments, which every party of a chat shares, and token refreshes).
 pub struct ChatMember(pub Caller);
 
 impl FromRequest for ChatMember {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::extractors::{authenticate, bearer_token, Authenticated};
+use crate::auth::extractors::{authenticate, bearer_token, ChatMember};
 use crate::db::models::NewUser;
 use crate::db::{self, queries};
 use crate::domain::Role;
@@ -178,7 +178,7 @@ pub fn staff_token(state: &AppState, user: crate::db::models::User) -> Result<Lo
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
-    caller: Authenticated,
+    caller: ChatMember,
 ) -> Result<HttpResponse, AppError> {
     let caller = caller.0;
     let presented = bearer_token(&req).unwrap_or_default();

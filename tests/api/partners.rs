@@ -452,3 +452,18 @@ async fn a_partner_account_holds_a_bounded_number_of_sockets() {
     let refused = refused_upgrade(&app.ws_url("/ws/partner", &roma.member.token)).await;
     assert_eq!(refused, (429, "too_many_sockets".to_owned()));
 }
+
+#[tokio::test]
+async fn a_partner_refreshes_their_token_and_stays_a_partner() {
+    let app = spawn_app().await;
+    let admin = app.staff("root", "admin", 1).await;
+    let roma = restaurant(&app, &admin, "Pizza Roma", "ana", "Ana").await;
+    let (status, refreshed) = app.post_as("/auth/refresh", &roma.member.token, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_eq!(refreshed["role"], "partner");
+    let token = refreshed["token"].as_str().expect("token");
+    let (status, me) = app.get_as("/api/partner/me", token).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["name"], "Ana (Pizza Roma)");
+    assert_eq!(me["partnerOrgId"], roma.org_id.as_str());
+}
