@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   AGENT, BASE_URL, DESKTOP, agentMessages, launchBrowser, screenshot, signIn, until, watch, watchCsp, widgetMessages,
 } from './helpers.mjs';
-import { adminToken, customerHandedTo, rest, setPresence, tag } from './desk.mjs';
+import { adminToken, customerHandedTo, login, rest, setPresence, tag } from './desk.mjs';
 
 const CUSTOMER_NAME = 'Paula Hungry';
 const QUESTION = 'My pizza from order 7781 is 40 minutes late';
@@ -168,6 +168,15 @@ describe('a restaurant invited into a chat on the partner page', () => {
     const refused = await rest(`/api/partner/sessions/${sessionId}/messages`, { token: member.token });
     assert.equal(refused.status, 403);
     assert.equal(refused.data.error, 'forbidden');
+  });
+
+  it('Alice closes the chat and is left online for the tests that run after this one', async () => {
+    const token = (await login(AGENT)).token;
+    const closed = await rest(`/api/sessions/${sessionId}/resolve`, { method: 'POST', token, body: {} });
+    assert.equal(closed.status, 200, JSON.stringify(closed.data));
+    await chatOf(alice).getByTestId('agent-chat-ended').waitFor();
+    // The tests that run after this file expect the agent to start online.
+    await setPresence(alice, 'online');
   });
 
   it('raised no dialog, no page error and no CSP violation', () => {
