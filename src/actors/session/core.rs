@@ -921,4 +921,53 @@ mod tests {
         core.messages_cleared();
         assert_eq!(core.row().message_count, 0);
     }
+
+    fn partner(user_id: Uuid, org: Uuid) -> Caller {
+        Caller { partner_org_id: Some(org), ..caller(user_id, Role::Partner) }
+    }
+
+    #[test]
+    fn a_partner_reaches_a_chat_only_while_their_organisation_is_in_it() {
+        const ROMA: Uuid = Uuid::from_u128(10);
+        const SUSHI: Uuid = Uuid::from_u128(11);
+        let mut core = core(SessionStatus::Assigned, Some(ALICE));
+        let ana = partner(STRANGER, ROMA);
+        assert_eq!(code(core.check_access(&ana)), Some("forbidden"));
+        // Only the chat's agent (or an admin) invites; not the customer, another agent or a partner.
+        for who in [customer(), caller(BOB, Role::Agent), partner(STRANGER, SUSHI)] {
+            assert_eq!(code(core.begin_invite(&who, ROMA)), Some("forbidden"), "{:?}", who.role);
+        }
+        core.begin_invite(&caller(ALICE, Role::Agent), ROMA).expect("the agent invites");
+        // While it is being stored it counts: a second invitation is a conflict.
+        assert_eq!(code(core.begin_invite(&caller(ALICE, Role::Agent), ROMA)), Some("conflict"));
+        core.invited(Invited { partner_org_id: ROMA, name: "Pizza Roma".into(), visible_after_seq: 4 });
+        assert!(core.check_access(&ana).is_ok());
+        assert_eq!(core.partner_after(&ana), Some(4));
+        // A partner writes as a partner, from their own allowance.
+        assert_eq!(core.admit_message(&ana).expect("admitted"), SenderType::Partner);
+        assert_eq!(code(core.check_access(&partner(STRANGER, SUSHI))), Some("forbidden"));
+        // Removed: no access at all.
+        assert_eq!(
+            core.check_remove(&caller(ALICE, Role::Agent), ROMA).map(|i| i.name.clone()).ok(),
+            Some("Pizza Roma".into())
+        );
+        core.partner_removed(ROMA);
+        assert_eq!(code(core.check_access(&ana)), Some("forbidden"));
+        assert_eq!(code(core.check_remove(&caller(ALICE, Role::Agent), ROMA)), Some("not_found"));
+    }
+
+    #[test]
+    fn a_chat_holds_at_most_five_partner_organisations_and_none_once_closed() {
+        let mut core = core(SessionStatus::Assigned, Some(ALICE));
+        let admin = caller(BOB, Role::Admin);
+        for n in 0..MAX_PARTNERS_PER_CHAT as u128 {
+            core.begin_invite(&admin, Uuid::from_u128(100 + n)).expect("room for it");
+        }
+        assert_eq!(code(core.begin_invite(&admin, Uuid::from_u128(200))), Some("limit_reached"));
+        // A failed invitation gives its place back.
+        core.invite_failed(Uuid::from_u128(100));
+        core.begin_invite(&admin, Uuid::from_u128(200)).expect("a place again");
+        let mut closed = self::core(SessionStatus::Closed, None);
+        assert_eq!(code(closed.begin_invite(&admin, Uuid::from_u128(300))), Some("session_closed"));
+    }
 }
