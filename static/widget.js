@@ -369,7 +369,7 @@
 
     // composer
     els.fileInput = h('input', {
-      type: 'file', testid: 'sb-file', hidden: true, accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
+      type: 'file', testid: 'sb-file', hidden: true, accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,.csv,.docx,.xlsx,.odt,.ods',
       on: { change: function () { if (els.fileInput.files[0]) pickFile(els.fileInput.files[0]); els.fileInput.value = ''; } }
     });
     els.attachButton = h('button', {

@@ -545,7 +545,7 @@ function createChat(sessionId, session) {
     title: 'Canned replies (or type / at the start of a reply)', 'aria-label': 'Canned replies',
   }, icon('zap', 16), h('span', { text: 'Canned replies' }));
   els.file = h('input', {
-    type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
+    type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,.csv,.docx,.xlsx,.odt,.ods',
     onchange: () => { if (els.file.files[0]) pickFile(chat, els.file.files[0]); els.file.value = ''; },
   });
   els.attach = h('button', { type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-attach', title: 'Attach a file', 'aria-label': 'Attach a file', onclick: () => els.file.click() }, icon('clip', 16), h('span', { text: 'Attach' }));

@@ -16,6 +16,7 @@ mod chat_flow;
 mod cluster;
 mod configuration;
 mod customers;
+mod documents;
 mod health;
 mod lifecycle;
 mod live_state;
