@@ -142,7 +142,7 @@ impl Webhooks {
 
     /// Does some active hook want `event`?
     pub fn wants(&self, event: WebhookEvent) -> bool {
-        self.wanted.load(Ordering::Relaxed) & bit(event) != 0
+        self.wanted.load(Ordering::Acquire) & bit(event) != 0
     }
 
     /// Tells the dispatcher, without waiting, that `event` happened (and is
@@ -153,9 +153,13 @@ impl Webhooks {
         }
     }
 
-    /// An admin changed the hooks: the dispatcher reads them again.
-    pub fn changed(&self) {
-        self.dispatcher.do_send(WebhooksChanged);
+    /// An admin changed the hooks: the dispatcher reads them again, and
+    /// this returns once it has (so a hook is sent events from the moment
+    /// the admin's change is answered, on this node).
+    pub async fn changed(&self) {
+        if self.dispatcher.send(WebhooksChanged).await.is_err() {
+            log::warn!("webhooks: the dispatcher is not running");
+        }
     }
 }
 
@@ -223,30 +227,32 @@ impl Actor for WebhookDispatcher {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.reload(ctx);
-        ctx.run_interval(RELOAD_INTERVAL, |act, ctx| act.reload(ctx));
+        ctx.spawn(self.reload());
+        ctx.run_interval(RELOAD_INTERVAL, |act, ctx| {
+            ctx.spawn(act.reload());
+        });
         ctx.run_interval(self.settings.poll_interval(), |act, ctx| act.claim_due(ctx));
         ctx.run_interval(PRUNE_INTERVAL, |act, ctx| act.prune(ctx));
     }
 }
 
 impl WebhookDispatcher {
-    /// Reads the active hooks beside the mailbox.
-    fn reload(&mut self, ctx: &mut Context<Self>) {
+    /// Reads the active hooks (run beside the mailbox).
+    fn reload(&mut self) -> impl ActorFuture<Self, Output = ()> + 'static {
         self.reloads += 1;
         let generation = self.reloads;
         let pool = self.pool.clone();
         let load = async move { db::run(&pool, async |conn| queries::active(conn).await).await };
-        ctx.spawn(load.into_actor(self).map(move |outcome, act, _| match outcome {
+        load.into_actor(self).map(move |outcome, act, _| match outcome {
             Ok(_) if generation < act.applied_reload => {}
             Ok(hooks) => {
                 act.applied_reload = generation;
                 act.hooks = hooks.into_iter().map(ActiveHook::from).collect();
                 let wanted = act.hooks.iter().flat_map(|hook| &hook.events).fold(0, |bits, event| bits | bit(*event));
-                act.wanted.store(wanted, Ordering::Relaxed);
+                act.wanted.store(wanted, Ordering::Release);
             }
             Err(error) => log::warn!("webhooks: the hooks could not be read: {error}; keeping the ones known"),
-        }));
+        })
     }
 
     /// Records the waiting deliveries, a batch at a time, and sends those
@@ -444,10 +450,11 @@ impl Handler<EventOccurred> for WebhookDispatcher {
 }
 
 impl Handler<WebhooksChanged> for WebhookDispatcher {
-    type Result = ();
+    /// Answered once the hooks are read; other messages are handled meanwhile.
+    type Result = ResponseActFuture<Self, ()>;
 
-    fn handle(&mut self, _: WebhooksChanged, ctx: &mut Self::Context) {
-        self.reload(ctx);
+    fn handle(&mut self, _: WebhooksChanged, _: &mut Self::Context) -> Self::Result {
+        Box::pin(self.reload())
     }
 }
 

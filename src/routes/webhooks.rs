@@ -142,7 +142,7 @@ pub async fn create(
     })
     .await?
     .ok_or_else(|| AppError::new(ErrorCode::LimitReached, format!("at most {MAX_WEBHOOKS} webhooks")))?;
-    state.webhooks.changed();
+    state.webhooks.changed().await;
     Ok(HttpResponse::Created().json(WebhookView::new(created, true)))
 }
 
@@ -186,7 +186,7 @@ pub async fn update(
     let updated = db::run(&state.pool, async |conn| queries::update(conn, id, &changes).await)
         .await?
         .ok_or_else(|| AppError::not_found("webhook"))?;
-    state.webhooks.changed();
+    state.webhooks.changed().await;
     Ok(HttpResponse::Ok().json(WebhookView::new(updated, false)))
 }
 
@@ -203,7 +203,7 @@ pub async fn remove(state: web::Data<AppState>, _: Admin, id: web::Path<Uuid>) -
     if !db::run(&state.pool, async |conn| queries::delete(conn, id).await).await? {
         return Err(AppError::not_found("webhook"));
     }
-    state.webhooks.changed();
+    state.webhooks.changed().await;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -225,7 +225,7 @@ pub async fn rotate_secret(
     let rotated = db::run(&state.pool, async |conn| queries::rotate_secret(conn, id, &secret).await)
         .await?
         .ok_or_else(|| AppError::not_found("webhook"))?;
-    state.webhooks.changed();
+    state.webhooks.changed().await;
     Ok(HttpResponse::Ok().json(WebhookView::new(rotated, true)))
 }
 
