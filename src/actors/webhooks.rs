@@ -202,7 +202,12 @@ struct Unrecorded {
     delivery: NewDelivery,
     url: String,
     secret: String,
+    /// Failed tries to record it, the database being reachable.
+    refused: u8,
 }
+
+/// A delivery the database refused this often (not for being away) is dropped.
+const MOST_REFUSALS: u8 = 5;
 
 pub struct WebhookDispatcher {
     pool: Pool,
@@ -278,7 +283,7 @@ impl WebhookDispatcher {
             Ok(_) => {
                 act.recording = false;
                 for unrecorded in batch.into_iter().take(send_now) {
-                    let Unrecorded { delivery, url, secret } = unrecorded;
+                    let Unrecorded { delivery, url, secret, .. } = unrecorded;
                     let due = DueDelivery {
                         id: delivery.id,
                         event: delivery.event,
@@ -294,13 +299,28 @@ impl WebhookDispatcher {
             Err(error) => {
                 act.in_flight -= send_now;
                 log::warn!("webhooks: {count} deliveries not recorded yet: {error}; trying again in a second");
+                // While the database is away they wait; an error of another
+                // kind may never go away, so they are tried a few times only.
+                let away = error.code == crate::error::ErrorCode::DatabaseUnavailable;
                 // Back to the front, in order, as far as the bound allows.
-                for unrecorded in batch.into_iter().rev() {
-                    if act.unrecorded.len() >= BACKLOG_LIMIT {
-                        act.dropped(1);
+                let (mut refused, mut over) = (0, 0);
+                for mut unrecorded in batch.into_iter().rev() {
+                    if !away {
+                        unrecorded.refused += 1;
+                    }
+                    if unrecorded.refused >= MOST_REFUSALS {
+                        refused += 1;
+                    } else if act.unrecorded.len() >= BACKLOG_LIMIT {
+                        over += 1;
                     } else {
                         act.unrecorded.push_front(unrecorded);
                     }
+                }
+                if refused > 0 {
+                    act.dropped(refused, &format!("the database refused them {MOST_REFUSALS} times"));
+                }
+                if over > 0 {
+                    act.dropped(over, &format!("more than {BACKLOG_LIMIT} wait to be recorded"));
                 }
                 ctx.run_later(Duration::from_secs(1), |act, ctx| {
                     act.recording = false;
@@ -310,9 +330,9 @@ impl WebhookDispatcher {
         }));
     }
 
-    fn dropped(&self, count: usize) {
+    fn dropped(&self, count: usize, why: &str) {
         self.metrics.webhook_deliveries.with_label_values(&["dropped"]).inc_by(count as u64);
-        log::warn!("webhooks: {count} delivery(ies) dropped: more than {BACKLOG_LIMIT} wait to be recorded");
+        log::warn!("webhooks: {count} delivery(ies) dropped: {why}");
     }
 
     /// Claims due deliveries (retries, and those left for want of room) while there is room.
@@ -440,10 +460,11 @@ impl Handler<EventOccurred> for WebhookDispatcher {
                 },
                 url: hook.url.clone(),
                 secret: hook.secret.clone(),
+                refused: 0,
             });
         }
         if dropped > 0 {
-            self.dropped(dropped);
+            self.dropped(dropped, &format!("more than {BACKLOG_LIMIT} wait to be recorded"));
         }
         self.record(ctx);
     }

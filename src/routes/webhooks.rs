@@ -50,18 +50,18 @@ impl WebhookView {
     }
 }
 
-/// An `http://` or `https://` URL with a host, at most 2,000 characters.
+/// An `http://` or `https://` URL with a host, at most 2,000 characters,
+/// in its normal form (`HTTPS://Example.com` is kept as `https://example.com/`).
 fn endpoint(url: String) -> Result<String, AppError> {
-    let url = url.trim().to_owned();
-    let parsed = reqwest::Url::parse(&url).ok().filter(|parsed| {
+    let parsed = reqwest::Url::parse(url.trim()).ok().filter(|parsed| {
         matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some_and(|host| !host.is_empty())
     });
     match parsed {
-        Some(parsed) if url.chars().count() <= URL_MAX_CHARS => {
+        Some(parsed) if parsed.as_str().chars().count() <= URL_MAX_CHARS => {
             if !parsed.username().is_empty() || parsed.password().is_some() {
                 return Err(AppError::validation("url must not carry a user name or password"));
             }
-            Ok(url)
+            Ok(parsed.into())
         }
         _ => Err(AppError::validation(format!(
             "url must be an http:// or https:// URL with a host, at most {URL_MAX_CHARS} characters"

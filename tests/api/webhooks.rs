@@ -254,6 +254,46 @@ async fn a_delivery_answered_500_is_sent_again_and_listed_as_delivered_at_the_se
     assert_eq!(receiver.received().len(), 2);
 }
 
+#[tokio::test]
+async fn a_delivery_pending_when_the_server_restarts_is_sent_by_the_next_run() {
+    // The retry comes after 3 s: the server is restarted before it.
+    let app = spawn_app_with(AppOptions::default().env("WEBHOOK_RETRY_BASE_MS", "3000")).await;
+    let receiver = WebhookReceiver::failing_first(1).await;
+    let admin = app.staff("root", "admin", 1).await;
+    let (hook_id, secret) = register(&app, &admin, &receiver.url(), &["session.started"]).await;
+    let ann = app.visitor("Ann").await;
+    let mut customer = app.customer_socket(&ann).await;
+    customer.start_chat().await;
+    let first = receiver.wait_for("the first attempt", |request| request.event() == "session.started").await;
+    // The failed attempt is recorded: pending, its retry due in 3 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = deliveries(&app, &admin, &hook_id).await;
+        if listed.first().is_some_and(|delivery| delivery["attempts"] == 1) {
+            assert_eq!(
+                (listed[0]["status"].as_str(), listed[0]["lastStatusCode"].as_i64()),
+                (Some("pending"), Some(500))
+            );
+            assert_eq!(listed[0]["lastError"], "the endpoint answered HTTP 500");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the first attempt was never recorded: {listed:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(customer);
+
+    let app = app.restart().await;
+    let again = receiver.wait_until("the attempt after the restart", |all| all.get(1).cloned()).await;
+    assert_eq!(again.delivery_id(), first.delivery_id());
+    assert!(again.signed_with(&secret));
+    let listed = settled_deliveries(&app, &admin, &hook_id, 1).await;
+    assert_eq!(
+        (listed[0]["status"].as_str(), listed[0]["attempts"].as_i64()),
+        (Some("delivered"), Some(2)),
+        "{listed:#?}"
+    );
+}
+
 /// Sends `count` messages each way and returns the longest wait for an acknowledgement.
 async fn exchange(chat: &mut Chat, count: usize) -> Duration {
     let mut slowest = Duration::ZERO;
@@ -425,8 +465,13 @@ async fn bad_urls_unknown_events_and_too_many_hooks_get_clear_errors() {
     let (status, body) = app.get_as(&format!("/api/admin/webhooks/{id}/deliveries?limit=0"), &admin.token).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("validation_failed")));
 
+    // A URL is kept in its normal form.
+    let (status, hook) =
+        create(json!({ "url": "  HTTPS://Example.COM/Hooks?x=1 ", "events": ["session.closed"] })).await;
+    assert_eq!((status, hook["url"].as_str()), (StatusCode::CREATED, Some("https://example.com/Hooks?x=1")), "{hook}");
+
     // Twenty at most.
-    for n in 1..20 {
+    for n in 2..20 {
         register(&app, &admin, &format!("https://example.com/hook/{n}"), &["session.closed"]).await;
     }
     let (status, body) =

@@ -87,12 +87,17 @@ pub async fn recent_deliveries(conn: &mut PgConn, webhook_id: Uuid, limit: i64) 
         .await
 }
 
-/// Records deliveries in one statement.
+/// Records deliveries, leaving out those of hooks removed meanwhile.
 pub async fn record(conn: &mut PgConn, deliveries: &[NewDelivery]) -> QueryResult<usize> {
-    if deliveries.is_empty() {
+    let hooks: Vec<Uuid> = deliveries.iter().map(|delivery| delivery.webhook_id).collect();
+    let still_there: Vec<Uuid> =
+        webhooks::table.filter(webhooks::id.eq_any(&hooks)).select(webhooks::id).load(conn).await?;
+    let kept: Vec<&NewDelivery> =
+        deliveries.iter().filter(|delivery| still_there.contains(&delivery.webhook_id)).collect();
+    if kept.is_empty() {
         return Ok(0);
     }
-    diesel::insert_into(webhook_deliveries::table).values(deliveries).execute(conn).await
+    diesel::insert_into(webhook_deliveries::table).values(kept).execute(conn).await
 }
 
 /// A delivery claimed for an attempt, with where it goes and how it is signed.
