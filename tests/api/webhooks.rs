@@ -424,6 +424,11 @@ async fn admins_list_change_rotate_and_remove_hooks_and_nobody_else_may() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     let (status, list) = app.get_as("/api/admin/webhooks", &admin.token).await;
     assert_eq!((status, list), (StatusCode::OK, json!([])));
+
+    // The OpenAPI document names the events as they are sent.
+    let document: Value = app.get("/api/openapi.json").await.json().await.expect("JSON");
+    let names = &document["components"]["schemas"]["WebhookEvent"]["enum"];
+    assert_eq!(names, &json!(ALL_EVENTS), "{}", document["components"]["schemas"]["WebhookEvent"]);
 }
 
 #[tokio::test]
