@@ -194,7 +194,7 @@ pub async fn update(
 #[utoipa::path(
     tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook id")),
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[delete("/api/admin/webhooks/{id}")]
@@ -212,7 +212,7 @@ pub async fn remove(state: web::Data<AppState>, _: Admin, id: web::Path<Uuid>) -
 #[utoipa::path(
     tag = "webhooks",
     params(("id" = Uuid, Path, description = "Webhook id")),
-    responses((status = 200, body = WebhookView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
 #[post("/api/admin/webhooks/{id}/secret")]
