@@ -434,6 +434,16 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_retry_six_times_from_one_second_and_wait_five_seconds_for_an_answer() {
+        let webhooks = settings(&[SECRET, DB]).expect("valid settings").webhooks;
+        assert_eq!(webhooks.max_attempts, 6);
+        assert_eq!(webhooks.retry_base, Duration::from_secs(1));
+        assert_eq!(webhooks.timeout, Duration::from_secs(5));
+        let none = settings(&[SECRET, DB, ("WEBHOOK_MAX_ATTEMPTS", "0")]).expect_err("no attempt").to_string();
+        assert!(none.contains("WEBHOOK_MAX_ATTEMPTS"), "{none}");
+    }
+
+    #[test]
     fn a_missing_or_malformed_value_names_its_variable() {
         let missing = settings(&[SECRET]).expect_err("missing DATABASE_URL").to_string();
         assert!(missing.contains("DATABASE_URL"), "{missing}");
