@@ -63,6 +63,7 @@ pub struct Settings {
     pub receipt_write_interval: Duration,
     pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
+    pub webhooks: crate::actors::webhooks::WebhookSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -215,6 +216,11 @@ impl Settings {
             )?),
             metrics_token: env.optional("METRICS_TOKEN"),
             allowed_origins: env.origins("ALLOWED_ORIGINS")?,
+            webhooks: crate::actors::webhooks::WebhookSettings {
+                max_attempts: env.parse_in("WEBHOOK_MAX_ATTEMPTS", 6, 1..=100)?,
+                retry_base: Duration::from_millis(env.parse_in("WEBHOOK_RETRY_BASE_MS", 1_000, 10..=3_600_000)?),
+                timeout: Duration::from_millis(env.parse_in("WEBHOOK_TIMEOUT_MS", 5_000, 100..=60_000)?),
+            },
         })
     }
 }
@@ -425,6 +431,16 @@ mod tests {
         let settings = settings(&[SECRET, DB]).expect("valid settings");
         assert_eq!(settings.bind.port(), 8080);
         assert!(settings.redis_url.is_none());
+    }
+
+    #[test]
+    fn webhooks_retry_six_times_from_one_second_and_wait_five_seconds_for_an_answer() {
+        let webhooks = settings(&[SECRET, DB]).expect("valid settings").webhooks;
+        assert_eq!(webhooks.max_attempts, 6);
+        assert_eq!(webhooks.retry_base, Duration::from_secs(1));
+        assert_eq!(webhooks.timeout, Duration::from_secs(5));
+        let none = settings(&[SECRET, DB, ("WEBHOOK_MAX_ATTEMPTS", "0")]).expect_err("no attempt").to_string();
+        assert!(none.contains("WEBHOOK_MAX_ATTEMPTS"), "{none}");
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct AppState {
     /// WebSocket connections the server accepts in all; past it an upgrade gets 503.
     pub max_sockets: u64,
     pub hashing: crate::auth::passwords::HashingPool,
+    /// Told when admins change the webhooks, and of ratings.
+    pub webhooks: crate::actors::webhooks::Webhooks,
 }
 
 impl AppState {
@@ -138,6 +140,8 @@ impl Application {
             settings.login_attempts_per_minute,
             settings.login_failures_per_username,
         ));
+        let webhooks =
+            crate::actors::webhooks::Webhooks::start(pool.clone(), settings.webhooks.clone(), metrics.clone());
         let services = Services {
             pool: pool.clone(),
             writer: writer.clone(),
@@ -161,6 +165,7 @@ impl Application {
             rate_limits: rate_limits.clone(),
             receipt_write_interval: settings.receipt_write_interval,
             node: settings.redis_url.as_ref().map(|_| settings.node_id.as_str().into()),
+            webhooks: webhooks.clone(),
         };
         let cluster = match (&redis, &settings.redis_url) {
             (Some(redis), Some(url)) => {
@@ -210,6 +215,7 @@ impl Application {
             max_sockets,
             hashing: crate::auth::passwords::HashingPool::new(PASSWORD_HASH_THREADS, PASSWORD_HASH_QUEUE)
                 .map_err(|error| StartupError::Keys(format!("cannot start the password hashing threads: {error}")))?,
+            webhooks,
         });
 
         actix_web::rt::spawn(housekeeping(pool, rate_limits, login_failures, settings.unclaimed_upload_ttl));

@@ -13,6 +13,7 @@ pub mod queue;
 pub mod registry;
 pub mod session;
 pub mod socket;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -145,4 +146,6 @@ pub struct Services {
     pub receipt_write_interval: Duration,
     /// This node's name, with several nodes on Redis.
     pub node: Option<crate::cluster::NodeId>,
+    /// Where chat events go for the webhooks that want them.
+    pub webhooks: webhooks::Webhooks,
 }

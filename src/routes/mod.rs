@@ -15,6 +15,7 @@ pub mod sessions;
 pub mod setup;
 pub mod teams;
 pub mod uploads;
+pub mod webhooks;
 pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -81,6 +82,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(admin::create_agent)
         .service(admin::update_agent)
         .service(admin::cleanup)
+        .service(webhooks::list)
+        .service(webhooks::create)
+        .service(webhooks::update)
+        .service(webhooks::remove)
+        .service(webhooks::rotate_secret)
+        .service(webhooks::deliveries)
         .service(setup::status)
         .service(setup::create_first_admin)
         .service(pages::agent)

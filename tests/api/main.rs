@@ -38,3 +38,5 @@ mod shutdown;
 mod slow_clients;
 mod socket_caps;
 mod teams;
+mod webhook_receiver;
+mod webhooks;

@@ -21,7 +21,7 @@ use crate::bus::Outbound;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
 use crate::db::queries::messages::{Audience, Persisted, Shown, Window};
 use crate::db::{self, queries};
-use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
+use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus, WebhookEvent};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::client::{Content, SessionRequest, StartChat};
 use crate::protocol::server::{MessageView, ServerEvent, SessionView};
@@ -307,6 +307,41 @@ impl SessionActor {
         }
     }
 
+    /// Tells the webhooks about a committed change of the session, with the
+    /// session as it is now and `extra` fields; never waits.
+    fn tell_webhooks(&self, event: WebhookEvent, extra: serde_json::Value) {
+        let Some(session) = self.view() else { return };
+        self.services.webhooks.emit(event, move || {
+            let mut data = serde_json::json!({ "session": session });
+            if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+                data.extend(extra);
+            }
+            data
+        });
+    }
+
+    /// Tells the webhooks about a newly stored message the customer can see
+    /// (a private note or a system line is not one).
+    fn tell_webhooks_of_message(&self, message: &ChatMessage) {
+        if matches!(message.sender_type, SenderType::Note | SenderType::System) {
+            return;
+        }
+        self.services.webhooks.emit(WebhookEvent::MessageCreated, || {
+            serde_json::json!({
+                "sessionId": message.session_id,
+                "message": {
+                    "messageId": message.id,
+                    "seq": message.seq,
+                    "sender": message.sender_type,
+                    "senderId": message.sender_id,
+                    "content": message.content,
+                    "messageType": message.message_type,
+                    "createdAt": message.created_at,
+                },
+            })
+        });
+    }
+
     /// A request over a socket makes that socket a participant; one over HTTP changes nothing.
     fn attach_origin(&mut self, origin: &Origin, ctx: &mut Context<Self>) {
         if let Some(socket) = &origin.socket {
@@ -383,7 +418,12 @@ impl SessionActor {
         // messages commit; `show_message` puts them back in seq order.
         ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
             match &outcome {
-                Ok(persisted) => act.remember(&persisted.message),
+                Ok(persisted) => {
+                    act.remember(&persisted.message);
+                    if !persisted.resent {
+                        act.tell_webhooks_of_message(&persisted.message);
+                    }
+                }
                 // Another node took the session over: this actor makes way.
                 Err(error) if error.code == ErrorCode::SessionMoved => ctx.notify(Superseded),
                 Err(_) => {}
@@ -556,6 +596,7 @@ impl SessionActor {
                     status: SessionStatus::Bot,
                     session: view,
                 });
+                act.tell_webhooks(WebhookEvent::SessionStarted, serde_json::json!({}));
                 act.attach_origin(&chat.origin, ctx);
                 act.schedule_idle(ctx);
                 let greeting = act.services.bot.greeting(&customer_name, chat.request.bot_context.as_deref());
@@ -938,6 +979,7 @@ impl SessionActor {
             Some(asked) if asked.rank() > allowed.rank() => asked,
             _ => allowed,
         };
+        let handoff_reason = reason.clone();
         let enqueue = Enqueue {
             session_id: self.id,
             priority,
@@ -980,6 +1022,10 @@ impl SessionActor {
             if let Some((_, reply)) = request {
                 reply.send(&changed);
             }
+            act.tell_webhooks(
+                WebhookEvent::SessionHandedOver,
+                serde_json::json!({ "reason": handoff_reason, "queuePosition": position }),
+            );
             act.post_system(
                 ctx,
                 format!("You're number {position} in the queue. A member of our team will be with you shortly."),
@@ -1100,6 +1146,7 @@ impl SessionActor {
                 loaded.core.replace_row(session);
                 loaded.core.clear_typing();
             }
+            act.tell_webhooks(WebhookEvent::SessionClosed, serde_json::json!({ "reason": reason }));
             for (_, timer) in act.typing.drain() {
                 ctx.cancel_future(timer);
             }
@@ -1791,6 +1838,10 @@ impl Handler<AgentAssigned> for SessionActor {
                 queue_position: None,
             },
             None,
+        );
+        self.tell_webhooks(
+            WebhookEvent::SessionAssigned,
+            serde_json::json!({ "agentId": agent_id, "agentName": agent_name }),
         );
         self.watch_reply(ctx);
         let message = NewChatMessage {

@@ -5,9 +5,11 @@ mod catalog;
 mod message;
 mod session;
 mod user;
+mod webhook;
 
 pub use attachment::{AttachmentMeta, NewAttachment};
 pub use catalog::{CannedReply, CannedReplyFields, Label};
 pub use message::{ChatMessage, NewChatMessage};
 pub use session::{ChatSession, NewChatSession};
 pub use user::{NewUser, User};
+pub use webhook::{NewDelivery, Webhook, WebhookChanges, WebhookDelivery};

@@ -10,3 +10,4 @@ pub mod sessions;
 pub mod stats;
 pub mod teams;
 pub mod users;
+pub mod webhooks;
