@@ -42,6 +42,8 @@ pub struct Settings {
     pub agent_grace: Duration,
     /// A customer left this long without an answer by their agent goes back to the queue (`None`: never).
     pub agent_reply_timeout: Option<Duration>,
+    /// A chat waiting this long with no agent online is offered the offline form (`None`: never).
+    pub offline_after_no_agent: Option<Duration>,
     pub session_idle: Duration,
     pub outbound_backlog_limit: u64,
     pub bot_faq_file: Option<String>,
@@ -152,6 +154,10 @@ impl Settings {
             abandon_sweep: Duration::from_millis(env.parse_in("ABANDON_SWEEP_MS", 60_000, 100..=3_600_000)?),
             agent_grace: Duration::from_millis(env.parse_in("AGENT_GRACE_MS", 60_000, 0..=86_400_000)?),
             agent_reply_timeout: match env.parse_in("AGENT_REPLY_TIMEOUT_MS", 300_000, 0..=86_400_000)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
+            offline_after_no_agent: match env.parse_in("OFFLINE_AFTER_NO_AGENT_MS", 120_000, 0..=86_400_000)? {
                 0 => None,
                 ms => Some(Duration::from_millis(ms)),
             },

@@ -79,9 +79,10 @@ text_enum!(
 
 text_enum!(
     /// Where a chat session is in its life: with the bot, waiting in the queue,
-    /// with a human agent, or over.
+    /// with a human agent, or over; or an offline request: the customer found
+    /// nobody there and left a message and an email address to answer.
     SessionStatus as "session status" {
-        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed"
+        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed", Offline => "offline"
     }
 );
 

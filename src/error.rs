@@ -38,6 +38,9 @@ error_codes! {
     InvalidPayload => "invalid_payload", BAD_REQUEST;
     ContentEmpty => "content_empty", BAD_REQUEST;
     ContentTooLong => "content_too_long", BAD_REQUEST;
+    InvalidTimeZone => "invalid_time_zone", BAD_REQUEST;
+    InvalidBusinessHours => "invalid_business_hours", BAD_REQUEST;
+    InvalidEmail => "invalid_email", BAD_REQUEST;
     Unauthorized => "unauthorized", UNAUTHORIZED;
     InvalidCredentials => "invalid_credentials", UNAUTHORIZED;
     Forbidden => "forbidden", FORBIDDEN;

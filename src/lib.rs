@@ -5,6 +5,7 @@ pub mod actors;
 pub mod auth;
 pub mod bots;
 pub mod bus;
+pub mod business_hours;
 pub mod cluster;
 pub mod config;
 pub mod db;

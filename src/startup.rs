@@ -148,6 +148,7 @@ impl Application {
                 abandon_sweep: settings.abandon_sweep,
                 agent_grace: settings.agent_grace,
                 agent_reply_timeout: settings.agent_reply_timeout,
+                offline_after_no_agent: settings.offline_after_no_agent,
                 session_idle: settings.session_idle,
                 closed_session_idle: settings.session_idle.min(std::time::Duration::from_secs(30)),
                 typing_timeout: std::time::Duration::from_secs(10),

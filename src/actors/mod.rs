@@ -57,6 +57,8 @@ pub struct Timing {
     pub agent_grace: Duration,
     /// A customer waiting this long for their agent's answer is given to another agent.
     pub agent_reply_timeout: Option<Duration>,
+    /// A chat waiting this long while no agent is online is offered the offline form.
+    pub offline_after_no_agent: Option<Duration>,
     /// How long an open session's actor stays up with nobody attached.
     pub session_idle: Duration,
     /// The same for a closed session.

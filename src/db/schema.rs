@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    business_hours (id) {
+        id -> Uuid,
+        team_id -> Nullable<Uuid>,
+        time_zone -> Text,
+        weekly -> Jsonb,
+        holidays -> Array<Date>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     chat_messages (id) {
         id -> Uuid,
         session_id -> Uuid,
@@ -45,6 +56,7 @@ diesel::table! {
         owner_epoch -> Int8,
         owner_node -> Nullable<Text>,
         team_id -> Nullable<Uuid>,
+        offline_email -> Nullable<Text>,
     }
 }
 
@@ -181,8 +193,10 @@ diesel::joinable!(session_labels -> labels (label_id));
 diesel::joinable!(team_members -> teams (team_id));
 diesel::joinable!(team_members -> users (user_id));
 diesel::joinable!(chat_sessions -> teams (team_id));
+diesel::joinable!(business_hours -> teams (team_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    business_hours,
     canned_replies,
     chat_messages,
     chat_sessions,

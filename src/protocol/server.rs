@@ -219,6 +219,19 @@ pub struct QueueItem {
     pub preview: Option<String>,
     /// The team the chat waits for, if any.
     pub team_id: Option<Uuid>,
+    /// `waiting` (a live chat) or `offline` (a message left while nobody was
+    /// there: picked up by hand, never given out automatically).
+    pub status: SessionStatus,
+}
+
+/// Why the widget offers to leave a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineReason {
+    /// Outside the chat's business hours.
+    Closed,
+    /// No agent has been online for `OFFLINE_AFTER_NO_AGENT_MS` while the chat waited.
+    NoAgent,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -278,6 +291,14 @@ pub enum ServerEvent {
     SessionResumed { session: SessionView, messages: Vec<MessageView> },
     #[serde(rename = "session:closed", rename_all = "camelCase")]
     SessionClosed { session_id: Uuid, reason: CloseReason },
+    /// Nobody can answer now: the widget offers to leave a message (`customer:leave_message`).
+    #[serde(rename = "session:offline", rename_all = "camelCase")]
+    SessionOffline {
+        session_id: Uuid,
+        reason: OfflineReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        opens_at: Option<DateTime<Utc>>,
+    },
     #[serde(rename = "session:assigned", rename_all = "camelCase")]
     SessionAssigned { session_id: Uuid, session: SessionView, messages: Vec<MessageView> },
     #[serde(rename = "session:updated", rename_all = "camelCase")]

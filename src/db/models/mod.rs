@@ -1,12 +1,14 @@
 //! Row types: for each table, what is read and what is written, side by side.
 
 mod attachment;
+mod business_hours;
 mod catalog;
 mod message;
 mod session;
 mod user;
 
 pub use attachment::{AttachmentMeta, NewAttachment};
+pub use business_hours::{BusinessHoursRow, NewBusinessHours};
 pub use catalog::{CannedReply, CannedReplyFields, Label};
 pub use message::{ChatMessage, NewChatMessage};
 pub use session::{ChatSession, NewChatSession};

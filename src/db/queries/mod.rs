@@ -2,6 +2,7 @@
 
 pub mod analytics;
 pub mod attachments;
+pub mod business_hours;
 pub mod catalog;
 pub mod messages;
 pub mod queue;
