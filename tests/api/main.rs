@@ -24,6 +24,7 @@ mod locked_rows;
 mod message_writer;
 mod migrations;
 mod notes;
+mod offline;
 mod outages;
 mod queue;
 mod queue_abuse;
