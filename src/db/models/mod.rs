@@ -3,6 +3,7 @@
 mod attachment;
 mod catalog;
 mod message;
+pub mod outbox;
 mod session;
 mod user;
 

@@ -4,6 +4,7 @@ pub mod analytics;
 pub mod attachments;
 pub mod catalog;
 pub mod messages;
+pub mod outbox;
 pub mod queue;
 pub mod receipts;
 pub mod sessions;
