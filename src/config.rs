@@ -65,6 +65,7 @@ pub struct Settings {
     pub receipt_write_interval: Duration,
     pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
+    pub mail: crate::mail::MailSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -221,6 +222,7 @@ impl Settings {
             )?),
             metrics_token: env.optional("METRICS_TOKEN"),
             allowed_origins: env.origins("ALLOWED_ORIGINS")?,
+            mail: env.mail()?,
         })
     }
 }
@@ -346,6 +348,31 @@ impl Env<'_> {
             }
             other => Err(ConfigError { var: "BOT", problem: format!("must be rules, llm or remote, got `{other}`") }),
         }
+    }
+
+    fn mail(&self) -> Result<crate::mail::MailSettings, ConfigError> {
+        let smtp_url = self.optional_url("SMTP_URL", &["smtp://", "smtps://"])?;
+        let from = match self.optional("MAIL_FROM") {
+            Some(from) => from,
+            None if smtp_url.is_some() => {
+                return Err(ConfigError { var: "MAIL_FROM", problem: "must be set with SMTP_URL".to_owned() })
+            }
+            None => crate::mail::DEFAULT_FROM.to_owned(),
+        };
+        let from = from.trim().parse().map_err(|error| ConfigError {
+            var: "MAIL_FROM",
+            problem: format!("must be an address like `Acme Support <support@acme.example>`: {error}"),
+        })?;
+        let ms = |var, default, range| self.parse_in(var, default, range).map(Duration::from_millis);
+        Ok(crate::mail::MailSettings {
+            smtp_url,
+            from,
+            max_attempts: self.parse_in("MAIL_MAX_ATTEMPTS", 8, 1..=100)?,
+            retry_base: ms("MAIL_RETRY_BASE_MS", 30_000, 10..=86_400_000)?,
+            poll_interval: ms("MAIL_POLL_MS", 10_000, 50..=3_600_000)?,
+            smtp_timeout: ms("MAIL_SMTP_TIMEOUT_MS", 30_000, 100..=600_000)?,
+            transcripts_per_session: self.parse_in("MAIL_TRANSCRIPTS_PER_CHAT", 5, 1..=1_000)?,
+        })
     }
 
     fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {

@@ -110,6 +110,12 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Where an email in the outbox is: waiting (for its first try or a
+    /// retry), handed to the SMTP server, or given up on.
+    EmailStatus as "email status" { Queued => "queued", Sent => "sent", Failed => "failed" }
+);
+
 impl Priority {
     /// Lower rank is served first.
     pub fn rank(self) -> u8 {

@@ -68,6 +68,7 @@ error_codes! {
     SessionMoved => "session_moved", SERVICE_UNAVAILABLE;
     StorageTimeout => "storage_timeout", SERVICE_UNAVAILABLE;
     Overloaded => "overloaded", SERVICE_UNAVAILABLE;
+    MailUnavailable => "mail_unavailable", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 
@@ -265,6 +266,7 @@ mod tests {
                     | ErrorCode::StorageTimeout
                     | ErrorCode::Overloaded
                     | ErrorCode::ServerFull
+                    | ErrorCode::MailUnavailable
             );
             assert_eq!(error_code.status().is_server_error(), server_side, "{}", error_code.as_str());
         }

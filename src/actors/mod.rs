@@ -7,6 +7,7 @@ pub mod agent;
 pub mod agent_socket;
 pub mod customer_socket;
 pub mod history_reader;
+pub mod mailer;
 pub mod messages;
 pub mod persistence;
 pub mod queue;
@@ -147,4 +148,6 @@ pub struct Services {
     pub receipt_write_interval: Duration,
     /// This node's name, with several nodes on Redis.
     pub node: Option<crate::cluster::NodeId>,
+    /// Queues email (transcripts, offline replies) and has this node's mailer send it.
+    pub outbox: crate::mail::Outbox,
 }

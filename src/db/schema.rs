@@ -61,6 +61,24 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        session_id -> Nullable<Uuid>,
+        to_address -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     message_attachments (id) {
         id -> Uuid,
         session_id -> Uuid,
@@ -180,6 +198,7 @@ diesel::table! {
 
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::joinable!(chat_messages -> users (sender_id));
+diesel::joinable!(email_outbox -> chat_sessions (session_id));
 diesel::joinable!(message_attachments -> chat_messages (message_id));
 diesel::joinable!(message_attachments -> chat_sessions (session_id));
 diesel::joinable!(message_attachments -> users (uploader_id));
@@ -200,6 +219,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     canned_replies,
     chat_messages,
     chat_sessions,
+    email_outbox,
     labels,
     message_attachments,
     queue_entries,

@@ -156,6 +156,9 @@ pub struct SessionView {
     pub notes: Option<String>,
     /// The team the chat is routed to, if any.
     pub team_id: Option<Uuid>,
+    /// For an offline request (and the chat it becomes): the address the customer left to be answered at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_email: Option<String>,
     /// The chat's labels, for staff, where a listing read them (`GET /api/sessions`, `GET /api/sessions/{id}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
@@ -191,6 +194,7 @@ impl SessionView {
             closed_at: session.closed_at,
             notes: None,
             team_id: session.team_id,
+            offline_email: session.offline_email.clone(),
             labels: Vec::new(),
         }
     }

@@ -94,6 +94,7 @@ async fn a_chat_outside_business_hours_leaves_a_message_that_waits_as_offline_un
 
     // Otto picks it up by hand and answers.
     let assigned = ottos.ok("agent:pickup_session", "session:assigned", json!({ "sessionId": session_id })).await;
+    assert_eq!(assigned["session"]["offlineEmail"], "ann@example.com");
     let messages = assigned["messages"].as_array().expect("messages");
     assert!(messages.iter().any(|m| m["sender"] == "customer" && m["content"] == "My parcel never came. Order 1234."));
     let answer = "Sorry, Ann: it is on its way again and arrives on Tuesday.";
@@ -104,6 +105,17 @@ async fn a_chat_outside_business_hours_leaves_a_message_that_waits_as_offline_un
             json!({ "sessionId": session_id, "content": answer, "clientMsgId": "otto-1" }),
         )
         .await;
+
+    // Ann is away: the answer goes to her address too.
+    let emailed = format!(
+        "SELECT count(*) FROM email_outbox WHERE kind = 'offline_reply' AND session_id = '{session_id}' \
+         AND to_address = 'ann@example.com' AND position('{answer}' in text_body) > 0"
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.count(&emailed).await == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.settled_count(&emailed).await, 1, "the answer is queued for email, once");
 
     // Ann comes back: the answer is in her chat, which stays with Otto until he closes it.
     let mut back = app.customer_socket(&ann).await;

@@ -30,6 +30,7 @@ use crate::rate_limits::Action;
 use diesel_async::AsyncConnection;
 
 mod core;
+mod offline_reply;
 
 use self::core::{AfterMessage, AgentRequest, BotAnswer, HandoffReason, SessionCore};
 
@@ -794,6 +795,7 @@ impl SessionActor {
             None => AfterMessage::Nothing,
         };
         self.watch_reply(ctx);
+        self.email_if_away(ctx, &origin, &stored);
         match next {
             AfterMessage::AskBot(text) => {
                 let answer = answer.stored(self, &stored, view.clone(), true);
@@ -823,6 +825,26 @@ impl SessionActor {
                 answer.stored(self, &stored, view, false);
             }
         }
+    }
+
+    /// An agent's answer in a chat that began as an offline request goes to
+    /// the customer's address too while they are away (it is in the chat
+    /// for when they come back either way). Queued beside the mailbox.
+    fn email_if_away(&mut self, ctx: &mut Context<Self>, origin: &Origin, stored: &ChatMessage) {
+        if stored.sender_type != SenderType::Agent || self.has_customer() {
+            return;
+        }
+        let Some(to) = self.core().and_then(|core| core.answered_by_email()).map(str::to_owned) else { return };
+        let email = offline_reply::email(&to, self.id, &origin.caller.name, &stored.content);
+        let (pool, outbox, id) = (self.services.pool.clone(), self.services.outbox.clone(), self.id);
+        ctx.spawn(
+            async move {
+                if let Err(error) = outbox.queue(&pool, &email).await {
+                    log::error!("session {id}: the answer to the offline request was not queued for email: {error}");
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// The bot answers the customer; `asked` is an HTTP caller waiting for the answer.

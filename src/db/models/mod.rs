@@ -4,6 +4,7 @@ mod attachment;
 mod business_hours;
 mod catalog;
 mod message;
+pub mod outbox;
 mod session;
 mod user;
 

@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod business_hours;
 pub mod catalog;
 pub mod messages;
+pub mod outbox;
 pub mod queue;
 pub mod receipts;
 pub mod sessions;
