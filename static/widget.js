@@ -868,7 +868,7 @@
     } else if (status === 'offline') {
       els.headerAvatar.className = 'sb-header-avatar';
       els.headerAvatar.appendChild(icon('clock', 22));
-      els.subtitle.textContent = 'We will answer your message by email';
+      els.subtitle.textContent = 'We\'ll answer by email';
     } else {
       els.headerAvatar.className = 'sb-header-avatar';
       els.headerAvatar.appendChild(icon('chat', 22));

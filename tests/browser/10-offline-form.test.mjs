@@ -52,9 +52,9 @@ describe('the offline form in the widget', () => {
     context.setDefaultTimeout(10000);
     const page = await context.newPage();
     const record = watch(page, 'shop page');
-    const shop = `${BASE_URL}/__offline-shop`;
-    await page.route(shop, (route) => route.fulfill({ status: 200, contentType: 'text/html; charset=utf-8', body: SHOP_HTML }));
-    await page.goto(shop);
+    // A page on the server's own origin (and address space), as a shop that hosts the widget.
+    await page.goto(`${BASE_URL}/health`);
+    await page.setContent(SHOP_HTML);
 
     await page.getByTestId('sb-launcher').click();
     await page.getByTestId('sb-name').fill('Nora Night');
@@ -76,7 +76,11 @@ describe('the offline form in the widget', () => {
     await done.waitFor();
     assert.match(await done.textContent(), /We will answer at nora@example\.com\./);
     assert.equal(await page.getByTestId('sb-offline-form').isVisible(), false, 'the form gives way to the confirmation');
-    assert.match(await page.getByTestId('sb-subtitle').textContent(), /answer your message by email/);
+    assert.match(await page.getByTestId('sb-subtitle').textContent(), /answer by email/);
+    // The message is in the chat, as the customer's own.
+    const mine = page.locator('[data-testid=sb-message][data-sender=customer]');
+    await mine.first().waitFor();
+    assert.equal(await mine.first().getByTestId('sb-message-text').textContent(), words);
     await screenshot(page, 'offline-form-sent');
 
     // The request waits on the queue board as offline, with the customer's words.

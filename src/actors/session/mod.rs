@@ -1064,8 +1064,9 @@ impl SessionActor {
                 Err(error) => return reply.fail(&error),
             };
             if !persisted.resent {
+                // The sender's own sockets get it too: the form has no place for it in the chat.
                 let view = MessageView::new(&persisted.message, Some(origin.caller.name.to_string()));
-                act.show_message(ctx, view, origin.socket_id());
+                act.show_message(ctx, view, None);
             }
             act.go_offline(ctx, origin, reply, email, text);
         });
