@@ -16,8 +16,9 @@ use crate::error::{AppError, ErrorCode};
 /// How email goes out; see the README's configuration table.
 #[derive(Clone)]
 pub struct MailSettings {
-    /// `smtp://host:port` (STARTTLS when offered, `?tls=required` to insist)
-    /// or `smtps://host:port`; credentials may sit in the URL. `None`: emails
+    /// `smtp://host:port` (plain; `?tls=required` for STARTTLS,
+    /// `?tls=opportunistic` for STARTTLS when offered) or `smtps://host:port`
+    /// (TLS from the start); credentials may sit in the URL. `None`: emails
     /// are stored but this node sends none, and requests that exist only to
     /// send one answer `mail_unavailable`.
     pub smtp_url: Option<String>,
