@@ -170,6 +170,9 @@ impl BusinessHours {
         if holidays.len() > MAX_HOLIDAYS {
             return Err(invalid(format!("at most {MAX_HOLIDAYS} holidays")));
         }
+        if let Some(odd) = holidays.iter().find(|date| !(1970..=9999).contains(&date.year())) {
+            return Err(invalid(format!("holiday {odd} is not a date from 1970 to 9999")));
+        }
         Ok(BusinessHours { zone, days, holidays })
     }
 
@@ -375,5 +378,7 @@ mod tests {
         assert_eq!(code(&body), "invalid_business_hours");
         body.weekly.monday = vec![range("00:00", "24:00")];
         assert_eq!(code(&body), "ok");
+        body.holidays = vec![NaiveDate::from_ymd_opt(-40, 1, 1).expect("a date")];
+        assert_eq!(code(&body), "invalid_business_hours");
     }
 }
