@@ -249,13 +249,22 @@ async fn a_teams_own_hours_win_over_the_global_hours_and_bad_hours_are_refused_w
     let (_, view) = app.get_as(&format!("/api/teams/{team_id}/hours"), &agent.token).await;
     assert_eq!(view["hours"]["holidays"], json!(today_and_tomorrow()));
 
-    let mut ann = app.customer_socket(&app.visitor("Ann").await).await;
+    let ann_person = app.visitor("Ann").await;
+    let mut ann = app.customer_socket(&ann_person).await;
     let created = ann.ok("customer:start_chat", "session:created", json!({ "team": "Billing" })).await;
     let offer = ann.push("session:offline").await;
     assert_eq!(
         (offer["sessionId"].as_str(), offer["reason"].as_str()),
         (created["sessionId"].as_str(), Some("closed"))
     );
+    // Offered again when the chat goes to the queue, and when the customer comes back to it.
+    let anns = created["sessionId"].as_str().expect("session id").to_owned();
+    ann.ok("customer:request_agent", "status:changed", json!({ "sessionId": anns })).await;
+    assert_eq!(ann.push("session:offline").await["reason"], "closed");
+    ann.close().await;
+    let mut ann_again = app.customer_socket(&ann_person).await;
+    ann_again.ok("customer:resume", "session:resumed", json!({ "sessionId": anns })).await;
+    assert_eq!(ann_again.push("session:offline").await["sessionId"].as_str(), Some(anns.as_str()));
     let mut ben = app.customer_socket(&app.visitor("Ben").await).await;
     ben.start_chat().await;
     assert!(ben.pushes_within("session:offline", Duration::from_millis(1000)).await.is_empty());
