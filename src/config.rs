@@ -42,6 +42,8 @@ pub struct Settings {
     pub agent_grace: Duration,
     /// A customer left this long without an answer by their agent goes back to the queue (`None`: never).
     pub agent_reply_timeout: Option<Duration>,
+    /// A chat waiting this long with no agent online is offered the offline form (`None`: never).
+    pub offline_after_no_agent: Option<Duration>,
     pub session_idle: Duration,
     pub outbound_backlog_limit: u64,
     pub bot_faq_file: Option<String>,
@@ -64,6 +66,7 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
     pub webhooks: crate::actors::webhooks::WebhookSettings,
+    pub mail: crate::mail::MailSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -156,6 +159,10 @@ impl Settings {
                 0 => None,
                 ms => Some(Duration::from_millis(ms)),
             },
+            offline_after_no_agent: match env.parse_in("OFFLINE_AFTER_NO_AGENT_MS", 120_000, 0..=86_400_000)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             session_idle: Duration::from_secs(env.parse_in("SESSION_IDLE_SECS", 300, 1..=86_400)?),
             outbound_backlog_limit: env.parse_in(
                 "OUTBOUND_BACKLOG_BYTES",
@@ -221,6 +228,7 @@ impl Settings {
                 retry_base: Duration::from_millis(env.parse_in("WEBHOOK_RETRY_BASE_MS", 1_000, 10..=3_600_000)?),
                 timeout: Duration::from_millis(env.parse_in("WEBHOOK_TIMEOUT_MS", 5_000, 100..=60_000)?),
             },
+            mail: env.mail()?,
         })
     }
 }
@@ -346,6 +354,31 @@ impl Env<'_> {
             }
             other => Err(ConfigError { var: "BOT", problem: format!("must be rules, llm or remote, got `{other}`") }),
         }
+    }
+
+    fn mail(&self) -> Result<crate::mail::MailSettings, ConfigError> {
+        let smtp_url = self.optional_url("SMTP_URL", &["smtp://", "smtps://"])?;
+        let from = match self.optional("MAIL_FROM") {
+            Some(from) => from,
+            None if smtp_url.is_some() => {
+                return Err(ConfigError { var: "MAIL_FROM", problem: "must be set with SMTP_URL".to_owned() })
+            }
+            None => crate::mail::DEFAULT_FROM.to_owned(),
+        };
+        let from = from.trim().parse().map_err(|error| ConfigError {
+            var: "MAIL_FROM",
+            problem: format!("must be an address like `Acme Support <support@acme.example>`: {error}"),
+        })?;
+        let ms = |var, default, range| self.parse_in(var, default, range).map(Duration::from_millis);
+        Ok(crate::mail::MailSettings {
+            smtp_url,
+            from,
+            max_attempts: self.parse_in("MAIL_MAX_ATTEMPTS", 8, 1..=100)?,
+            retry_base: ms("MAIL_RETRY_BASE_MS", 30_000, 10..=86_400_000)?,
+            poll_interval: ms("MAIL_POLL_MS", 10_000, 50..=3_600_000)?,
+            smtp_timeout: ms("MAIL_SMTP_TIMEOUT_MS", 30_000, 100..=600_000)?,
+            transcripts_per_session: self.parse_in("MAIL_TRANSCRIPTS_PER_CHAT", 5, 1..=1_000)?,
+        })
     }
 
     fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {

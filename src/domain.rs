@@ -79,9 +79,10 @@ text_enum!(
 
 text_enum!(
     /// Where a chat session is in its life: with the bot, waiting in the queue,
-    /// with a human agent, or over.
+    /// with a human agent, or over; or an offline request: the customer found
+    /// nobody there and left a message and an email address to answer.
     SessionStatus as "session status" {
-        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed"
+        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed", Offline => "offline"
     }
 );
 
@@ -177,6 +178,12 @@ impl FromStr for WebhookEvent {
             .ok_or_else(|| UnknownVariant { kind: "webhook event", value: s.to_owned() })
     }
 }
+
+text_enum!(
+    /// Where an email in the outbox is: waiting (for its first try or a
+    /// retry), handed to the SMTP server, or given up on.
+    EmailStatus as "email status" { Queued => "queued", Sent => "sent", Failed => "failed" }
+);
 
 impl Priority {
     /// Lower rank is served first.

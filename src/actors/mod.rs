@@ -7,6 +7,7 @@ pub mod agent;
 pub mod agent_socket;
 pub mod customer_socket;
 pub mod history_reader;
+pub mod mailer;
 pub mod messages;
 pub mod persistence;
 pub mod queue;
@@ -58,6 +59,8 @@ pub struct Timing {
     pub agent_grace: Duration,
     /// A customer waiting this long for their agent's answer is given to another agent.
     pub agent_reply_timeout: Option<Duration>,
+    /// A chat waiting this long while no agent is online is offered the offline form.
+    pub offline_after_no_agent: Option<Duration>,
     /// How long an open session's actor stays up with nobody attached.
     pub session_idle: Duration,
     /// The same for a closed session.
@@ -148,4 +151,6 @@ pub struct Services {
     pub node: Option<crate::cluster::NodeId>,
     /// Where chat events go for the webhooks that want them.
     pub webhooks: webhooks::Webhooks,
+    /// Queues email (transcripts, offline replies) and has this node's mailer send it.
+    pub outbox: crate::mail::Outbox,
 }

@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    business_hours (id) {
+        id -> Uuid,
+        team_id -> Nullable<Uuid>,
+        time_zone -> Text,
+        weekly -> Jsonb,
+        holidays -> Array<Date>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     chat_messages (id) {
         id -> Uuid,
         session_id -> Uuid,
@@ -45,6 +56,25 @@ diesel::table! {
         owner_epoch -> Int8,
         owner_node -> Nullable<Text>,
         team_id -> Nullable<Uuid>,
+        offline_email -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        session_id -> Nullable<Uuid>,
+        to_address -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -196,6 +226,7 @@ diesel::table! {
 
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::joinable!(chat_messages -> users (sender_id));
+diesel::joinable!(email_outbox -> chat_sessions (session_id));
 diesel::joinable!(message_attachments -> chat_messages (message_id));
 diesel::joinable!(message_attachments -> chat_sessions (session_id));
 diesel::joinable!(message_attachments -> users (uploader_id));
@@ -210,11 +241,14 @@ diesel::joinable!(team_members -> teams (team_id));
 diesel::joinable!(team_members -> users (user_id));
 diesel::joinable!(chat_sessions -> teams (team_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(business_hours -> teams (team_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    business_hours,
     canned_replies,
     chat_messages,
     chat_sessions,
+    email_outbox,
     labels,
     message_attachments,
     queue_entries,

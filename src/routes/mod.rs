@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod business_hours;
 pub mod catalog;
 pub mod customers;
 pub mod docs;
@@ -64,6 +65,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(teams::remove)
         .service(teams::set_members)
         .service(teams::agents)
+        .service(business_hours::get_global)
+        .service(business_hours::set_global)
+        .service(business_hours::remove_global)
+        .service(business_hours::get_team)
+        .service(business_hours::set_team)
+        .service(business_hours::remove_team)
+        .service(admin::board)
         .service(reports::report)
         .service(reports::report_csv)
         .service(catalog::list_canned)

@@ -68,7 +68,10 @@ pub async fn readable(state: &AppState, caller: &Authenticated, id: Uuid) -> Res
 fn may_read(caller: &crate::actors::messages::Caller, session: &ChatSession) -> bool {
     match caller.role {
         Role::Customer => session.customer_id == caller.user_id,
-        Role::Agent => session.assigned_agent_id == Some(caller.user_id) || session.status == SessionStatus::Waiting,
+        Role::Agent => {
+            session.assigned_agent_id == Some(caller.user_id)
+                || matches!(session.status, SessionStatus::Waiting | SessionStatus::Offline)
+        }
         Role::Admin => true,
     }
 }

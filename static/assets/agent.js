@@ -65,6 +65,7 @@ const REASONS = {
   agent_left: 'Agent left',
   no_reply: 'Waited too long for an answer',
   transferred: 'Transferred',
+  offline: 'Left a message: answer by email',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -375,12 +376,14 @@ function renderQueue(items) {
       onclick: () => pickup(item.sessionId, pickupButton),
     }, 'Pick up');
     const reason = reasonText(item.reason);
-    list.append(h('li', { class: `queue-item prio-${item.priority}`, testid: 'agent-queue-item', dataset: { sessionId: item.sessionId } },
+    const offline = item.status === 'offline';
+    list.append(h('li', { class: `queue-item prio-${item.priority}${offline ? ' queue-offline' : ''}`, testid: 'agent-queue-item', dataset: { sessionId: item.sessionId, status: item.status || 'waiting' } },
       h('div', { class: 'queue-row' },
         avatar(item.customerName),
         h('div', { class: 'queue-who' },
           h('span', { class: 'queue-name', testid: 'agent-queue-name', text: item.customerName || 'Visitor' }),
           h('span', { class: 'queue-wait' }, icon('clock', 13), h('span', { dataset: { since: item.waitingSince }, text: formatDuration(secondsSince(item.waitingSince)) }))),
+        offline ? h('span', { class: 'prio prio-offline', testid: 'agent-queue-offline', title: 'The customer left a message and an email address', text: 'offline' }) : null,
         h('span', { class: `prio prio-${item.priority}`, testid: 'agent-queue-priority', text: item.priority })),
       item.preview ? h('p', { class: 'queue-preview', testid: 'agent-queue-preview', text: item.preview }) : h('p', { class: 'queue-preview muted', text: 'No message yet' }),
       h('div', { class: 'queue-row queue-foot' },

@@ -2,8 +2,10 @@
 
 pub mod analytics;
 pub mod attachments;
+pub mod business_hours;
 pub mod catalog;
 pub mod messages;
+pub mod outbox;
 pub mod queue;
 pub mod receipts;
 pub mod sessions;
