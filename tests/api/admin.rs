@@ -300,6 +300,8 @@ async fn the_openapi_document_covers_every_route() {
         "POST /api/admin/agents",
         "PATCH /api/admin/agents/{id}",
         "POST /api/admin/cleanup",
+        "POST /api/sessions/{id}/transcript",
+        "GET /api/admin/emails",
         "GET /api/setup",
         "POST /api/setup/admin",
         "GET /agent",

@@ -43,14 +43,11 @@ pub async fn claim_due(conn: &mut PgConn, limit: i64, lease: std::time::Duration
     .await
 }
 
-/// The SMTP server took the email.
+/// The SMTP server took the email. An earlier attempt's error stays, so
+/// admins see why it took more than one.
 pub async fn record_sent(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
     diesel::update(email_outbox::table.find(id))
-        .set((
-            email_outbox::status.eq(EmailStatus::Sent),
-            email_outbox::sent_at.eq(diesel::dsl::now),
-            email_outbox::last_error.eq(None::<String>),
-        ))
+        .set((email_outbox::status.eq(EmailStatus::Sent), email_outbox::sent_at.eq(diesel::dsl::now)))
         .execute(conn)
         .await?;
     Ok(())
@@ -104,4 +101,20 @@ pub async fn recent(conn: &mut PgConn, status: Option<EmailStatus>, limit: i64) 
 /// One outbox row as admins see it.
 pub async fn entry(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<OutboxEntry>> {
     email_outbox::table.find(id).select(OutboxEntry::as_select()).first(conn).await.optional()
+}
+
+/// Queues `email` unless its chat already has `limit` emails of its kind
+/// (`None` then). Run it in a transaction: requests for one chat take
+/// turns, so two at once cannot both pass the bound.
+pub async fn enqueue_within(conn: &mut PgConn, email: &NewEmail, limit: i64) -> QueryResult<Option<Uuid>> {
+    if let Some(session_id) = email.session_id {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<diesel::sql_types::Text, _>(format!("email_outbox:{session_id}:{}", email.kind))
+            .execute(conn)
+            .await?;
+        if count_for_session(conn, session_id, &email.kind).await? >= limit {
+            return Ok(None);
+        }
+    }
+    enqueue(conn, email).await.map(Some)
 }
