@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::abuse::png;
-use crate::helpers::{spawn_app, spawn_app_with, AppOptions, Person, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, AppOptions, Person, TestApp, TestCluster};
 use crate::resume::{assigned_chat, customer_token, Chat};
 use crate::smtp_sink::{Refusal, SmtpSink};
 
@@ -352,4 +352,39 @@ async fn an_smtp_server_that_never_answers_does_not_slow_the_chat() {
     let (status, _, _) = outbox_row(&app, email_id, |_| true).await;
     assert_eq!(status, "queued", "still waiting on the silent server, not lost");
     held.abort();
+}
+
+#[tokio::test]
+async fn nodes_sharing_the_outbox_send_each_email_exactly_once() {
+    let sink = SmtpSink::start().await;
+    let cluster = TestCluster::start_with(3, mail_options(&sink)).await;
+    // All due at the same moment, so every node's mailer reaches for them together.
+    cluster
+        .node(0)
+        .db
+        .client()
+        .await
+        .execute(
+            "INSERT INTO email_outbox (kind, to_address, subject, text_body, html_body)
+             SELECT 'test', 'reader' || n || '@example.com', 'Shared ' || n, 'words', '<p>words</p>'
+             FROM generate_series(1, 60) AS n",
+            &[],
+        )
+        .await
+        .expect("queue the emails");
+
+    let deadline = tokio::time::Instant::now() + MAIL_TIMEOUT;
+    while sink.received().len() < 60 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Time for a second copy to arrive, were any email claimed twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let subjects: Vec<String> = sink.received().into_iter().map(|mail| mail.subject).collect();
+    let distinct: std::collections::HashSet<&String> = subjects.iter().collect();
+    assert_eq!((subjects.len(), distinct.len()), (60, 60), "each email once: {subjects:?}");
+    let node = cluster.node(0);
+    assert_eq!(node.count("SELECT count(*) FROM email_outbox WHERE status = 'sent' AND attempts = 1").await, 60);
+    let sent_by: Vec<usize> =
+        cluster.nodes.iter().map(|node| node.log().matches("(test) sent after 1 attempt").count()).collect();
+    assert_eq!(sent_by.iter().sum::<usize>(), 60, "sent by node: {sent_by:?}");
 }
