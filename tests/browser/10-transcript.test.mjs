@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { SMTPServer } from 'smtp-server';
 
-import { AGENT, DESKTOP, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
+import { ADMIN, AGENT, DESKTOP, launchBrowser, screenshot, signIn, until, watch, watchCsp } from './helpers.mjs';
 import { adminToken, customerHandedTo, rest, setPresence, tag } from './desk.mjs';
 
 const SINK_PORT = Number(process.env.MAIL_SINK_PORT);
@@ -122,6 +122,25 @@ describe('emailing a transcript from the desk and from the widget', () => {
     }, 'both emails recorded as sent');
     assert.deepEqual(rows.map((row) => row.toAddress).sort(), [AGENT_ADDRESS, CUSTOMER_ADDRESS].sort());
     assert.ok(rows.every((row) => row.kind === 'transcript' && row.attempts >= 1));
+  });
+
+  it('the admin page lists both emails as sent, with their tries', async () => {
+    const admin = await browser.newPage({ viewport: DESKTOP });
+    watched.push(watch(admin, 'admin'));
+    await signIn(admin, '/admin.html', ADMIN);
+    const rows = admin.getByTestId('admin-email-row');
+    await until(async () => {
+      const texts = await rows.allTextContents();
+      return [AGENT_ADDRESS, CUSTOMER_ADDRESS].every((address) => texts.some((text) => text.includes(address)));
+    }, 'both emails in the admin page');
+    for (const address of [AGENT_ADDRESS, CUSTOMER_ADDRESS]) {
+      const row = rows.filter({ hasText: address });
+      assert.equal(await row.getAttribute('data-status'), 'sent');
+      assert.equal(await row.getByTestId('admin-email-attempts').textContent(), '1');
+    }
+    await admin.getByTestId('admin-emails-table').scrollIntoViewIfNeeded();
+    await screenshot(admin, '10-transcript-admin-emails');
+    await admin.close();
   });
 
   it('raised no page errors, dialogs or CSP violations', () => {
