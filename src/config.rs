@@ -366,6 +366,7 @@ impl Env<'_> {
             poll_interval: ms("MAIL_POLL_MS", 10_000, 50..=3_600_000)?,
             smtp_timeout: ms("MAIL_SMTP_TIMEOUT_MS", 30_000, 100..=600_000)?,
             transcripts_per_session: self.parse_in("MAIL_TRANSCRIPTS_PER_CHAT", 5, 1..=1_000)?,
+            transcripts_per_customer_hour: self.parse_in("MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR", 10, 1..=100_000)?,
         })
     }
 

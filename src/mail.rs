@@ -34,6 +34,8 @@ pub struct MailSettings {
     pub smtp_timeout: Duration,
     /// Transcripts one chat may have sent, in all.
     pub transcripts_per_session: u32,
+    /// Transcripts one customer may ask for in an hour, over all their chats.
+    pub transcripts_per_customer_hour: u32,
 }
 
 impl std::fmt::Debug for MailSettings {

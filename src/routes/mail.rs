@@ -8,12 +8,16 @@ use uuid::Uuid;
 
 use crate::auth::extractors::{Admin, Authenticated};
 use crate::db::models::outbox::OutboxEntry;
+use crate::db::queries::outbox::Bounded;
 use crate::db::{self, queries};
 use crate::domain::{EmailStatus, Role};
 use crate::error::{AppError, ErrorBody, ErrorCode};
 use crate::mail;
 use crate::routes::OptionalJson;
 use crate::startup::AppState;
+
+/// The window of `MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR`, and the wait a refusal suggests.
+const TRANSCRIPT_WINDOW_SECS: u64 = 3600;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -33,7 +37,8 @@ pub struct QueuedEmail {
 
 /// Email the chat's transcript: every message the customer sees (never a
 /// private note), in order, as plain text and HTML. For the chat's customer,
-/// the agents who may read it, and admins; `MAIL_TRANSCRIPTS_PER_CHAT` per chat.
+/// the agents who may read it, and admins; `MAIL_TRANSCRIPTS_PER_CHAT` per
+/// chat, and `MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR` a customer may ask for.
 #[utoipa::path(
     tag = "sessions",
     params(("id" = Uuid, Path, description = "Session id")),
@@ -45,6 +50,7 @@ pub struct QueuedEmail {
         (status = 403, description = "Not the caller's chat", body = ErrorBody),
         (status = 404, description = "`session_not_found`", body = ErrorBody),
         (status = 409, description = "`limit_reached`: the chat's transcripts have all been sent", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (with `retryAfter`): the customer asked for `MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR` this hour", body = ErrorBody),
         (status = 503, description = "`mail_unavailable`: this server sends no email (no `SMTP_URL`)", body = ErrorBody)
     ),
     security(("bearer" = []))
@@ -77,7 +83,13 @@ pub async fn send_transcript(
     };
     let company = state.mail.company();
     let bot_name = state.bot.name().to_owned();
-    let limit = i64::from(state.mail.transcripts_per_session);
+    let bounds = queries::outbox::Bounds {
+        per_session: i64::from(state.mail.transcripts_per_session),
+        // Staff are trusted; a customer could otherwise send their own
+        // words to anyone's address from chat after chat.
+        per_customer_hour: (caller.0.role == Role::Customer)
+            .then(|| (session.customer_id, i64::from(state.mail.transcripts_per_customer_hour))),
+    };
     let queued = db::run(&state.pool, async |conn| {
         let (messages, left_out) = mail::transcript_messages(conn, id, &bot_name).await?;
         let email = mail::transcript(&company, session.created_at, &messages, left_out).to(
@@ -85,14 +97,22 @@ pub async fn send_transcript(
             mail::TRANSCRIPT,
             Some(id),
         );
-        conn.transaction(async |conn| queries::outbox::enqueue_within(conn, &email, limit).await).await
+        conn.transaction(async |conn| queries::outbox::enqueue_within(conn, &email, bounds).await).await
     })
     .await?;
-    let Some(email_id) = queued else {
-        return Err(AppError::new(
-            ErrorCode::LimitReached,
-            format!("this chat's transcript has been sent {limit} times already"),
-        ));
+    let email_id = match queued {
+        Bounded::Queued(email_id) => email_id,
+        Bounded::SessionFull => {
+            return Err(AppError::new(
+                ErrorCode::LimitReached,
+                format!("this chat's transcript has been sent {} times already", bounds.per_session),
+            ))
+        }
+        Bounded::CustomerBusy => {
+            let mut error = AppError::new(ErrorCode::RateLimited, "too many transcripts asked for this hour");
+            error.retry_after = Some(TRANSCRIPT_WINDOW_SECS);
+            return Err(error);
+        }
     };
     state.outbox.nudge();
     if caller.0.role != Role::Customer {

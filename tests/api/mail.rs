@@ -388,3 +388,38 @@ async fn nodes_sharing_the_outbox_send_each_email_exactly_once() {
         cluster.nodes.iter().map(|node| node.log().matches("(test) sent after 1 attempt").count()).collect();
     assert_eq!(sent_by.iter().sum::<usize>(), 60, "sent by node: {sent_by:?}");
 }
+
+#[tokio::test]
+async fn a_customer_can_have_only_so_many_transcripts_an_hour_over_all_their_chats() {
+    let sink = SmtpSink::start().await;
+    let app = spawn_app_with(mail_options(&sink).env("MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR", "3")).await;
+    let dan = visitor_with_email(&app, "Dan", "dan@example.com").await;
+    let mut widget = app.customer_socket(&dan).await;
+    let first = widget.start_chat().await;
+    let second = widget.start_chat().await;
+    for chat in [&first, &first, &second] {
+        let (status, body) = app.post_as(&transcript_path(chat), &dan.token, json!({})).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    }
+    // A new chat does not start the count again.
+    let third = widget.start_chat().await;
+    let response = app
+        .http
+        .post(format!("{}{}", app.address, transcript_path(&third)))
+        .bearer_auth(&dan.token)
+        .json(&json!({ "email": "someone.else@example.com" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers().get("retry-after").and_then(|value| value.to_str().ok()), Some("3600"));
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"], "rate_limited");
+
+    // Staff are not counted against it.
+    let admin = app.staff("root", "admin", 1).await;
+    let (status, body) =
+        app.post_as(&transcript_path(&third), &admin.token, json!({ "email": "dan@example.com" })).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(app.count("SELECT count(*) FROM email_outbox").await, 4);
+}
