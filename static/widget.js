@@ -980,7 +980,8 @@
         var messages = {
           invalid_email: 'That does not look like an email address.',
           limit_reached: 'This transcript has already been sent as often as we allow.',
-          mail_unavailable: 'Transcripts by email are not available right now.'
+          mail_unavailable: 'Transcripts by email are not available right now.',
+          rate_limited: 'You have asked for several transcripts already. Please try again later.'
         };
         if (body.error === 'mail_unavailable' || body.error === 'limit_reached') els.transcriptForm.hidden = true;
         els.transcriptStatus.textContent = messages[body.error] || 'We could not send the transcript. Please try again.';
