@@ -378,6 +378,7 @@ impl Env<'_> {
             poll_interval: ms("MAIL_POLL_MS", 10_000, 50..=3_600_000)?,
             smtp_timeout: ms("MAIL_SMTP_TIMEOUT_MS", 30_000, 100..=600_000)?,
             transcripts_per_session: self.parse_in("MAIL_TRANSCRIPTS_PER_CHAT", 5, 1..=1_000)?,
+            transcripts_per_customer_hour: self.parse_in("MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR", 10, 1..=100_000)?,
         })
     }
 
@@ -486,5 +487,27 @@ mod tests {
         assert!(short.contains("JWT_SECRET"), "{short}");
         let pool = settings(&[SECRET, DB, ("DATABASE_POOL_SIZE", "0")]).expect_err("bad pool").to_string();
         assert!(pool.contains("DATABASE_POOL_SIZE"), "{pool}");
+    }
+
+    #[test]
+    fn email_needs_a_sender_and_an_smtp_url_it_can_use() {
+        let unsent = settings(&[SECRET, DB]).expect("no email settings at all");
+        assert!(unsent.mail.smtp_url.is_none());
+        let smtp = ("SMTP_URL", "smtp://127.0.0.1:2525");
+        let no_sender = settings(&[SECRET, DB, smtp]).expect_err("SMTP_URL without MAIL_FROM").to_string();
+        assert!(no_sender.contains("MAIL_FROM"), "{no_sender}");
+        let bad_sender =
+            settings(&[SECRET, DB, smtp, ("MAIL_FROM", "not an address")]).expect_err("bad MAIL_FROM").to_string();
+        assert!(bad_sender.contains("MAIL_FROM"), "{bad_sender}");
+        let bad_url = settings(&[SECRET, DB, ("SMTP_URL", "http://mail.example"), ("MAIL_FROM", "a@b.example")])
+            .expect_err("not an SMTP URL")
+            .to_string();
+        assert!(bad_url.contains("SMTP_URL"), "{bad_url}");
+        let mail = settings(&[SECRET, DB, smtp, ("MAIL_FROM", "Acme Support <support@acme.example>")])
+            .expect("valid email settings")
+            .mail;
+        assert_eq!(mail.company(), "Acme Support");
+        let bare = settings(&[SECRET, DB, smtp, ("MAIL_FROM", "support@acme.example")]).expect("a bare address").mail;
+        assert_eq!(bare.company(), "acme.example");
     }
 }

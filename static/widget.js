@@ -341,9 +341,20 @@
     els.ratingStatus = h('p', { class: 'sb-rating-status', testid: 'sb-rating-status', role: 'status' });
     els.ratingForm = h('form', { class: 'sb-rating', testid: 'sb-rating', on: { submit: submitRating } },
       h('p', { class: 'sb-rating-title', text: 'How did we do?' }), starRow, els.ratingComment, els.ratingSubmit);
+    // a copy of the conversation by email
+    els.transcriptEmail = h('input', {
+      class: 'sb-input', id: 'sb-transcript-email', testid: 'sb-transcript-email', type: 'email', maxlength: '254',
+      autocomplete: 'email', placeholder: 'you@example.com', required: 'required'
+    });
+    if (config.email) els.transcriptEmail.value = config.email;
+    els.transcriptSubmit = h('button', { type: 'submit', class: 'sb-secondary-button', testid: 'sb-transcript-submit', text: 'Send' });
+    els.transcriptStatus = h('p', { class: 'sb-rating-status', testid: 'sb-transcript-status', role: 'status' });
+    els.transcriptForm = h('form', { class: 'sb-transcript', testid: 'sb-transcript', on: { submit: requestTranscript } },
+      h('label', { class: 'sb-label', for: 'sb-transcript-email', text: 'Email me the transcript' }),
+      h('div', { class: 'sb-transcript-row' }, els.transcriptEmail, els.transcriptSubmit));
     els.endedText = h('p', { class: 'sb-ended-text', testid: 'sb-ended-text', text: 'This conversation has ended.' });
     els.ended = h('div', { class: 'sb-ended', testid: 'sb-ended', hidden: true },
-      els.endedText, els.ratingForm, els.ratingStatus,
+      els.endedText, els.ratingForm, els.ratingStatus, els.transcriptForm, els.transcriptStatus,
       h('button', { type: 'button', class: 'sb-secondary-button', testid: 'sb-new-chat', on: { click: newConversation } },
         icon('plus', 16), h('span', { text: 'Start a new conversation' })));
 
@@ -991,6 +1002,10 @@
     els.ratingForm.hidden = rated;
     els.ratingStatus.textContent = rated ? 'Thanks for your feedback!' : '';
     if (fresh) setRating(0);
+    if (fresh) {
+      els.transcriptForm.hidden = false;
+      els.transcriptStatus.textContent = '';
+    }
     els.ended.hidden = false;
     scrollToEnd(true);
   }
@@ -1038,6 +1053,38 @@
         ? 'Ratings are not available right now, but thank you!'
         : 'We could not send your rating. Please try again.';
     }).then(function () { els.ratingSubmit.disabled = false; scrollToEnd(true); });
+  }
+
+  /** Asks the server to email this chat's transcript (202: queued, sent shortly). */
+  function requestTranscript(event) {
+    event.preventDefault();
+    var email = els.transcriptEmail.value.trim();
+    if (!email || !state.sessionId) return;
+    els.transcriptSubmit.disabled = true;
+    els.transcriptStatus.textContent = 'Sending…';
+    fetch(ORIGIN + '/api/sessions/' + encodeURIComponent(state.sessionId) + '/transcript', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + state.token },
+      body: JSON.stringify({ email: email })
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (response.status === 202) {
+          els.transcriptForm.hidden = true;
+          els.transcriptStatus.textContent = 'The transcript is on its way to ' + (body.to || email) + '.';
+          return;
+        }
+        var messages = {
+          invalid_email: 'That does not look like an email address.',
+          limit_reached: 'This transcript has already been sent as often as we allow.',
+          mail_unavailable: 'Transcripts by email are not available right now.',
+          rate_limited: 'You have asked for several transcripts already. Please try again later.'
+        };
+        if (body.error === 'mail_unavailable' || body.error === 'limit_reached') els.transcriptForm.hidden = true;
+        els.transcriptStatus.textContent = messages[body.error] || 'We could not send the transcript. Please try again.';
+      });
+    }).catch(function () {
+      els.transcriptStatus.textContent = 'We could not send the transcript. Please try again.';
+    }).then(function () { els.transcriptSubmit.disabled = false; scrollToEnd(true); });
   }
 
   // ---------------------------------------------------------------- messages

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod customers;
 pub mod docs;
 pub mod health;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod reports;
@@ -59,6 +60,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::rate)
         .service(sessions::chat)
         .service(sessions::user_sessions)
+        .service(mail::send_transcript)
+        .service(mail::list_emails)
         .service(customers::profile)
         .service(teams::list)
         .service(teams::create)

@@ -140,6 +140,7 @@ function start(login) {
   renderSessions(null);
   poll();
   loadAgents();
+  loadEmails();
   const { name, arg } = viewFromHash();
   showView(name, arg);
 }
@@ -560,6 +561,38 @@ const VIEWS = ['operations', 'conversations', 'replies', 'reports', 'webhooks'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
+// ------------------------------------------------------------------ email outbox
+
+async function loadEmails() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/admin/emails?limit=50', { token: bearer });
+  if (state.stopped || refused(result)) return;
+  const body = clear($('emails'));
+  $('emails-error').hidden = result.ok;
+  if (!result.ok) {
+    $('emails-error').textContent = `The email outbox could not be loaded: ${result.error.message || 'no answer'}.`;
+    return;
+  }
+  if (!result.data.length) {
+    body.append(h('tr', {}, h('td', { colspan: '6', class: 'muted', style: { textAlign: 'center', padding: '24px' }, text: 'No email yet.' })));
+    return;
+  }
+  for (const email of result.data) {
+    const pill = { sent: 'pill', queued: 'pill pill-admin', failed: 'pill pill-off' }[email.status] || 'pill';
+    body.append(h('tr', { testid: 'admin-email-row', dataset: { emailId: email.id, status: email.status } },
+      h('td', { text: formatDateTime(email.createdAt) }),
+      h('td', { text: email.toAddress }),
+      h('td', { text: email.kind.replace(/_/g, ' ') }),
+      h('td', {}, h('span', { class: pill, testid: 'admin-email-status', text: email.status })),
+      h('td', { style: { fontVariantNumeric: 'tabular-nums' }, testid: 'admin-email-attempts', text: String(email.attempts) }),
+      h('td', { class: 'muted', testid: 'admin-email-error', text: email.lastError || '' })));
+  }
+}
+
+$('emails-refresh').append(icon('refresh', 15), h('span', { text: 'Refresh' }));
+$('emails-refresh').addEventListener('click', () => loadEmails());
+
 function viewFromHash() {
   const [name, arg] = window.location.hash.replace(/^#/, '').split('/');
   return { name: VIEWS.includes(name) ? name : 'operations', arg: arg && UUID.test(arg) ? arg : null };

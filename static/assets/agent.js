@@ -500,13 +500,14 @@ function createChat(sessionId, session) {
   els.subtitle = h('p', { class: 'chat-sub', testid: 'agent-chat-status' });
   els.transfer = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-transfer', title: 'Transfer: to the queue, an agent or a team', 'aria-label': 'Transfer this chat', onclick: () => openTransfer(chat) }, icon('swap', 16), h('span', { class: 'label', text: 'Transfer' }));
   els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
+  els.emailTranscript = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-send-transcript', title: 'Email the transcript', 'aria-label': 'Email the transcript', onclick: () => openEmailTranscript(chat) }, icon('mail', 16), h('span', { class: 'label', text: 'Transcript' }));
   els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
   // Narrow screens have no room for the details column: it slides over the chat.
   els.customerToggle = h('button', { class: 'btn btn-sm details-toggle', type: 'button', testid: 'agent-customer-toggle', title: 'Customer', 'aria-label': 'Customer details', onclick: () => showDetailsOver(true) }, icon('person', 16), h('span', { class: 'label', text: 'Customer' }));
   els.head = h('header', { class: 'chat-head' },
     els.back, avatar(session.customerName, 'avatar-lg'),
     h('div', { class: 'chat-heading' }, els.title, els.subtitle),
-    h('div', { class: 'chat-actions' }, els.customerToggle, els.transfer, els.close));
+    h('div', { class: 'chat-actions' }, els.customerToggle, els.emailTranscript, els.transfer, els.close));
 
   els.endedText = h('span');
   els.ended = h('div', { class: 'chat-ended', testid: 'agent-chat-ended', hidden: true },
@@ -1540,6 +1541,52 @@ $('close-dialog').addEventListener('close', async () => {
     if (error.code === 'session_closed') closed(chat.id, 'closed');
     else toast(`Could not close: ${error.message || error.code}`, 'error');
   }
+});
+
+// ------------------------------------------------------------------ transcript by email
+
+let transcriptChat = null;
+
+/** Asks where to email the chat's transcript: the customer's own address when they gave one. */
+function openEmailTranscript(chat) {
+  transcriptChat = chat;
+  const form = $('email-transcript-form');
+  form.reset();
+  form.email.value = state.customers.get(chat.session.customerId)?.data?.email || '';
+  showEmailTranscriptError(null);
+  $('email-transcript-dialog').showModal();
+  form.email.focus();
+}
+
+function showEmailTranscriptError(text) {
+  const box = $('email-transcript-error');
+  box.textContent = text || '';
+  box.hidden = !text;
+}
+
+$('email-transcript-cancel').addEventListener('click', () => $('email-transcript-dialog').close());
+$('email-transcript-dialog').addEventListener('close', () => { transcriptChat = null; });
+$('email-transcript-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const chat = transcriptChat;
+  const form = $('email-transcript-form');
+  if (!chat) return;
+  const email = form.email.value.trim();
+  const send = form.querySelector('[type=submit]');
+  send.disabled = true;
+  const result = await api(`/api/sessions/${encodeURIComponent(chat.id)}/transcript`, { method: 'POST', token: auth.get()?.token, body: { email } });
+  send.disabled = false;
+  if (result.ok) {
+    $('email-transcript-dialog').close();
+    toast(`Transcript on its way to ${result.data?.to || email}`);
+    return;
+  }
+  showEmailTranscriptError({
+    invalid_email: 'That is not an email address.',
+    limit_reached: 'This chat\'s transcript has been sent as often as allowed.',
+    mail_unavailable: 'This server does not send email.',
+    forbidden: 'This chat is no longer yours.',
+  }[result.error.error] || result.error.message || 'The transcript could not be sent.');
 });
 
 // ------------------------------------------------------------------ details column

@@ -313,6 +313,8 @@ async fn the_openapi_document_covers_every_route() {
         "DELETE /api/admin/webhooks/{id}",
         "POST /api/admin/webhooks/{id}/secret",
         "GET /api/admin/webhooks/{id}/deliveries",
+        "POST /api/sessions/{id}/transcript",
+        "GET /api/admin/emails",
         "GET /api/setup",
         "POST /api/setup/admin",
         "GET /agent",

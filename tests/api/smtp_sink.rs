@@ -130,6 +130,14 @@ async fn converse(stream: TcpStream, peer: IpAddr, shared: Arc<Mutex<Shared>>) {
             Ok(_) => {}
         }
         let response = session.process(&line);
+        // mailin stays in its DATA state after a refused message, taking
+        // what follows as more data; hanging up after the refusal is what
+        // a client must cope with anyway.
+        let refused_message = line == b".\r\n" && response.is_error;
+        if refused_message {
+            let _ = write(&mut writer, &response).await;
+            return;
+        }
         match response.action {
             Action::NoReply => {}
             Action::Reply => {

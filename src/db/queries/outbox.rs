@@ -43,14 +43,11 @@ pub async fn claim_due(conn: &mut PgConn, limit: i64, lease: std::time::Duration
     .await
 }
 
-/// The SMTP server took the email.
+/// The SMTP server took the email. An earlier attempt's error stays, so
+/// admins see why it took more than one.
 pub async fn record_sent(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
     diesel::update(email_outbox::table.find(id))
-        .set((
-            email_outbox::status.eq(EmailStatus::Sent),
-            email_outbox::sent_at.eq(diesel::dsl::now),
-            email_outbox::last_error.eq(None::<String>),
-        ))
+        .set((email_outbox::status.eq(EmailStatus::Sent), email_outbox::sent_at.eq(diesel::dsl::now)))
         .execute(conn)
         .await?;
     Ok(())
@@ -104,4 +101,71 @@ pub async fn recent(conn: &mut PgConn, status: Option<EmailStatus>, limit: i64) 
 /// One outbox row as admins see it.
 pub async fn entry(conn: &mut PgConn, id: Uuid) -> QueryResult<Option<OutboxEntry>> {
     email_outbox::table.find(id).select(OutboxEntry::as_select()).first(conn).await.optional()
+}
+
+/// Bounds on how many emails of a kind may be queued.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// For the email's chat, in all.
+    pub per_session: i64,
+    /// For the chats of this customer together, in the last hour.
+    pub per_customer_hour: Option<(Uuid, i64)>,
+}
+
+/// What `enqueue_within` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bounded {
+    Queued(Uuid),
+    /// The chat has had its emails of this kind.
+    SessionFull,
+    /// The customer's chats have had their emails of this kind this hour.
+    CustomerBusy,
+}
+
+/// Queues `email` unless a bound is reached. Run it in a transaction:
+/// requests for one chat (and one customer) take turns, so two at once
+/// cannot both pass a bound.
+pub async fn enqueue_within(conn: &mut PgConn, email: &NewEmail, bounds: Bounds) -> QueryResult<Bounded> {
+    if let Some((customer_id, limit)) = bounds.per_customer_hour {
+        lock(conn, &format!("email_outbox:customer:{customer_id}:{}", email.kind)).await?;
+        if count_for_customer_since(conn, customer_id, &email.kind, Utc::now() - chrono::Duration::hours(1)).await?
+            >= limit
+        {
+            return Ok(Bounded::CustomerBusy);
+        }
+    }
+    if let Some(session_id) = email.session_id {
+        lock(conn, &format!("email_outbox:session:{session_id}:{}", email.kind)).await?;
+        if count_for_session(conn, session_id, &email.kind).await? >= bounds.per_session {
+            return Ok(Bounded::SessionFull);
+        }
+    }
+    enqueue(conn, email).await.map(Bounded::Queued)
+}
+
+/// A lock held until the transaction ends.
+async fn lock(conn: &mut PgConn, key: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(key)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many emails of `kind` were queued since `since` for the chats of a customer.
+pub async fn count_for_customer_since(
+    conn: &mut PgConn,
+    customer_id: Uuid,
+    kind: &str,
+    since: DateTime<Utc>,
+) -> QueryResult<i64> {
+    use crate::db::schema::chat_sessions;
+    email_outbox::table
+        .inner_join(chat_sessions::table)
+        .filter(chat_sessions::customer_id.eq(customer_id))
+        .filter(email_outbox::kind.eq(kind))
+        .filter(email_outbox::created_at.gt(since))
+        .count()
+        .get_result(conn)
+        .await
 }
