@@ -371,8 +371,11 @@ async fn admins_get_stats_the_queue_and_health_over_the_socket_and_agents_do_not
     assert_eq!(queue["storedEntries"], 1);
 
     let health = console.ok("admin:health_check", "admin:health", json!({})).await;
-    assert_eq!(health["status"], "healthy", "{health}");
-    assert_eq!(health["dependencies"]["database"]["status"], "up");
+    assert_eq!(health["dependencies"]["database"]["status"], "up", "{health}");
+    // On a loaded machine the writer may lag past its one-second mark; the
+    // report must then say why it is not healthy.
+    let expected = if health["writer"]["status"] == "up" { "healthy" } else { "degraded" };
+    assert_eq!(health["status"], expected, "{health}");
 
     // Subscribed: the pushes follow what happens.
     let _second = queued_customer(&app, "Ben", "normal").await;
