@@ -30,7 +30,8 @@ add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" fuzz-admin admin 'fuzz-admin-passwor
 start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work" \
     RATE_LIMIT_LOGINS_PER_MINUTE=100000 RATE_LIMIT_MESSAGES_PER_MINUTE=100000 \
     RATE_LIMIT_CHATS_PER_MINUTE=100000 RATE_LIMIT_CUSTOMER_MESSAGES_PER_MINUTE=100000 \
-    RATE_LIMIT_UPLOADS_PER_MINUTE=100000 RATE_LIMIT_VISITORS_PER_MINUTE=100000
+    RATE_LIMIT_UPLOADS_PER_MINUTE=100000 RATE_LIMIT_VISITORS_PER_MINUTE=100000 \
+    SMTP_URL="smtp://127.0.0.1:$(free_port)" MAIL_FROM="Fuzz <fuzz@example.com>"
 
 token_of() { sed -n 's/.*"token":"\([^"]*\)".*/\1/p'; }
 admin_token=$(curl -sf -X POST "$SWITCHBOARD_URL/auth/login" -H 'content-type: application/json' \

@@ -46,9 +46,15 @@ export AGENT_USERNAME=alice AGENT_PASSWORD=$(random_hex 12) AGENT_NAME="Alice Ma
 export ADMIN_USERNAME=ops ADMIN_PASSWORD=$(random_hex 12) ADMIN_NAME="Ola Admin"
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$AGENT_USERNAME" agent "$AGENT_PASSWORD" "$AGENT_NAME"
 add_staff "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$ADMIN_USERNAME" admin "$ADMIN_PASSWORD" "$ADMIN_NAME"
+# The server's email goes to an SMTP receiver that the tests which check
+# email run on this port (tests/browser/10-transcript.test.mjs); until one
+# listens, email waits in the outbox and is retried.
+export MAIL_SINK_PORT=$(free_port)
 # Every page of every test opens from 127.0.0.1: many new visitors a minute.
 JWT_SECRET=$SWITCHBOARD_JWT_SECRET start_switchboard "$SWITCHBOARD_BIN" "$TEST_DB_URL" "$work/main" \
-    RATE_LIMIT_VISITORS_PER_MINUTE=10000
+    RATE_LIMIT_VISITORS_PER_MINUTE=10000 \
+    SMTP_URL="smtp://127.0.0.1:$MAIL_SINK_PORT" MAIL_FROM="Acme Support <support@acme.example>" \
+    MAIL_RETRY_BASE_MS=500 MAIL_POLL_MS=500
 servers+=("$SWITCHBOARD_PID")
 export BASE_URL=$SWITCHBOARD_URL SCREENSHOT_DIR="$PWD/target/screenshots"
 

@@ -42,6 +42,8 @@ pub struct Settings {
     pub agent_grace: Duration,
     /// A customer left this long without an answer by their agent goes back to the queue (`None`: never).
     pub agent_reply_timeout: Option<Duration>,
+    /// A chat waiting this long with no agent online is offered the offline form (`None`: never).
+    pub offline_after_no_agent: Option<Duration>,
     pub session_idle: Duration,
     pub outbound_backlog_limit: u64,
     pub bot_faq_file: Option<String>,
@@ -63,6 +65,8 @@ pub struct Settings {
     pub receipt_write_interval: Duration,
     pub metrics_token: Option<String>,
     pub allowed_origins: Vec<String>,
+    pub webhooks: crate::actors::webhooks::WebhookSettings,
+    pub mail: crate::mail::MailSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -155,6 +159,10 @@ impl Settings {
                 0 => None,
                 ms => Some(Duration::from_millis(ms)),
             },
+            offline_after_no_agent: match env.parse_in("OFFLINE_AFTER_NO_AGENT_MS", 120_000, 0..=86_400_000)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             session_idle: Duration::from_secs(env.parse_in("SESSION_IDLE_SECS", 300, 1..=86_400)?),
             outbound_backlog_limit: env.parse_in(
                 "OUTBOUND_BACKLOG_BYTES",
@@ -215,6 +223,12 @@ impl Settings {
             )?),
             metrics_token: env.optional("METRICS_TOKEN"),
             allowed_origins: env.origins("ALLOWED_ORIGINS")?,
+            webhooks: crate::actors::webhooks::WebhookSettings {
+                max_attempts: env.parse_in("WEBHOOK_MAX_ATTEMPTS", 6, 1..=100)?,
+                retry_base: Duration::from_millis(env.parse_in("WEBHOOK_RETRY_BASE_MS", 1_000, 10..=3_600_000)?),
+                timeout: Duration::from_millis(env.parse_in("WEBHOOK_TIMEOUT_MS", 5_000, 100..=60_000)?),
+            },
+            mail: env.mail()?,
         })
     }
 }
@@ -342,6 +356,32 @@ impl Env<'_> {
         }
     }
 
+    fn mail(&self) -> Result<crate::mail::MailSettings, ConfigError> {
+        let smtp_url = self.optional_url("SMTP_URL", &["smtp://", "smtps://"])?;
+        let from = match self.optional("MAIL_FROM") {
+            Some(from) => from,
+            None if smtp_url.is_some() => {
+                return Err(ConfigError { var: "MAIL_FROM", problem: "must be set with SMTP_URL".to_owned() })
+            }
+            None => crate::mail::DEFAULT_FROM.to_owned(),
+        };
+        let from = from.trim().parse().map_err(|error| ConfigError {
+            var: "MAIL_FROM",
+            problem: format!("must be an address like `Acme Support <support@acme.example>`: {error}"),
+        })?;
+        let ms = |var, default, range| self.parse_in(var, default, range).map(Duration::from_millis);
+        Ok(crate::mail::MailSettings {
+            smtp_url,
+            from,
+            max_attempts: self.parse_in("MAIL_MAX_ATTEMPTS", 8, 1..=100)?,
+            retry_base: ms("MAIL_RETRY_BASE_MS", 30_000, 10..=86_400_000)?,
+            poll_interval: ms("MAIL_POLL_MS", 10_000, 50..=3_600_000)?,
+            smtp_timeout: ms("MAIL_SMTP_TIMEOUT_MS", 30_000, 100..=600_000)?,
+            transcripts_per_session: self.parse_in("MAIL_TRANSCRIPTS_PER_CHAT", 5, 1..=1_000)?,
+            transcripts_per_customer_hour: self.parse_in("MAIL_TRANSCRIPTS_PER_CUSTOMER_PER_HOUR", 10, 1..=100_000)?,
+        })
+    }
+
     fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
         let value = self.optional(var).unwrap_or_else(|| default.to_owned());
         value
@@ -428,6 +468,16 @@ mod tests {
     }
 
     #[test]
+    fn webhooks_retry_six_times_from_one_second_and_wait_five_seconds_for_an_answer() {
+        let webhooks = settings(&[SECRET, DB]).expect("valid settings").webhooks;
+        assert_eq!(webhooks.max_attempts, 6);
+        assert_eq!(webhooks.retry_base, Duration::from_secs(1));
+        assert_eq!(webhooks.timeout, Duration::from_secs(5));
+        let none = settings(&[SECRET, DB, ("WEBHOOK_MAX_ATTEMPTS", "0")]).expect_err("no attempt").to_string();
+        assert!(none.contains("WEBHOOK_MAX_ATTEMPTS"), "{none}");
+    }
+
+    #[test]
     fn a_missing_or_malformed_value_names_its_variable() {
         let missing = settings(&[SECRET]).expect_err("missing DATABASE_URL").to_string();
         assert!(missing.contains("DATABASE_URL"), "{missing}");
@@ -437,5 +487,27 @@ mod tests {
         assert!(short.contains("JWT_SECRET"), "{short}");
         let pool = settings(&[SECRET, DB, ("DATABASE_POOL_SIZE", "0")]).expect_err("bad pool").to_string();
         assert!(pool.contains("DATABASE_POOL_SIZE"), "{pool}");
+    }
+
+    #[test]
+    fn email_needs_a_sender_and_an_smtp_url_it_can_use() {
+        let unsent = settings(&[SECRET, DB]).expect("no email settings at all");
+        assert!(unsent.mail.smtp_url.is_none());
+        let smtp = ("SMTP_URL", "smtp://127.0.0.1:2525");
+        let no_sender = settings(&[SECRET, DB, smtp]).expect_err("SMTP_URL without MAIL_FROM").to_string();
+        assert!(no_sender.contains("MAIL_FROM"), "{no_sender}");
+        let bad_sender =
+            settings(&[SECRET, DB, smtp, ("MAIL_FROM", "not an address")]).expect_err("bad MAIL_FROM").to_string();
+        assert!(bad_sender.contains("MAIL_FROM"), "{bad_sender}");
+        let bad_url = settings(&[SECRET, DB, ("SMTP_URL", "http://mail.example"), ("MAIL_FROM", "a@b.example")])
+            .expect_err("not an SMTP URL")
+            .to_string();
+        assert!(bad_url.contains("SMTP_URL"), "{bad_url}");
+        let mail = settings(&[SECRET, DB, smtp, ("MAIL_FROM", "Acme Support <support@acme.example>")])
+            .expect("valid email settings")
+            .mail;
+        assert_eq!(mail.company(), "Acme Support");
+        let bare = settings(&[SECRET, DB, smtp, ("MAIL_FROM", "support@acme.example")]).expect("a bare address").mail;
+        assert_eq!(bare.company(), "acme.example");
     }
 }

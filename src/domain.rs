@@ -81,9 +81,10 @@ text_enum!(
 
 text_enum!(
     /// Where a chat session is in its life: with the bot, waiting in the queue,
-    /// with a human agent, or over.
+    /// with a human agent, or over; or an offline request: the customer found
+    /// nobody there and left a message and an email address to answer.
     SessionStatus as "session status" {
-        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed"
+        Bot => "bot", Waiting => "waiting", Assigned => "assigned", Closed => "closed", Offline => "offline"
     }
 );
 
@@ -111,6 +112,81 @@ text_enum!(
         Abandoned => "abandoned",
         Deleted => "deleted",
     }
+);
+
+text_enum!(
+    /// Where a webhook delivery is: waiting for its next attempt, received
+    /// by the endpoint (a 2xx answer), or given up after the last attempt.
+    DeliveryStatus as "delivery status" { Pending => "pending", Delivered => "delivered", Failed => "failed" }
+);
+
+/// What a webhook can be told about. Named `area.what_happened`, the names
+/// other systems subscribe to and receive in `X-Switchboard-Event`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum WebhookEvent {
+    /// A customer started a chat.
+    #[serde(rename = "session.started")]
+    SessionStarted,
+    /// The chat went to the queue for a person.
+    #[serde(rename = "session.handed_over")]
+    SessionHandedOver,
+    /// An agent got the chat.
+    #[serde(rename = "session.assigned")]
+    SessionAssigned,
+    /// A customer's, agent's or bot's message was stored (never a private note).
+    #[serde(rename = "message.created")]
+    MessageCreated,
+    /// The chat ended.
+    #[serde(rename = "session.closed")]
+    SessionClosed,
+    /// The customer rated the chat.
+    #[serde(rename = "session.rated")]
+    SessionRated,
+}
+
+impl WebhookEvent {
+    pub const ALL: &'static [WebhookEvent] = &[
+        WebhookEvent::SessionStarted,
+        WebhookEvent::SessionHandedOver,
+        WebhookEvent::SessionAssigned,
+        WebhookEvent::MessageCreated,
+        WebhookEvent::SessionClosed,
+        WebhookEvent::SessionRated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::SessionStarted => "session.started",
+            WebhookEvent::SessionHandedOver => "session.handed_over",
+            WebhookEvent::SessionAssigned => "session.assigned",
+            WebhookEvent::MessageCreated => "message.created",
+            WebhookEvent::SessionClosed => "session.closed",
+            WebhookEvent::SessionRated => "session.rated",
+        }
+    }
+}
+
+impl fmt::Display for WebhookEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for WebhookEvent {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        WebhookEvent::ALL
+            .iter()
+            .copied()
+            .find(|event| event.as_str() == s)
+            .ok_or_else(|| UnknownVariant { kind: "webhook event", value: s.to_owned() })
+    }
+}
+
+text_enum!(
+    /// Where an email in the outbox is: waiting (for its first try or a
+    /// retry), handed to the SMTP server, or given up on.
+    EmailStatus as "email status" { Queued => "queued", Sent => "sent", Failed => "failed" }
 );
 
 impl Priority {

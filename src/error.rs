@@ -38,6 +38,9 @@ error_codes! {
     InvalidPayload => "invalid_payload", BAD_REQUEST;
     ContentEmpty => "content_empty", BAD_REQUEST;
     ContentTooLong => "content_too_long", BAD_REQUEST;
+    InvalidTimeZone => "invalid_time_zone", BAD_REQUEST;
+    InvalidBusinessHours => "invalid_business_hours", BAD_REQUEST;
+    InvalidEmail => "invalid_email", BAD_REQUEST;
     Unauthorized => "unauthorized", UNAUTHORIZED;
     InvalidCredentials => "invalid_credentials", UNAUTHORIZED;
     Forbidden => "forbidden", FORBIDDEN;
@@ -65,6 +68,7 @@ error_codes! {
     SessionMoved => "session_moved", SERVICE_UNAVAILABLE;
     StorageTimeout => "storage_timeout", SERVICE_UNAVAILABLE;
     Overloaded => "overloaded", SERVICE_UNAVAILABLE;
+    MailUnavailable => "mail_unavailable", SERVICE_UNAVAILABLE;
     Internal => "internal", INTERNAL_SERVER_ERROR;
 }
 
@@ -262,6 +266,7 @@ mod tests {
                     | ErrorCode::StorageTimeout
                     | ErrorCode::Overloaded
                     | ErrorCode::ServerFull
+                    | ErrorCode::MailUnavailable
             );
             assert_eq!(error_code.status().is_server_error(), server_side, "{}", error_code.as_str());
         }

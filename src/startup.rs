@@ -50,6 +50,10 @@ pub struct AppState {
     /// WebSocket connections the server accepts in all; past it an upgrade gets 503.
     pub max_sockets: u64,
     pub hashing: crate::auth::passwords::HashingPool,
+    /// Told when admins change the webhooks, and of ratings.
+    pub webhooks: crate::actors::webhooks::Webhooks,
+    pub outbox: crate::mail::Outbox,
+    pub mail: crate::mail::MailSettings,
 }
 
 impl AppState {
@@ -76,6 +80,8 @@ pub enum StartupError {
     Metrics(String),
     #[error("{0}")]
     Keys(String),
+    #[error("{0}")]
+    Mail(String),
 }
 
 pub struct Application {
@@ -138,6 +144,13 @@ impl Application {
             settings.login_attempts_per_minute,
             settings.login_failures_per_username,
         ));
+        let webhooks =
+            crate::actors::webhooks::Webhooks::start(pool.clone(), settings.webhooks.clone(), metrics.clone());
+        let mailer = crate::actors::mailer::Mailer::new(pool.clone(), &settings.mail).map_err(StartupError::Mail)?;
+        if mailer.is_none() {
+            log::info!("no SMTP_URL: emails are stored but this node sends none");
+        }
+        let outbox = crate::mail::Outbox::new(mailer.map(Actor::start));
         let services = Services {
             pool: pool.clone(),
             writer: writer.clone(),
@@ -148,6 +161,7 @@ impl Application {
                 abandon_sweep: settings.abandon_sweep,
                 agent_grace: settings.agent_grace,
                 agent_reply_timeout: settings.agent_reply_timeout,
+                offline_after_no_agent: settings.offline_after_no_agent,
                 session_idle: settings.session_idle,
                 closed_session_idle: settings.session_idle.min(std::time::Duration::from_secs(30)),
                 typing_timeout: std::time::Duration::from_secs(10),
@@ -161,6 +175,8 @@ impl Application {
             rate_limits: rate_limits.clone(),
             receipt_write_interval: settings.receipt_write_interval,
             node: settings.redis_url.as_ref().map(|_| settings.node_id.as_str().into()),
+            webhooks: webhooks.clone(),
+            outbox: outbox.clone(),
         };
         let cluster = match (&redis, &settings.redis_url) {
             (Some(redis), Some(url)) => {
@@ -210,6 +226,9 @@ impl Application {
             max_sockets,
             hashing: crate::auth::passwords::HashingPool::new(PASSWORD_HASH_THREADS, PASSWORD_HASH_QUEUE)
                 .map_err(|error| StartupError::Keys(format!("cannot start the password hashing threads: {error}")))?,
+            webhooks,
+            outbox,
+            mail: settings.mail.clone(),
         });
 
         actix_web::rt::spawn(housekeeping(pool, rate_limits, login_failures, settings.unclaimed_upload_ttl));

@@ -91,6 +91,8 @@ pub struct Metrics {
     pub bot_first_token: prometheus::HistogramVec,
     /// Bot turns the fallback answered, by bot and why.
     pub bot_fallbacks: prometheus::IntCounterVec,
+    /// Webhook attempts by outcome (delivered, retry, failed), and deliveries dropped at the bound.
+    pub webhook_deliveries: prometheus::IntCounterVec,
     created: Instant,
     /// When the writer last failed a message, in ms since `created`; 0 for never.
     writer_last_failure_ms: AtomicU64,
@@ -169,12 +171,21 @@ impl Metrics {
         registry.register(Box::new(bot_latency.clone()))?;
         registry.register(Box::new(bot_first_token.clone()))?;
         registry.register(Box::new(bot_fallbacks.clone()))?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "switchboard_webhook_deliveries_total",
+                "Webhook attempts by outcome (delivered, retry, failed) and deliveries dropped (dropped)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
         Ok(Arc::new(Metrics {
             bot_requests,
             bot_tokens,
             bot_latency,
             bot_first_token,
             bot_fallbacks,
+            webhook_deliveries,
             registry,
             connections,
             live_actors,

@@ -341,13 +341,43 @@
     els.ratingStatus = h('p', { class: 'sb-rating-status', testid: 'sb-rating-status', role: 'status' });
     els.ratingForm = h('form', { class: 'sb-rating', testid: 'sb-rating', on: { submit: submitRating } },
       h('p', { class: 'sb-rating-title', text: 'How did we do?' }), starRow, els.ratingComment, els.ratingSubmit);
+    // a copy of the conversation by email
+    els.transcriptEmail = h('input', {
+      class: 'sb-input', id: 'sb-transcript-email', testid: 'sb-transcript-email', type: 'email', maxlength: '254',
+      autocomplete: 'email', placeholder: 'you@example.com', required: 'required'
+    });
+    if (config.email) els.transcriptEmail.value = config.email;
+    els.transcriptSubmit = h('button', { type: 'submit', class: 'sb-secondary-button', testid: 'sb-transcript-submit', text: 'Send' });
+    els.transcriptStatus = h('p', { class: 'sb-rating-status', testid: 'sb-transcript-status', role: 'status' });
+    els.transcriptForm = h('form', { class: 'sb-transcript', testid: 'sb-transcript', on: { submit: requestTranscript } },
+      h('label', { class: 'sb-label', for: 'sb-transcript-email', text: 'Email me the transcript' }),
+      h('div', { class: 'sb-transcript-row' }, els.transcriptEmail, els.transcriptSubmit));
     els.endedText = h('p', { class: 'sb-ended-text', testid: 'sb-ended-text', text: 'This conversation has ended.' });
     els.ended = h('div', { class: 'sb-ended', testid: 'sb-ended', hidden: true },
-      els.endedText, els.ratingForm, els.ratingStatus,
+      els.endedText, els.ratingForm, els.ratingStatus, els.transcriptForm, els.transcriptStatus,
       h('button', { type: 'button', class: 'sb-secondary-button', testid: 'sb-new-chat', on: { click: newConversation } },
         icon('plus', 16), h('span', { text: 'Start a new conversation' })));
 
-    els.conversation = h('div', { class: 'sb-conversation', hidden: true }, els.messages, els.typing, els.ended);
+    // offline form: nobody can answer now, so the customer may leave a message and an address
+    els.offlineText = h('p', { class: 'sb-offline-title', testid: 'sb-offline-text' });
+    els.offlineEmail = h('input', {
+      class: 'sb-input', testid: 'sb-offline-email', type: 'email', maxlength: '254', autocomplete: 'email', required: true,
+      placeholder: 'you@example.com', 'aria-label': 'Your email address'
+    });
+    els.offlineMessage = h('textarea', {
+      class: 'sb-input sb-textarea', testid: 'sb-offline-message', rows: '3', maxlength: String(MAX_CONTENT), required: true,
+      placeholder: 'How can we help?', 'aria-label': 'Your message'
+    });
+    els.offlineError = h('p', { class: 'sb-error', testid: 'sb-offline-error', role: 'alert', hidden: true });
+    els.offlineSubmit = h('button', { type: 'submit', class: 'sb-primary-button', testid: 'sb-offline-submit', text: 'Leave a message' });
+    els.offlineForm = h('form', { class: 'sb-offline-form', testid: 'sb-offline-form', on: { submit: leaveMessage } },
+      h('p', { class: 'sb-offline-hint', text: 'Leave us a message and your email address: we will answer by email, and you will find our answer here too.' }),
+      els.offlineEmail, els.offlineMessage, els.offlineError, els.offlineSubmit);
+    els.offlineDone = h('p', { class: 'sb-offline-done', testid: 'sb-offline-done', role: 'status', hidden: true });
+    els.offline = h('div', { class: 'sb-offline', testid: 'sb-offline', hidden: true },
+      els.offlineText, els.offlineForm, els.offlineDone);
+
+    els.conversation = h('div', { class: 'sb-conversation', hidden: true }, els.messages, els.typing, els.offline, els.ended);
     els.body = h('div', { class: 'sb-body' }, els.welcome, els.conversation);
 
     // drop zone
@@ -369,7 +399,7 @@
 
     // composer
     els.fileInput = h('input', {
-      type: 'file', testid: 'sb-file', hidden: true, accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
+      type: 'file', testid: 'sb-file', hidden: true, accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,.csv,.docx,.xlsx,.odt,.ods',
       on: { change: function () { if (els.fileInput.files[0]) pickFile(els.fileInput.files[0]); els.fileInput.value = ''; } }
     });
     els.attachButton = h('button', {
@@ -429,7 +459,9 @@
     visitorName: stored.name || null,
     expiresAt: stored.expiresAt || null,
     sessionId: stored.sessionId || null,
-    status: null,            // bot | waiting | assigned | closed
+    status: null,            // bot | waiting | assigned | closed | offline
+    offer: null,             // {reason, opensAt}: nobody can answer now (session:offline)
+    leftAt: null,            // the address the customer left a message for
     agentName: null,
     queuePosition: null,
     maxSeq: 0,               // the highest seq rendered in this page
@@ -583,6 +615,7 @@
         }
         break;
       case 'session:closed': setStatus('closed', { reason: d.reason }); break;
+      case 'session:offline': offerOffline(d); break;
       default: break;
     }
   }
@@ -807,6 +840,7 @@
     } else {
       state.queuePosition = null;
     }
+    if (status === 'assigned' || status === 'closed') state.offer = null;
     if (status === 'closed') {
       writeStore({ closed: true });
       hideTyping();
@@ -842,6 +876,10 @@
       els.headerAvatar.className = 'sb-header-avatar';
       els.headerAvatar.appendChild(icon('chat', 22));
       els.subtitle.textContent = 'Conversation ended';
+    } else if (status === 'offline') {
+      els.headerAvatar.className = 'sb-header-avatar';
+      els.headerAvatar.appendChild(icon('clock', 22));
+      els.subtitle.textContent = 'We\'ll answer by email';
     } else {
       els.headerAvatar.className = 'sb-header-avatar';
       els.headerAvatar.appendChild(icon('chat', 22));
@@ -854,7 +892,8 @@
     els.chips.hidden = els.handoff.hidden;
     els.composer.hidden = !(state.sessionId || state.starting) || status === 'closed';
     if (status !== 'closed') els.ended.hidden = true;
-    els.queue.hidden = status !== 'waiting';
+    els.queue.hidden = status !== 'waiting' || !!state.offer;
+    renderOffline();
     els.queueText.textContent = state.queuePosition
       ? (state.queuePosition === 1 ? 'You\'re next in line' : 'You\'re number ' + state.queuePosition + ' in line')
       : 'Waiting for the next available person';
@@ -883,6 +922,74 @@
     renderHeader();
   }
 
+  // Nobody can answer now: say why, and offer the form (once a message is
+  // left, the confirmation instead).
+  function offerOffline(d) {
+    if (state.status !== 'bot' && state.status !== 'waiting') return;
+    state.offer = { reason: d.reason, opensAt: d.opensAt || null };
+    renderHeader();
+    scrollToEnd(true);
+  }
+
+  function opening(iso) {
+    var at = new Date(iso);
+    if (isNaN(at.getTime())) return '';
+    var soon = at.getTime() - Date.now() < 6 * 24 * 3600 * 1000;
+    var options = soon
+      ? { weekday: 'long', hour: '2-digit', minute: '2-digit' }
+      : { weekday: 'long', day: 'numeric', month: 'long', hour: '2-digit', minute: '2-digit' };
+    return at.toLocaleString(undefined, options);
+  }
+
+  function renderOffline() {
+    var left = state.status === 'offline';
+    var offered = !!state.offer && (state.status === 'bot' || state.status === 'waiting');
+    els.offline.hidden = !(left || offered);
+    if (els.offline.hidden) return;
+    els.offlineForm.hidden = left;
+    els.offlineDone.hidden = !left;
+    if (left) {
+      els.offlineText.textContent = 'Thanks, we have your message.';
+      els.offlineDone.textContent = state.leftAt
+        ? 'We will answer at ' + state.leftAt + '. You will also find our answer here when you come back.'
+        : 'We will answer by email. You will also find our answer here when you come back.';
+      return;
+    }
+    var offer = state.offer;
+    if (offer.reason === 'closed') {
+      var when = offer.opensAt ? opening(offer.opensAt) : '';
+      els.offlineText.textContent = when ? 'We\'re closed now — we open ' + when + '.' : 'We\'re closed now.';
+    } else {
+      els.offlineText.textContent = 'No one is available right now.';
+    }
+  }
+
+  function leaveMessage(event) {
+    event.preventDefault();
+    var email = els.offlineEmail.value.trim();
+    var content = els.offlineMessage.value.trim();
+    els.offlineError.hidden = true;
+    if (!email || !content) {
+      els.offlineError.textContent = 'Please give your email address and a message.';
+      els.offlineError.hidden = false;
+      return;
+    }
+    els.offlineSubmit.disabled = true;
+    request('customer:leave_message', {
+      sessionId: state.sessionId, email: email, content: content, clientMsgId: newId('offline')
+    }).then(function () {
+      state.leftAt = email;
+      state.offer = null;
+      els.offlineMessage.value = '';
+      setStatus('offline');
+    }).catch(function (error) {
+      els.offlineError.textContent = error.code === 'invalid_email'
+        ? 'Please check your email address.'
+        : (error.message || 'Your message could not be sent. Please try again.');
+      els.offlineError.hidden = false;
+    }).then(function () { els.offlineSubmit.disabled = false; scrollToEnd(true); });
+  }
+
   function showEnded(reason, fresh) {
     var text = {
       customer_ended: 'You ended this conversation.',
@@ -895,6 +1002,10 @@
     els.ratingForm.hidden = rated;
     els.ratingStatus.textContent = rated ? 'Thanks for your feedback!' : '';
     if (fresh) setRating(0);
+    if (fresh) {
+      els.transcriptForm.hidden = false;
+      els.transcriptStatus.textContent = '';
+    }
     els.ended.hidden = false;
     scrollToEnd(true);
   }
@@ -942,6 +1053,38 @@
         ? 'Ratings are not available right now, but thank you!'
         : 'We could not send your rating. Please try again.';
     }).then(function () { els.ratingSubmit.disabled = false; scrollToEnd(true); });
+  }
+
+  /** Asks the server to email this chat's transcript (202: queued, sent shortly). */
+  function requestTranscript(event) {
+    event.preventDefault();
+    var email = els.transcriptEmail.value.trim();
+    if (!email || !state.sessionId) return;
+    els.transcriptSubmit.disabled = true;
+    els.transcriptStatus.textContent = 'Sending…';
+    fetch(ORIGIN + '/api/sessions/' + encodeURIComponent(state.sessionId) + '/transcript', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + state.token },
+      body: JSON.stringify({ email: email })
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (body) {
+        if (response.status === 202) {
+          els.transcriptForm.hidden = true;
+          els.transcriptStatus.textContent = 'The transcript is on its way to ' + (body.to || email) + '.';
+          return;
+        }
+        var messages = {
+          invalid_email: 'That does not look like an email address.',
+          limit_reached: 'This transcript has already been sent as often as we allow.',
+          mail_unavailable: 'Transcripts by email are not available right now.',
+          rate_limited: 'You have asked for several transcripts already. Please try again later.'
+        };
+        if (body.error === 'mail_unavailable' || body.error === 'limit_reached') els.transcriptForm.hidden = true;
+        els.transcriptStatus.textContent = messages[body.error] || 'We could not send the transcript. Please try again.';
+      });
+    }).catch(function () {
+      els.transcriptStatus.textContent = 'We could not send the transcript. Please try again.';
+    }).then(function () { els.transcriptSubmit.disabled = false; scrollToEnd(true); });
   }
 
   // ---------------------------------------------------------------- messages

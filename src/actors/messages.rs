@@ -320,6 +320,7 @@ pub enum SessionMail {
     Requeued(Requeued),
     CloseIfAbandoned(CloseIfAbandoned),
     Reattach(Reattach),
+    OfferOffline(OfferOffline),
 }
 
 /// Everything that is routed to an agent's actor, on the node that runs the agents.
@@ -362,6 +363,7 @@ mail_variants!(SessionMail {
     Requeued(Requeued),
     CloseIfAbandoned(CloseIfAbandoned),
     Reattach(Reattach),
+    OfferOffline(OfferOffline),
 });
 
 mail_variants!(AgentMail {
@@ -481,6 +483,13 @@ pub struct QueuePositionChanged {
 #[rtype(result = "()")]
 pub struct Requeued {
     pub position: usize,
+}
+
+/// Nobody can answer the waiting customer now: offer them the offline form.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct OfferOffline {
+    pub reason: crate::protocol::server::OfflineReason,
 }
 
 /// Closes the session if its customer has been gone too long.
@@ -612,6 +621,20 @@ pub struct Enqueue {
     /// The team the chat is routed to.
     #[serde(default)]
     pub team: Option<Uuid>,
+}
+
+/// The customer left a message and an address: the chat waits in the queue
+/// as an offline request, for an agent to pick up (never given out automatically).
+#[derive(Message, serde::Serialize, serde::Deserialize)]
+#[rtype(result = "Result<(), AppError>")]
+pub struct LeaveOffline {
+    pub session_id: Uuid,
+    pub priority: Priority,
+    pub customer_name: String,
+    /// The customer's message, for the board.
+    pub preview: String,
+    pub team: Option<Uuid>,
+    pub email: String,
 }
 
 /// An admin changed the teams or who is in them: the queue reads them again.

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod agent_socket;
 pub mod customer_socket;
 pub mod history_reader;
+pub mod mailer;
 pub mod messages;
 pub mod partner_socket;
 pub mod persistence;
@@ -14,6 +15,7 @@ pub mod queue;
 pub mod registry;
 pub mod session;
 pub mod socket;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +60,8 @@ pub struct Timing {
     pub agent_grace: Duration,
     /// A customer waiting this long for their agent's answer is given to another agent.
     pub agent_reply_timeout: Option<Duration>,
+    /// A chat waiting this long while no agent is online is offered the offline form.
+    pub offline_after_no_agent: Option<Duration>,
     /// How long an open session's actor stays up with nobody attached.
     pub session_idle: Duration,
     /// The same for a closed session.
@@ -146,4 +150,8 @@ pub struct Services {
     pub receipt_write_interval: Duration,
     /// This node's name, with several nodes on Redis.
     pub node: Option<crate::cluster::NodeId>,
+    /// Where chat events go for the webhooks that want them.
+    pub webhooks: webhooks::Webhooks,
+    /// Queues email (transcripts, offline replies) and has this node's mailer send it.
+    pub outbox: crate::mail::Outbox,
 }

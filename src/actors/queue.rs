@@ -19,9 +19,9 @@ use crate::actors::registry::SessionRegistry;
 use crate::actors::Services;
 use crate::db::queries::queue::Assignment;
 use crate::db::{self, queries};
-use crate::domain::{Presence, Priority};
+use crate::domain::{Presence, Priority, SessionStatus};
 use crate::error::{AppError, ErrorCode};
-use crate::protocol::server::{QueueItem, ServerEvent};
+use crate::protocol::server::{OfflineReason, QueueItem, ServerEvent};
 
 const PREVIEW_CHARS: usize = 140;
 /// Sessions given out in one committed statement, at most.
@@ -84,6 +84,11 @@ struct Waiting {
     retry_at: Option<Instant>,
     /// The team it is for: its members get it first.
     team: Option<Uuid>,
+    /// An offline request: the customer left a message and went; an agent
+    /// picks it up by hand, it is never given out automatically.
+    offline: bool,
+    /// The customer was offered the offline form because no agent was online.
+    offered: bool,
 }
 
 struct AgentSlot {
@@ -114,6 +119,8 @@ pub struct QueueActor {
     snapshot: Option<crate::protocol::server::Frame>,
     /// Each team's members, as stored (reloaded on `TeamsChanged`).
     teams: HashMap<Uuid, HashSet<Uuid>>,
+    /// Since when no agent has been online (`None` while one is).
+    no_agent_since: Option<DateTime<Utc>>,
 }
 
 fn preview(text: &str) -> String {
@@ -140,18 +147,56 @@ impl QueueActor {
             position_news: Cadence::every(POSITION_INTERVAL),
             snapshot: None,
             teams: HashMap::new(),
+            no_agent_since: Some(Utc::now()),
         }
     }
 
+    /// Puts a session in its place; returns that place among the live chats.
     fn insert(&mut self, entry: Waiting) -> usize {
         let key = (entry.priority.rank(), entry.requested_at);
         let index = self.waiting.partition_point(|other| (other.priority.rank(), other.requested_at) <= key);
         self.waiting.insert(index, entry);
-        index + 1
+        self.waiting[..=index].iter().filter(|entry| !entry.offline).count()
     }
 
+    /// A live chat's place in line; offline requests ahead of it do not count
+    /// (they wait for an agent to pick them up, not for their turn).
     fn position(&self, session_id: Uuid) -> Option<usize> {
-        self.waiting.iter().position(|entry| entry.session_id == session_id).map(|index| index + 1)
+        let mut live = 0;
+        for entry in &self.waiting {
+            if !entry.offline {
+                live += 1;
+            }
+            if entry.session_id == session_id {
+                return (!entry.offline).then_some(live);
+            }
+        }
+        None
+    }
+
+    /// On the board, live or offline.
+    fn is_queued(&self, session_id: Uuid) -> bool {
+        self.waiting.iter().any(|entry| entry.session_id == session_id)
+    }
+
+    /// Offers the offline form to each live chat that has waited
+    /// `OFFLINE_AFTER_NO_AGENT_MS` while no agent was online, once.
+    fn offer_offline(&mut self) {
+        let (Some(after), Some(since)) = (self.services.timing.offline_after_no_agent, self.no_agent_since) else {
+            return;
+        };
+        let after = chrono::Duration::from_std(after).unwrap_or(chrono::Duration::MAX);
+        let now = Utc::now();
+        for entry in self.waiting.iter_mut().filter(|entry| !entry.offline && !entry.offered) {
+            if now - since.max(entry.requested_at) >= after {
+                entry.offered = true;
+                self.registry.do_send(ToSession {
+                    session_id: entry.session_id,
+                    wake: false,
+                    mail: OfferOffline { reason: OfflineReason::NoAgent }.into(),
+                });
+            }
+        }
     }
 
     fn load(&self, agent_id: Uuid) -> usize {
@@ -175,6 +220,7 @@ impl QueueActor {
                 customer_name: entry.customer_name.clone(),
                 preview: entry.preview.clone(),
                 team_id: entry.team,
+                status: if entry.offline { SessionStatus::Offline } else { SessionStatus::Waiting },
             })
             .collect()
     }
@@ -237,7 +283,7 @@ impl QueueActor {
     /// Tells each waiting customer whose place changed their new one.
     fn tell_positions(&mut self) {
         let mut still_waiting = HashMap::with_capacity(self.waiting.len());
-        for (index, entry) in self.waiting.iter().enumerate() {
+        for (index, entry) in self.waiting.iter().filter(|entry| !entry.offline).enumerate() {
             let position = index + 1;
             if self.told_positions.get(&entry.session_id) != Some(&position) {
                 self.registry.do_send(ToSession {
@@ -283,6 +329,9 @@ impl QueueActor {
         for entry in &self.waiting {
             if pairs.len() == ASSIGN_BATCH {
                 break;
+            }
+            if entry.offline {
+                continue;
             }
             if entry.retry_at.is_some_and(|at| at > now) {
                 deferred = true;
@@ -417,6 +466,10 @@ impl Actor for QueueActor {
 
     /// Rebuilds the queue and the assignments from PostgreSQL.
     fn started(&mut self, ctx: &mut Self::Context) {
+        if let Some(after) = self.services.timing.offline_after_no_agent {
+            let every = (after / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+            ctx.run_interval(every, |act, _| act.offer_offline());
+        }
         let pool = self.services.pool.clone();
         let load = async move {
             db::run(&pool, async |conn| {
@@ -441,6 +494,8 @@ impl Actor for QueueActor {
                         skip_agent: None,
                         retry_at: None,
                         team: row.team_id,
+                        offline: row.offline,
+                        offered: row.offline,
                     });
                 }
                 for (agent_id, session_id) in assigned {
@@ -452,7 +507,8 @@ impl Actor for QueueActor {
                     act.assigned.len()
                 );
                 act.registry.do_send(EnsureAgents(act.assigned.keys().copied().collect()));
-                act.told_positions = act.waiting.iter().enumerate().map(|(i, e)| (e.session_id, i + 1)).collect();
+                act.told_positions =
+                    act.waiting.iter().filter(|e| !e.offline).enumerate().map(|(i, e)| (e.session_id, i + 1)).collect();
                 act.publish(ctx);
             }
             Err(error) => log::error!("the queue could not be rebuilt from the database: {error}"),
@@ -513,6 +569,8 @@ impl Handler<Enqueue> for QueueActor {
                 skip_agent: None,
                 retry_at: None,
                 team: request.team,
+                offline: false,
+                offered: false,
             });
             // The session tells its customer its position itself, in its reply.
             act.told_positions.insert(session_id, position);
@@ -551,7 +609,7 @@ impl QueueActor {
                 format!("you already have {} chats, your most at once", slot.max_concurrent),
             ));
         }
-        if self.position(session_id).is_none() {
+        if !self.is_queued(session_id) {
             return reply.fail(&match self.owner_of(session_id) {
                 Some(_) => AppError::new(ErrorCode::AlreadyAssigned, "another agent already has this session"),
                 None => AppError::new(ErrorCode::NotWaiting, "that session is not waiting in the queue"),
@@ -665,6 +723,8 @@ impl Handler<TransferSession> for QueueActor {
                 skip_agent: Some(from_agent),
                 retry_at: None,
                 team: back.team,
+                offline: false,
+                offered: false,
             });
             act.told_positions.insert(session_id, position);
             act.publish(ctx);
@@ -678,7 +738,7 @@ impl Handler<SessionEnded> for QueueActor {
     type Result = ();
 
     fn handle(&mut self, SessionEnded { session_id, agent_id }: SessionEnded, ctx: &mut Self::Context) {
-        let was_waiting = self.position(session_id).is_some();
+        let was_waiting = self.is_queued(session_id);
         self.waiting.retain(|entry| entry.session_id != session_id);
         if let Some(agent_id) = agent_id.or_else(|| self.owner_of(session_id)) {
             self.release(agent_id, session_id, "closed");
@@ -702,6 +762,12 @@ impl Handler<AgentPresence> for QueueActor {
             AgentSlot { addr: presence.addr, presence: presence.presence, max_concurrent: presence.max_concurrent },
         );
         log::debug!("agent {} ({}) is {}", presence.agent_id, presence.name, presence.presence);
+        let anyone_online = self.agents.values().any(|slot| slot.presence == Presence::Online);
+        match (anyone_online, self.no_agent_since) {
+            (true, _) => self.no_agent_since = None,
+            (false, None) => self.no_agent_since = Some(Utc::now()),
+            (false, Some(_)) => {}
+        }
         self.try_assign(ctx);
     }
 }
@@ -765,6 +831,8 @@ impl Handler<AgentGone> for QueueActor {
                     skip_agent: None,
                     retry_at: None,
                     team: back.team,
+                    offline: false,
+                    offered: false,
                 });
                 moved.push(session_id);
             }
@@ -843,5 +911,57 @@ impl Handler<Reprioritize> for QueueActor {
         self.insert(entry);
         self.publish(ctx);
         self.try_assign(ctx);
+    }
+}
+
+impl Handler<LeaveOffline> for QueueActor {
+    type Result = AtomicResponse<Self, Result<(), AppError>>;
+
+    /// The chat becomes an offline request: stored first (status, address,
+    /// an active queue entry), then kept on the board where it was (or
+    /// placed, if it was still with the bot), out of the automatic assignment.
+    fn handle(&mut self, request: LeaveOffline, _: &mut Self::Context) -> Self::Result {
+        let pool = self.services.pool.clone();
+        let (session_id, priority, email) = (request.session_id, request.priority, request.email.clone());
+        let commit = async move {
+            let mut conn = pool.get().await?;
+            let left = conn
+                .transaction(async |conn| {
+                    queries::queue::leave_offline(conn, session_id, priority, &email, Utc::now()).await
+                })
+                .await?;
+            Ok::<_, AppError>(left)
+        };
+        AtomicResponse::new(Box::pin(commit.into_actor(self).map(move |outcome, act, ctx| {
+            let Some(requested_at) = outcome? else {
+                return Err(AppError::new(ErrorCode::Conflict, "this chat cannot take a message for later now"));
+            };
+            let shown = Some(preview(&request.preview));
+            match act.waiting.iter_mut().find(|entry| entry.session_id == session_id) {
+                Some(entry) => {
+                    entry.offline = true;
+                    entry.reason = Some("offline".to_owned());
+                    entry.preview = shown;
+                }
+                None => {
+                    act.insert(Waiting {
+                        session_id,
+                        priority,
+                        reason: Some("offline".to_owned()),
+                        requested_at,
+                        customer_name: request.customer_name,
+                        preview: shown,
+                        skip_agent: None,
+                        retry_at: None,
+                        team: request.team,
+                        offline: true,
+                        offered: true,
+                    });
+                }
+            }
+            act.told_positions.remove(&session_id);
+            act.publish(ctx);
+            Ok(())
+        })))
     }
 }

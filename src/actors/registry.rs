@@ -485,6 +485,7 @@ impl SessionRegistry {
                 QueueWire::Reprioritize(request) => self.serve_queue(request, from, call),
                 QueueWire::Preview(request) => self.serve_queue(request, from, call),
                 QueueWire::TeamsChanged(request) => self.serve_queue(request, from, call),
+                QueueWire::LeaveOffline(request) => self.serve_queue(request, from, call),
                 QueueWire::Snapshot(request) => self.serve_queue(request, from, call),
             },
             Mail::CloseSocketsOf(user_id) if from != *cluster.node() => {

@@ -126,6 +126,9 @@ pub enum SessionWire {
     },
     CloseIfAbandoned,
     Reattach(WireSocket),
+    OfferOffline {
+        reason: crate::protocol::server::OfflineReason,
+    },
 }
 
 impl SessionMail {
@@ -161,6 +164,7 @@ impl SessionMail {
             SessionMail::Requeued(Requeued { position }) => SessionWire::Requeued { position },
             SessionMail::CloseIfAbandoned(_) => SessionWire::CloseIfAbandoned,
             SessionMail::Reattach(Reattach(socket)) => SessionWire::Reattach(link.export_socket(&socket)),
+            SessionMail::OfferOffline(OfferOffline { reason }) => SessionWire::OfferOffline { reason },
         }
     }
 }
@@ -192,6 +196,7 @@ impl SessionWire {
             SessionWire::Requeued { position } => Requeued { position }.into(),
             SessionWire::CloseIfAbandoned => CloseIfAbandoned.into(),
             SessionWire::Reattach(socket) => Reattach(link.import_socket(socket)).into(),
+            SessionWire::OfferOffline { reason } => OfferOffline { reason }.into(),
         }
     }
 }
@@ -262,6 +267,7 @@ pub enum QueueWire {
     Preview(Preview),
     Snapshot(QueueSnapshot),
     TeamsChanged(TeamsChanged),
+    LeaveOffline(LeaveOffline),
 }
 
 macro_rules! plain_queue_requests {
@@ -287,6 +293,7 @@ plain_queue_requests! {
     Reprioritize => Reprioritize, |_| ();
     Preview => Preview, |_| ();
     TeamsChanged => TeamsChanged, |_| ();
+    LeaveOffline => LeaveOffline, |error: &AppError| Err(error.clone());
     QueueSnapshot => Snapshot, |error: &AppError| Err(error.clone());
 }
 

@@ -1,6 +1,17 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    business_hours (id) {
+        id -> Uuid,
+        team_id -> Nullable<Uuid>,
+        time_zone -> Text,
+        weekly -> Jsonb,
+        holidays -> Array<Date>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     chat_messages (id) {
         id -> Uuid,
         session_id -> Uuid,
@@ -45,6 +56,25 @@ diesel::table! {
         owner_epoch -> Int8,
         owner_node -> Nullable<Text>,
         team_id -> Nullable<Uuid>,
+        offline_email -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Uuid,
+        kind -> Text,
+        session_id -> Nullable<Uuid>,
+        to_address -> Text,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        next_attempt_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -186,8 +216,37 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Uuid,
+        webhook_id -> Uuid,
+        event -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+        last_status_code -> Nullable<Int4>,
+        next_attempt_at -> Timestamptz,
+        delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Uuid,
+        url -> Text,
+        events -> Array<Text>,
+        secret -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(chat_messages -> chat_sessions (session_id));
 diesel::joinable!(chat_messages -> users (sender_id));
+diesel::joinable!(email_outbox -> chat_sessions (session_id));
 diesel::joinable!(message_attachments -> chat_messages (message_id));
 diesel::joinable!(message_attachments -> chat_sessions (session_id));
 diesel::joinable!(message_attachments -> users (uploader_id));
@@ -204,12 +263,16 @@ diesel::joinable!(chat_sessions -> teams (team_id));
 diesel::joinable!(users -> partner_orgs (partner_org_id));
 diesel::joinable!(chat_partners -> chat_sessions (session_id));
 diesel::joinable!(chat_partners -> partner_orgs (partner_org_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(business_hours -> teams (team_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    business_hours,
     canned_replies,
     chat_messages,
     chat_partners,
     chat_sessions,
+    email_outbox,
     labels,
     message_attachments,
     partner_orgs,
@@ -220,4 +283,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     team_members,
     teams,
     users,
+    webhook_deliveries,
+    webhooks,
 );

@@ -102,6 +102,21 @@ struct SendNoteData {
     client_msg_id: String,
 }
 
+/// The offline form: a message for the team and where to answer it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LeaveMessageData {
+    session_id: Uuid,
+    email: String,
+    content: String,
+    client_msg_id: String,
+}
+
+/// An address to answer an offline request at, as the mailer will take it.
+pub fn email_address(text: String) -> Result<String, AppError> {
+    crate::mail::parse_address(&text).map(|address| address.to_string())
+}
+
 /// The most files one message may carry.
 pub const MAX_ATTACHMENTS: usize = 10;
 
@@ -257,6 +272,13 @@ pub enum SessionRequest {
         priority: Option<Priority>,
         reason: Option<String>,
     },
+    /// The customer found nobody there: their message and address make the
+    /// chat an offline request, answered later by email.
+    LeaveMessage {
+        email: String,
+        content: Content,
+        client_msg_id: String,
+    },
     /// Over HTTP only: change the session's title, category or priority.
     Update {
         title: Option<String>,
@@ -378,6 +400,8 @@ enum CustomerFrame {
     Resume(Resume),
     #[serde(rename = "customer:end_chat")]
     EndChat(SessionRef),
+    #[serde(rename = "customer:leave_message")]
+    LeaveMessage(LeaveMessageData),
     #[serde(other)]
     Unknown,
 }
@@ -595,6 +619,14 @@ impl CustomerRequest {
                     Ok(in_session((resume.session_id, SessionRequest::Resume { after_seq })))
                 }
                 CustomerFrame::EndChat(target) => Ok(in_session((target.session_id, SessionRequest::End))),
+                CustomerFrame::LeaveMessage(form) => {
+                    let request = SessionRequest::LeaveMessage {
+                        email: email_address(form.email)?,
+                        content: Content::parse(form.content)?,
+                        client_msg_id: client_msg_id(form.client_msg_id)?,
+                    };
+                    Ok(in_session((form.session_id, request)))
+                }
                 // `frame` already refused it; kept total rather than panicking.
                 CustomerFrame::Unknown => Err(unknown("?")),
             }
@@ -768,5 +800,24 @@ mod tests {
             Uuid::new_v4()
         );
         assert_eq!(code(CustomerRequest::parse(&text)), ErrorCode::ContentTooLong);
+    }
+
+    #[test]
+    fn an_offline_message_needs_an_address_that_could_be_answered() {
+        for good in ["ann@example.com", " ann.lee+shop@mail.example.co.uk ", "a@b.c"] {
+            assert!(email_address(good.to_owned()).is_ok(), "{good}");
+        }
+        for bad in ["", "ann", "ann@", "@example.com", "ann lee@example.com", "Ann <ann@example.com>"] {
+            assert_eq!(
+                email_address(bad.to_owned()).err().map(|error| error.code),
+                Some(ErrorCode::InvalidEmail),
+                "{bad}"
+            );
+        }
+        let text = format!(
+            r#"{{"event":"customer:leave_message","data":{{"sessionId":"{}","email":"nope","content":"hi","clientMsgId":"c"}}}}"#,
+            Uuid::new_v4()
+        );
+        assert_eq!(code(CustomerRequest::parse(&text)), ErrorCode::InvalidEmail);
     }
 }

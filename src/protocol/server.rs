@@ -158,6 +158,9 @@ pub struct SessionView {
     pub notes: Option<String>,
     /// The team the chat is routed to, if any.
     pub team_id: Option<Uuid>,
+    /// For an offline request (and the chat it becomes): the address the customer left to be answered at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_email: Option<String>,
     /// The chat's labels, for staff, where a listing read them (`GET /api/sessions`, `GET /api/sessions/{id}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
@@ -207,6 +210,7 @@ impl SessionView {
             closed_at: session.closed_at,
             notes: None,
             team_id: session.team_id,
+            offline_email: session.offline_email.clone(),
             labels: Vec::new(),
             partners: Vec::new(),
         }
@@ -236,6 +240,19 @@ pub struct QueueItem {
     pub preview: Option<String>,
     /// The team the chat waits for, if any.
     pub team_id: Option<Uuid>,
+    /// `waiting` (a live chat) or `offline` (a message left while nobody was
+    /// there: picked up by hand, never given out automatically).
+    pub status: SessionStatus,
+}
+
+/// Why the widget offers to leave a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineReason {
+    /// Outside the chat's business hours.
+    Closed,
+    /// No agent has been online for `OFFLINE_AFTER_NO_AGENT_MS` while the chat waited.
+    NoAgent,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -295,6 +312,14 @@ pub enum ServerEvent {
     SessionResumed { session: SessionView, messages: Vec<MessageView> },
     #[serde(rename = "session:closed", rename_all = "camelCase")]
     SessionClosed { session_id: Uuid, reason: CloseReason },
+    /// Nobody can answer now: the widget offers to leave a message (`customer:leave_message`).
+    #[serde(rename = "session:offline", rename_all = "camelCase")]
+    SessionOffline {
+        session_id: Uuid,
+        reason: OfflineReason,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        opens_at: Option<DateTime<Utc>>,
+    },
     #[serde(rename = "session:assigned", rename_all = "camelCase")]
     SessionAssigned { session_id: Uuid, session: SessionView, messages: Vec<MessageView> },
     #[serde(rename = "session:updated", rename_all = "camelCase")]

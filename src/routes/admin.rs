@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::actors::messages::{AgentProfileChanged, CloseSocketsOf, QueueSnapshot, ToQueue};
-use crate::auth::extractors::Admin;
+use crate::auth::extractors::{Admin, Authenticated};
 use crate::auth::staff;
 use crate::db::models::NewUser;
 use crate::db::{self, queries};
@@ -218,6 +218,19 @@ pub struct QueueDebug {
 #[get("/api/admin/queue")]
 pub async fn queue(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(queue_now(&state).await?))
+}
+
+/// The queue board as the desk shows it: live chats waiting (`status: waiting`)
+/// and offline requests (`status: offline`), in serving order (agents and admins).
+#[utoipa::path(
+    tag = "sessions",
+    responses((status = 200, body = Vec<QueueItem>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/queue")]
+pub async fn board(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, AppError> {
+    caller.require(&[Role::Agent, Role::Admin])?;
+    Ok(HttpResponse::Ok().json(waiting(&state).await?))
 }
 
 /// What `GET /api/admin/queue` shows, also sent over an admin's socket.

@@ -4,10 +4,12 @@
 
 pub mod admin;
 pub mod auth;
+pub mod business_hours;
 pub mod catalog;
 pub mod customers;
 pub mod docs;
 pub mod health;
+pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod partners;
@@ -16,6 +18,7 @@ pub mod sessions;
 pub mod setup;
 pub mod teams;
 pub mod uploads;
+pub mod webhooks;
 pub mod ws;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -59,12 +62,21 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::rate)
         .service(sessions::chat)
         .service(sessions::user_sessions)
+        .service(mail::send_transcript)
+        .service(mail::list_emails)
         .service(customers::profile)
         .service(teams::list)
         .service(teams::create)
         .service(teams::remove)
         .service(teams::set_members)
         .service(teams::agents)
+        .service(business_hours::get_global)
+        .service(business_hours::set_global)
+        .service(business_hours::remove_global)
+        .service(business_hours::get_team)
+        .service(business_hours::set_team)
+        .service(business_hours::remove_team)
+        .service(admin::board)
         .service(reports::report)
         .service(reports::report_csv)
         .service(catalog::list_canned)
@@ -92,6 +104,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(admin::create_agent)
         .service(admin::update_agent)
         .service(admin::cleanup)
+        .service(webhooks::list)
+        .service(webhooks::create)
+        .service(webhooks::update)
+        .service(webhooks::remove)
+        .service(webhooks::rotate_secret)
+        .service(webhooks::deliveries)
         .service(setup::status)
         .service(setup::create_first_admin)
         .service(pages::agent)

@@ -68,7 +68,10 @@ pub async fn readable(state: &AppState, caller: &Authenticated, id: Uuid) -> Res
 fn may_read(caller: &crate::actors::messages::Caller, session: &ChatSession) -> bool {
     match caller.role {
         Role::Customer => session.customer_id == caller.user_id,
-        Role::Agent => session.assigned_agent_id == Some(caller.user_id) || session.status == SessionStatus::Waiting,
+        Role::Agent => {
+            session.assigned_agent_id == Some(caller.user_id)
+                || matches!(session.status, SessionStatus::Waiting | SessionStatus::Offline)
+        }
         Role::Admin => true,
         // A partner reads the chats they are invited into through `/api/partner/sessions`.
         Role::Partner => false,
@@ -727,7 +730,8 @@ pub async fn rate(
         return Err(AppError::validation("rating must be from 1 to 5"));
     }
     let comment = client::optional_text("comment", body.comment.clone(), 2_000)?;
-    if readable(&state, &caller, id).await?.status != SessionStatus::Closed {
+    let session = readable(&state, &caller, id).await?;
+    if session.status != SessionStatus::Closed {
         return Err(AppError::new(ErrorCode::SessionOpen, "a chat is rated once it has ended"));
     }
     let rating = body.rating;
@@ -736,6 +740,12 @@ pub async fn rate(
     if !rated {
         return Err(AppError::new(ErrorCode::AlreadyRated, "this chat has been rated already"));
     }
+    // A closed chat has no live state to change: the rating is a row of its
+    // own, stored above, so the route tells the webhooks itself.
+    state.webhooks.emit(
+        crate::domain::WebhookEvent::SessionRated,
+        || serde_json::json!({ "session": session, "rating": rating, "comment": comment }),
+    );
     Ok(HttpResponse::NoContent().finish())
 }
 

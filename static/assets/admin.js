@@ -4,7 +4,9 @@
 // - Conversations: search every chat (GET /api/sessions?q=…) and read one
 //   (the teams of GET /api/teams to filter by);
 // - Replies & labels: the canned replies and labels agents use;
-// - Reports: a date range's figures from GET /api/admin/reports, and its CSV.
+// - Reports: a date range's figures from GET /api/admin/reports, and its CSV;
+// - Webhooks: the endpoints told about chats (/api/admin/webhooks) and each
+//   one's recent deliveries, read again every few seconds while shown.
 
 import {
   Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, toast, wireLogin,
@@ -52,6 +54,7 @@ function signOut(notice) {
   resetConversations();
   resetCatalog();
   resetReport();
+  resetWebhooks();
   showLogin(notice);
 }
 
@@ -137,6 +140,7 @@ function start(login) {
   renderSessions(null);
   poll();
   loadAgents();
+  loadEmails();
   const { name, arg } = viewFromHash();
   showView(name, arg);
 }
@@ -553,10 +557,42 @@ $('create-form').addEventListener('submit', async (event) => {
 
 // ------------------------------------------------------------------ views
 
-const VIEWS = ['operations', 'conversations', 'replies', 'reports'];
+const VIEWS = ['operations', 'conversations', 'replies', 'reports', 'webhooks'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
+// ------------------------------------------------------------------ email outbox
+
+async function loadEmails() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/admin/emails?limit=50', { token: bearer });
+  if (state.stopped || refused(result)) return;
+  const body = clear($('emails'));
+  $('emails-error').hidden = result.ok;
+  if (!result.ok) {
+    $('emails-error').textContent = `The email outbox could not be loaded: ${result.error.message || 'no answer'}.`;
+    return;
+  }
+  if (!result.data.length) {
+    body.append(h('tr', {}, h('td', { colspan: '6', class: 'muted', style: { textAlign: 'center', padding: '24px' }, text: 'No email yet.' })));
+    return;
+  }
+  for (const email of result.data) {
+    const pill = { sent: 'pill', queued: 'pill pill-admin', failed: 'pill pill-off' }[email.status] || 'pill';
+    body.append(h('tr', { testid: 'admin-email-row', dataset: { emailId: email.id, status: email.status } },
+      h('td', { text: formatDateTime(email.createdAt) }),
+      h('td', { text: email.toAddress }),
+      h('td', { text: email.kind.replace(/_/g, ' ') }),
+      h('td', {}, h('span', { class: pill, testid: 'admin-email-status', text: email.status })),
+      h('td', { style: { fontVariantNumeric: 'tabular-nums' }, testid: 'admin-email-attempts', text: String(email.attempts) }),
+      h('td', { class: 'muted', testid: 'admin-email-error', text: email.lastError || '' })));
+  }
+}
+
+$('emails-refresh').append(icon('refresh', 15), h('span', { text: 'Refresh' }));
+$('emails-refresh').addEventListener('click', () => loadEmails());
+
 function viewFromHash() {
   const [name, arg] = window.location.hash.replace(/^#/, '').split('/');
   return { name: VIEWS.includes(name) ? name : 'operations', arg: arg && UUID.test(arg) ? arg : null };
@@ -574,6 +610,8 @@ function showView(name, arg = null) {
   else if (name === 'conversations') enterConversations(arg);
   else if (name === 'replies') loadCatalog();
   else if (name === 'reports') enterReports();
+  if (name === 'webhooks') enterWebhooks();
+  else leaveWebhooks();
 }
 
 window.addEventListener('hashchange', () => {
@@ -1479,6 +1517,235 @@ $('report-form').addEventListener('submit', (event) => {
 $('report-form').addEventListener('change', () => loadReport());
 $('report-csv').prepend(icon('file', 15));
 $('report-csv').addEventListener('click', exportCsv);
+
+// ------------------------------------------------------------------ webhooks
+
+const WEBHOOK_POLL_MS = 3000;
+const DELIVERY_LABELS = { pending: 'Pending', delivered: 'Delivered', failed: 'Failed' };
+
+const webhooks = {
+  list: null,
+  open: new Set(), // hooks whose deliveries are shown
+  deliveries: new Map(), // hook id → its latest deliveries
+  confirming: null, // the hook whose delete button asks again
+  timer: null,
+};
+
+function resetWebhooks() {
+  leaveWebhooks();
+  Object.assign(webhooks, { list: null, confirming: null });
+  webhooks.open.clear();
+  webhooks.deliveries.clear();
+  clear($('webhooks'));
+  hideSecret();
+}
+
+function enterWebhooks() {
+  loadWebhooks();
+}
+
+function leaveWebhooks() {
+  clearTimeout(webhooks.timer);
+  webhooks.timer = null;
+}
+
+async function loadWebhooks() {
+  clearTimeout(webhooks.timer);
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/admin/webhooks', { token: bearer });
+  if (state.stopped || state.view !== 'webhooks') return;
+  if (result.ok && Array.isArray(result.data)) {
+    webhooks.list = result.data;
+    $('webhooks-error').hidden = true;
+    const known = new Set(result.data.map((hook) => hook.id));
+    for (const id of [...webhooks.open]) if (!known.has(id)) webhooks.open.delete(id);
+    await Promise.all([...webhooks.open].map((id) => loadDeliveries(id, bearer)));
+    if (state.stopped || state.view !== 'webhooks') return;
+    renderWebhooks();
+  } else if (!refused(result)) {
+    $('webhooks-error').textContent = missing(result)
+      ? 'Webhooks are not available on this server yet (GET /api/admin/webhooks).'
+      : `The webhooks could not be loaded: ${result.error.message || `HTTP ${result.status}`}.`;
+    $('webhooks-error').hidden = false;
+    $('webhooks-summary').textContent = 'Unavailable';
+  }
+  // Deliveries change on their own (retries): keep the open lists current.
+  webhooks.timer = setTimeout(loadWebhooks, WEBHOOK_POLL_MS);
+}
+
+async function loadDeliveries(id, bearer) {
+  const result = await api(`/api/admin/webhooks/${encodeURIComponent(id)}/deliveries?limit=20`, { token: bearer });
+  if (result.ok && Array.isArray(result.data)) webhooks.deliveries.set(id, result.data);
+}
+
+function renderWebhooks() {
+  const list = clear($('webhooks'));
+  const hooks = webhooks.list || [];
+  $('webhooks-summary').textContent = hooks.length === 1 ? '1 endpoint' : `${hooks.length} endpoints`;
+  if (!hooks.length) {
+    list.append(h('li', { class: 'muted label-empty', text: 'No endpoints yet. Add the first one below.' }));
+    return;
+  }
+  for (const hook of hooks) list.append(webhookItem(hook));
+}
+
+function webhookItem(hook) {
+  const open = webhooks.open.has(hook.id);
+  const asking = webhooks.confirming === hook.id;
+  const actions = h('span', { class: 'row-actions' },
+    h('button', {
+      type: 'button', class: 'btn btn-sm', testid: 'admin-webhook-toggle',
+      onclick: () => changeWebhook(hook, { active: !hook.active }, hook.active ? 'Disabled' : 'Enabled'),
+    }, hook.active ? 'Disable' : 'Enable'),
+    h('button', { type: 'button', class: 'btn btn-sm', testid: 'admin-webhook-rotate', onclick: () => rotateSecret(hook) }, 'New secret'),
+    h('button', {
+      type: 'button', class: 'btn btn-sm', testid: 'admin-webhook-deliveries-toggle', 'aria-expanded': String(open),
+      onclick: () => {
+        if (open) webhooks.open.delete(hook.id);
+        else webhooks.open.add(hook.id);
+        loadWebhooks();
+      },
+    }, open ? 'Hide deliveries' : 'Deliveries'),
+    asking
+      ? h('span', { class: 'confirm' },
+        h('button', { type: 'button', class: 'btn btn-sm btn-danger', testid: 'admin-webhook-delete-confirm', onclick: () => deleteWebhook(hook) }, 'Delete'),
+        h('button', {
+          type: 'button', class: 'btn btn-sm btn-ghost', testid: 'admin-webhook-delete-cancel',
+          onclick: () => {
+            webhooks.confirming = null;
+            renderWebhooks();
+          },
+        }, 'Keep'))
+      : h('button', {
+        type: 'button', class: 'btn btn-sm btn-danger-soft', testid: 'admin-webhook-delete', 'aria-label': `Delete ${hook.url}`,
+        onclick: () => {
+          webhooks.confirming = hook.id;
+          renderWebhooks();
+        },
+      }, icon('trash', 14), h('span', { class: 'hide-sm', text: 'Delete' })));
+  return h('li', { class: 'webhook-item', testid: 'admin-webhook-row', dataset: { id: hook.id, active: String(hook.active) } },
+    h('div', { class: 'webhook-head' },
+      h('code', { class: 'webhook-url', testid: 'admin-webhook-url-text', text: hook.url }),
+      h('span', { class: hook.active ? 'pill pill-ok' : 'pill pill-off', testid: 'admin-webhook-state', text: hook.active ? 'Active' : 'Disabled' }),
+      actions),
+    h('div', { class: 'webhook-events-list', testid: 'admin-webhook-events-text' },
+      ...hook.events.map((event) => h('span', { class: 'pill', text: event }))),
+    open ? deliveryTable(hook) : null);
+}
+
+function deliveryTable(hook) {
+  const deliveries = webhooks.deliveries.get(hook.id);
+  const rows = (deliveries || []).map((delivery) => h('tr', { testid: 'admin-webhook-delivery', dataset: { id: delivery.id, status: delivery.status, event: delivery.event } },
+    h('td', {}, h('code', { text: delivery.event })),
+    h('td', {}, h('span', {
+      class: { delivered: 'pill pill-ok', failed: 'pill pill-off', pending: 'pill pill-wait' }[delivery.status] || 'pill',
+      testid: 'admin-webhook-delivery-status', text: DELIVERY_LABELS[delivery.status] || delivery.status,
+    })),
+    h('td', { class: 'num', testid: 'admin-webhook-delivery-attempts', text: String(delivery.attempts) }),
+    h('td', { class: 'num', testid: 'admin-webhook-delivery-code', text: delivery.lastStatusCode == null ? '—' : String(delivery.lastStatusCode) }),
+    h('td', { class: 'webhook-error-text', testid: 'admin-webhook-delivery-error', text: delivery.lastError || '' }),
+    h('td', { class: 'muted', text: formatDateTime(delivery.createdAt) })));
+  return h('div', { class: 'webhook-deliveries table-wrap', testid: 'admin-webhook-deliveries' },
+    h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, ...['Event', 'Status', 'Attempts', 'Last HTTP status', 'Last error', 'Created'].map((title) => h('th', { scope: 'col', text: title })))),
+      h('tbody', {}, rows.length
+        ? rows
+        : h('tr', {}, h('td', { colspan: '6', class: 'muted table-empty', text: deliveries ? 'Nothing sent yet.' : 'Loading…' })))));
+}
+
+function showSecret(hook) {
+  $('webhook-secret-url').textContent = hook.url;
+  $('webhook-secret-value').textContent = hook.secret;
+  $('webhook-secret').hidden = false;
+}
+
+function hideSecret() {
+  $('webhook-secret-value').textContent = '';
+  $('webhook-secret').hidden = true;
+}
+
+$('webhook-secret-hide').addEventListener('click', hideSecret);
+$('webhook-secret-copy').addEventListener('click', async () => {
+  try {
+    await navigator.clipboard.writeText($('webhook-secret-value').textContent);
+    toast('Secret copied.');
+  } catch {
+    toast('Select the secret and copy it.', 'error');
+  }
+});
+
+async function changeWebhook(hook, patch, done) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/webhooks/${encodeURIComponent(hook.id)}`, { method: 'PATCH', token: bearer, body: patch });
+  if (result.ok) {
+    toast(`${done}: ${hook.url}`);
+    loadWebhooks();
+  } else if (!refused(result)) {
+    toast(`Not changed: ${result.error.message || result.status}`, 'error');
+  }
+}
+
+async function rotateSecret(hook) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/webhooks/${encodeURIComponent(hook.id)}/secret`, { method: 'POST', token: bearer, body: {} });
+  if (result.ok && result.data?.secret) {
+    showSecret(result.data);
+    loadWebhooks();
+  } else if (!refused(result)) {
+    toast(`No new secret: ${result.error.message || result.status}`, 'error');
+  }
+}
+
+async function deleteWebhook(hook) {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api(`/api/admin/webhooks/${encodeURIComponent(hook.id)}`, { method: 'DELETE', token: bearer });
+  webhooks.confirming = null;
+  if (result.ok || result.status === 404) {
+    webhooks.open.delete(hook.id);
+    toast(`Deleted ${hook.url}.`);
+    loadWebhooks();
+  } else if (!refused(result)) {
+    toast(`Not deleted: ${result.error.message || result.status}`, 'error');
+    renderWebhooks();
+  }
+}
+
+$('webhook-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('[data-testid=admin-webhook-form-error]');
+  error.hidden = true;
+  const events = [...form.querySelectorAll('input[name=events]:checked')].map((box) => box.value);
+  if (!events.length) {
+    error.textContent = 'Choose at least one event.';
+    error.hidden = false;
+    return;
+  }
+  const bearer = token();
+  if (!bearer) return;
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api('/api/admin/webhooks', { method: 'POST', token: bearer, body: { url: form.elements.namedItem('url').value.trim(), events } });
+  submit.disabled = false;
+  if (result.ok) {
+    form.reset();
+    showSecret(result.data);
+    webhooks.open.add(result.data.id);
+    loadWebhooks();
+  } else if (!refused(result)) {
+    error.textContent = result.error.error === 'limit_reached'
+      ? `${result.error.message}: delete one first.`
+      : result.error.message || `The endpoint was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
+$('webhook-form').addEventListener('input', () => {
+  $('webhook-form').querySelector('.form-error').hidden = true;
+});
 
 // ------------------------------------------------------------------ start
 

@@ -65,6 +65,7 @@ const REASONS = {
   agent_left: 'Agent left',
   no_reply: 'Waited too long for an answer',
   transferred: 'Transferred',
+  offline: 'Left a message: answer by email',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -383,12 +384,14 @@ function renderQueue(items) {
       onclick: () => pickup(item.sessionId, pickupButton),
     }, 'Pick up');
     const reason = reasonText(item.reason);
-    list.append(h('li', { class: `queue-item prio-${item.priority}`, testid: 'agent-queue-item', dataset: { sessionId: item.sessionId } },
+    const offline = item.status === 'offline';
+    list.append(h('li', { class: `queue-item prio-${item.priority}${offline ? ' queue-offline' : ''}`, testid: 'agent-queue-item', dataset: { sessionId: item.sessionId, status: item.status || 'waiting' } },
       h('div', { class: 'queue-row' },
         avatar(item.customerName),
         h('div', { class: 'queue-who' },
           h('span', { class: 'queue-name', testid: 'agent-queue-name', text: item.customerName || 'Visitor' }),
           h('span', { class: 'queue-wait' }, icon('clock', 13), h('span', { dataset: { since: item.waitingSince }, text: formatDuration(secondsSince(item.waitingSince)) }))),
+        offline ? h('span', { class: 'prio prio-offline', testid: 'agent-queue-offline', title: 'The customer left a message and an email address', text: 'offline' }) : null,
         h('span', { class: `prio prio-${item.priority}`, testid: 'agent-queue-priority', text: item.priority })),
       item.preview ? h('p', { class: 'queue-preview', testid: 'agent-queue-preview', text: item.preview }) : h('p', { class: 'queue-preview muted', text: 'No message yet' }),
       h('div', { class: 'queue-row queue-foot' },
@@ -507,13 +510,14 @@ function createChat(sessionId, session) {
   els.partnerCount = h('span', { class: 'count', testid: 'agent-partner-count', hidden: true });
   els.partners = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-partners', title: 'Invite or remove a partner (a restaurant, a merchant, a courier)', 'aria-label': 'Partners in this chat', onclick: () => openPartners(chat) }, icon('people', 16), h('span', { class: 'label', text: 'Invite partner' }), els.partnerCount);
   els.close = h('button', { class: 'btn btn-sm btn-danger-soft', type: 'button', testid: 'agent-close', title: 'Close chat', 'aria-label': 'Close chat', onclick: () => openClose(chat) }, icon('done', 16), h('span', { class: 'label', text: 'Close chat' }));
+  els.emailTranscript = h('button', { class: 'btn btn-sm', type: 'button', testid: 'agent-send-transcript', title: 'Email the transcript', 'aria-label': 'Email the transcript', onclick: () => openEmailTranscript(chat) }, icon('mail', 16), h('span', { class: 'label', text: 'Transcript' }));
   els.back = h('button', { class: 'icon-btn back-btn', type: 'button', testid: 'agent-back', 'aria-label': 'Back to the list', onclick: () => { $('workspace').dataset.view = 'list'; } }, icon('back', 20));
   // Narrow screens have no room for the details column: it slides over the chat.
   els.customerToggle = h('button', { class: 'btn btn-sm details-toggle', type: 'button', testid: 'agent-customer-toggle', title: 'Customer', 'aria-label': 'Customer details', onclick: () => showDetailsOver(true) }, icon('person', 16), h('span', { class: 'label', text: 'Customer' }));
   els.head = h('header', { class: 'chat-head' },
     els.back, avatar(session.customerName, 'avatar-lg'),
     h('div', { class: 'chat-heading' }, els.title, els.subtitle),
-    h('div', { class: 'chat-actions' }, els.customerToggle, els.partners, els.transfer, els.close));
+    h('div', { class: 'chat-actions' }, els.customerToggle, els.partners, els.emailTranscript, els.transfer, els.close));
 
   els.endedText = h('span');
   els.ended = h('div', { class: 'chat-ended', testid: 'agent-chat-ended', hidden: true },
@@ -555,7 +559,7 @@ function createChat(sessionId, session) {
     title: 'Canned replies (or type / at the start of a reply)', 'aria-label': 'Canned replies',
   }, icon('zap', 16), h('span', { text: 'Canned replies' }));
   els.file = h('input', {
-    type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain',
+    type: 'file', hidden: true, testid: 'agent-file', accept: 'image/png,image/jpeg,image/gif,image/webp,application/pdf,text/plain,text/csv,.csv,.docx,.xlsx,.odt,.ods',
     onchange: () => { if (els.file.files[0]) pickFile(chat, els.file.files[0]); els.file.value = ''; },
   });
   els.attach = h('button', { type: 'button', class: 'btn btn-sm btn-ghost', testid: 'agent-attach', title: 'Attach a file', 'aria-label': 'Attach a file', onclick: () => els.file.click() }, icon('clip', 16), h('span', { text: 'Attach' }));
@@ -1641,6 +1645,52 @@ $('close-dialog').addEventListener('close', async () => {
     if (error.code === 'session_closed') closed(chat.id, 'closed');
     else toast(`Could not close: ${error.message || error.code}`, 'error');
   }
+});
+
+// ------------------------------------------------------------------ transcript by email
+
+let transcriptChat = null;
+
+/** Asks where to email the chat's transcript: the customer's own address when they gave one. */
+function openEmailTranscript(chat) {
+  transcriptChat = chat;
+  const form = $('email-transcript-form');
+  form.reset();
+  form.email.value = state.customers.get(chat.session.customerId)?.data?.email || '';
+  showEmailTranscriptError(null);
+  $('email-transcript-dialog').showModal();
+  form.email.focus();
+}
+
+function showEmailTranscriptError(text) {
+  const box = $('email-transcript-error');
+  box.textContent = text || '';
+  box.hidden = !text;
+}
+
+$('email-transcript-cancel').addEventListener('click', () => $('email-transcript-dialog').close());
+$('email-transcript-dialog').addEventListener('close', () => { transcriptChat = null; });
+$('email-transcript-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const chat = transcriptChat;
+  const form = $('email-transcript-form');
+  if (!chat) return;
+  const email = form.email.value.trim();
+  const send = form.querySelector('[type=submit]');
+  send.disabled = true;
+  const result = await api(`/api/sessions/${encodeURIComponent(chat.id)}/transcript`, { method: 'POST', token: auth.get()?.token, body: { email } });
+  send.disabled = false;
+  if (result.ok) {
+    $('email-transcript-dialog').close();
+    toast(`Transcript on its way to ${result.data?.to || email}`);
+    return;
+  }
+  showEmailTranscriptError({
+    invalid_email: 'That is not an email address.',
+    limit_reached: 'This chat\'s transcript has been sent as often as allowed.',
+    mail_unavailable: 'This server does not send email.',
+    forbidden: 'This chat is no longer yours.',
+  }[result.error.error] || result.error.message || 'The transcript could not be sent.');
 });
 
 // ------------------------------------------------------------------ details column

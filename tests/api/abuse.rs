@@ -242,7 +242,7 @@ async fn floods_of_typing_and_read_receipts_reach_the_database_and_the_agent_as_
     assert_eq!(stored, last_seq, "the latest receipt is the one stored");
 }
 
-fn png() -> Vec<u8> {
+pub fn png() -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
     bytes.resize(1500, 0);
     bytes

@@ -294,12 +294,27 @@ async fn the_openapi_document_covers_every_route() {
         "DELETE /api/admin/teams/{id}",
         "PUT /api/admin/teams/{id}/members",
         "GET /api/agents",
+        "GET /api/business-hours",
+        "PUT /api/admin/business-hours",
+        "DELETE /api/admin/business-hours",
+        "GET /api/teams/{id}/hours",
+        "PUT /api/admin/teams/{id}/hours",
+        "DELETE /api/admin/teams/{id}/hours",
+        "GET /api/queue",
         "GET /api/admin/reports.csv",
         "GET /api/admin/queue",
         "GET /api/admin/agents",
         "POST /api/admin/agents",
         "PATCH /api/admin/agents/{id}",
         "POST /api/admin/cleanup",
+        "GET /api/admin/webhooks",
+        "POST /api/admin/webhooks",
+        "PATCH /api/admin/webhooks/{id}",
+        "DELETE /api/admin/webhooks/{id}",
+        "POST /api/admin/webhooks/{id}/secret",
+        "GET /api/admin/webhooks/{id}/deliveries",
+        "POST /api/sessions/{id}/transcript",
+        "GET /api/admin/emails",
         "GET /api/setup",
         "POST /api/setup/admin",
         "GET /agent",
@@ -368,8 +383,11 @@ async fn admins_get_stats_the_queue_and_health_over_the_socket_and_agents_do_not
     assert_eq!(queue["storedEntries"], 1);
 
     let health = console.ok("admin:health_check", "admin:health", json!({})).await;
-    assert_eq!(health["status"], "healthy", "{health}");
-    assert_eq!(health["dependencies"]["database"]["status"], "up");
+    assert_eq!(health["dependencies"]["database"]["status"], "up", "{health}");
+    // On a loaded machine the writer may lag past its one-second mark; the
+    // report must then say why it is not healthy.
+    let expected = if health["writer"]["status"] == "up" { "healthy" } else { "degraded" };
+    assert_eq!(health["status"], expected, "{health}");
 
     // Subscribed: the pushes follow what happens.
     let _second = queued_customer(&app, "Ben", "normal").await;

@@ -342,7 +342,7 @@ impl SessionCore {
                         self.bot_thinking = true;
                         AfterMessage::AskBot(text.to_owned())
                     }
-                    SessionStatus::Waiting => AfterMessage::Preview(text.to_owned()),
+                    SessionStatus::Waiting | SessionStatus::Offline => AfterMessage::Preview(text.to_owned()),
                     _ => AfterMessage::Nothing,
                 }
             }
@@ -405,6 +405,35 @@ impl SessionCore {
         self.history_chars = 0;
     }
 
+    /// May the customer leave a message for later (the offline form) now?
+    /// Only while nobody is with them: with the bot or waiting in the queue.
+    pub fn may_leave_message(&self, caller: &Caller) -> Result<(), AppError> {
+        if caller.role != Role::Customer {
+            return Err(AppError::new(ErrorCode::Forbidden, "only the customer leaves a message"));
+        }
+        self.check_open(caller)?;
+        match self.row.status {
+            SessionStatus::Bot | SessionStatus::Waiting => Ok(()),
+            SessionStatus::Offline => {
+                Err(AppError::new(ErrorCode::Conflict, "your message is already with us; we'll answer by email"))
+            }
+            _ => Err(AppError::new(ErrorCode::Conflict, "an agent is with you: write to them here")),
+        }
+    }
+
+    /// The chat is an offline request now, to be answered at `email`.
+    pub fn went_offline(&mut self, email: String) {
+        self.queued();
+        self.row.status = SessionStatus::Offline;
+        self.row.offline_email = Some(email);
+    }
+
+    /// Where the agent's answers go by email while the customer is away:
+    /// set for a chat that began as an offline request.
+    pub fn answered_by_email(&self) -> Option<&str> {
+        self.row.offline_email.as_deref()
+    }
+
     /// An agent got the chat; false when it closed meanwhile.
     pub fn assigned(&mut self, agent_id: Uuid) -> bool {
         if self.row.status == SessionStatus::Closed {
@@ -417,8 +446,13 @@ impl SessionCore {
     }
 
     /// Since when the customer has waited for an answer from their agent, if they are waiting.
+    /// An offline request's customer is away on purpose: nobody waits.
     pub fn unanswered_since(&self) -> Option<Instant> {
-        self.unanswered_since.filter(|_| self.row.status == SessionStatus::Assigned && self.transferring_from.is_none())
+        self.unanswered_since.filter(|_| {
+            self.row.status == SessionStatus::Assigned
+                && self.transferring_from.is_none()
+                && self.row.offline_email.is_none()
+        })
     }
 
     /// The customer has waited `timeout` for their agent: the chat is handed
@@ -584,6 +618,7 @@ mod tests {
             closed_at: None,
             deleted_at: None,
             team_id: None,
+            offline_email: None,
         }
     }
 
@@ -593,6 +628,33 @@ mod tests {
 
     fn code(result: Result<impl std::fmt::Debug, AppError>) -> Option<&'static str> {
         result.err().map(|error| error.code.as_str())
+    }
+
+    #[test]
+    fn a_message_for_later_is_left_only_while_nobody_is_with_the_customer() {
+        use SessionStatus::*;
+        let table = [
+            (Bot, None, None),
+            (Waiting, None, None),
+            (Offline, None, Some("conflict")),
+            (Assigned, Some(ALICE), Some("conflict")),
+            (Closed, None, Some("session_closed")),
+        ];
+        for (status, agent, refused) in table {
+            let core = core(status, agent);
+            assert_eq!(code(core.may_leave_message(&customer())), refused, "{status}");
+            assert_eq!(code(core.may_leave_message(&caller(ALICE, Role::Agent))), Some("forbidden"), "{status}");
+        }
+        let mut core = core(Waiting, None);
+        core.went_offline("ann@example.com".to_owned());
+        assert_eq!(core.status(), Offline);
+        assert_eq!(core.answered_by_email(), Some("ann@example.com"));
+        // More words from the customer show on the board; no bot answers them.
+        assert_eq!(core.message_stored(SenderType::Customer, "also"), AfterMessage::Preview("also".to_owned()));
+        // Picked up later: the customer is away on purpose, so no reply clock runs.
+        assert!(core.assigned(ALICE));
+        assert_eq!(core.unanswered_since(), None);
+        assert_eq!(core.request_agent(&customer()).ok(), Some(AgentRequest::AsIs(Assigned)));
     }
 
     #[test]

@@ -18,18 +18,20 @@ use crate::actors::registry::SessionRegistry;
 use crate::actors::Services;
 use crate::bots::{BotHandoff, BotReply, BotTurn};
 use crate::bus::Outbound;
+use crate::business_hours::Availability;
 use crate::db::models::{AttachmentMeta, ChatMessage, NewChatMessage, NewChatSession};
 use crate::db::queries::messages::{Audience, Persisted, Shown, Window};
 use crate::db::queries::partners::Invited;
 use crate::db::{self, queries};
-use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus};
+use crate::domain::{CloseReason, Priority, Role, SenderType, SessionStatus, WebhookEvent};
 use crate::error::{AppError, ErrorCode};
 use crate::protocol::client::{Content, SessionRequest, StartChat};
-use crate::protocol::server::{ChatPartnerView, MessageView, ServerEvent, SessionView};
+use crate::protocol::server::{ChatPartnerView, MessageView, OfflineReason, ServerEvent, SessionView};
 use crate::rate_limits::Action;
 use diesel_async::AsyncConnection;
 
 mod core;
+mod offline_reply;
 
 use self::core::{AfterMessage, AgentRequest, BotAnswer, HandoffReason, SessionCore};
 
@@ -325,6 +327,41 @@ impl SessionActor {
         }
     }
 
+    /// Tells the webhooks about a committed change of the session, with the
+    /// session as it is now and `extra` fields; never waits.
+    fn tell_webhooks(&self, event: WebhookEvent, extra: serde_json::Value) {
+        let Some(session) = self.view() else { return };
+        self.services.webhooks.emit(event, move || {
+            let mut data = serde_json::json!({ "session": session });
+            if let (Some(data), serde_json::Value::Object(extra)) = (data.as_object_mut(), extra) {
+                data.extend(extra);
+            }
+            data
+        });
+    }
+
+    /// Tells the webhooks about a newly stored message the customer can see
+    /// (a private note or a system line is not one).
+    fn tell_webhooks_of_message(&self, message: &ChatMessage) {
+        if matches!(message.sender_type, SenderType::Note | SenderType::System) {
+            return;
+        }
+        self.services.webhooks.emit(WebhookEvent::MessageCreated, || {
+            serde_json::json!({
+                "sessionId": message.session_id,
+                "message": {
+                    "messageId": message.id,
+                    "seq": message.seq,
+                    "sender": message.sender_type,
+                    "senderId": message.sender_id,
+                    "content": message.content,
+                    "messageType": message.message_type,
+                    "createdAt": message.created_at,
+                },
+            })
+        });
+    }
+
     /// A request over a socket makes that socket a participant; one over HTTP changes nothing.
     fn attach_origin(&mut self, origin: &Origin, ctx: &mut Context<Self>) {
         if let Some(socket) = &origin.socket {
@@ -401,7 +438,12 @@ impl SessionActor {
         // messages commit; `show_message` puts them back in seq order.
         ctx.spawn(write.into_actor(self).map(move |outcome, act, ctx| {
             match &outcome {
-                Ok(persisted) => act.remember(&persisted.message),
+                Ok(persisted) => {
+                    act.remember(&persisted.message);
+                    if !persisted.resent {
+                        act.tell_webhooks_of_message(&persisted.message);
+                    }
+                }
                 // Another node took the session over: this actor makes way.
                 Err(error) if error.code == ErrorCode::SessionMoved => ctx.notify(Superseded),
                 Err(_) => {}
@@ -574,12 +616,14 @@ impl SessionActor {
                     status: SessionStatus::Bot,
                     session: view,
                 });
+                act.tell_webhooks(WebhookEvent::SessionStarted, serde_json::json!({}));
                 act.attach_origin(&chat.origin, ctx);
                 act.schedule_idle(ctx);
                 let greeting = act.services.bot.greeting(&customer_name, chat.request.bot_context.as_deref());
                 let message = act.bot_message(&greeting);
                 let name = act.services.bot.name().to_owned();
                 act.post(ctx, message, Some(name), |_, _, _| {});
+                act.offer_if_closed(ctx);
             }
             Err(error) => {
                 chat.reply.fail(&error);
@@ -812,6 +856,7 @@ impl SessionActor {
             None => AfterMessage::Nothing,
         };
         self.watch_reply(ctx);
+        self.email_if_away(ctx, &origin, &stored);
         match next {
             AfterMessage::AskBot(text) => {
                 let answer = answer.stored(self, &stored, view.clone(), true);
@@ -841,6 +886,26 @@ impl SessionActor {
                 answer.stored(self, &stored, view, false);
             }
         }
+    }
+
+    /// An agent's answer in a chat that began as an offline request goes to
+    /// the customer's address too while they are away (it is in the chat
+    /// for when they come back either way). Queued beside the mailbox.
+    fn email_if_away(&mut self, ctx: &mut Context<Self>, origin: &Origin, stored: &ChatMessage) {
+        if stored.sender_type != SenderType::Agent || self.has_customer() {
+            return;
+        }
+        let Some(to) = self.core().and_then(|core| core.answered_by_email()).map(str::to_owned) else { return };
+        let email = offline_reply::email(&to, self.id, &origin.caller.name, &stored.content);
+        let (pool, outbox, id) = (self.services.pool.clone(), self.services.outbox.clone(), self.id);
+        ctx.spawn(
+            async move {
+                if let Err(error) = outbox.queue(&pool, &email).await {
+                    log::error!("session {id}: the answer to the offline request was not queued for email: {error}");
+                }
+            }
+            .into_actor(self),
+        );
     }
 
     /// The bot answers the customer; `asked` is an HTTP caller waiting for the answer.
@@ -958,6 +1023,7 @@ impl SessionActor {
             Some(asked) if asked.rank() > allowed.rank() => asked,
             _ => allowed,
         };
+        let handoff_reason = reason.clone();
         let enqueue = Enqueue {
             session_id: self.id,
             priority,
@@ -1000,9 +1066,117 @@ impl SessionActor {
             if let Some((_, reply)) = request {
                 reply.send(&changed);
             }
+            act.tell_webhooks(
+                WebhookEvent::SessionHandedOver,
+                serde_json::json!({ "reason": handoff_reason, "queuePosition": position }),
+            );
             act.post_system(
                 ctx,
                 format!("You're number {position} in the queue. A member of our team will be with you shortly."),
+            );
+            act.offer_if_closed(ctx);
+        }));
+    }
+
+    /// Outside the chat's business hours (its team's, else the global ones),
+    /// tells the customer so and offers the offline form. Read beside the
+    /// mailbox: the hours change rarely and nothing waits for them.
+    fn offer_if_closed(&mut self, ctx: &mut Context<Self>) {
+        let Some(team) = self.core().map(|core| core.row().team_id) else { return };
+        let pool = self.services.pool.clone();
+        let read =
+            async move { db::run(&pool, async |conn| queries::business_hours::effective(conn, team).await).await };
+        ctx.spawn(read.into_actor(self).map(|outcome, act, _| {
+            let hours = match outcome {
+                Ok(hours) => hours,
+                Err(error) => return log::warn!("session {}: business hours not read: {error}", act.id),
+            };
+            let closed = crate::business_hours::availability(hours.as_ref(), chrono::Utc::now());
+            let Availability::Closed { opens_at } = closed else { return };
+            if matches!(act.status(), Some(SessionStatus::Bot | SessionStatus::Waiting)) {
+                let offer = ServerEvent::SessionOffline { session_id: act.id, reason: OfflineReason::Closed, opens_at };
+                act.deliver_to(Role::Customer, &offer);
+            }
+        }));
+    }
+
+    /// The offline form: the customer's message is stored in the chat, then
+    /// the chat becomes an offline request in the queue, to be answered at
+    /// `email`. The reply is `status:changed` with `offline`.
+    fn leave_message(
+        &mut self,
+        ctx: &mut Context<Self>,
+        origin: Origin,
+        reply: Reply,
+        email: String,
+        (content, client_msg_id): (Content, String),
+    ) {
+        let admitted = match self.core_mut() {
+            Some(core) => core.may_leave_message(&origin.caller).and_then(|()| core.admit_message(&origin.caller)),
+            None => Err(AppError::new(ErrorCode::SessionNotFound, "that chat session does not exist")),
+        };
+        let admitted = admitted.and_then(|_| self.services.rate_limits.admit(Action::CustomerMessage, &origin.caller));
+        if let Err(error) = admitted {
+            return reply.fail(&error);
+        }
+        self.attach_origin(&origin, ctx);
+        let text = content.as_str().to_owned();
+        let message =
+            NewChatMessage::text(self.id, SenderType::Customer, Some(origin.caller.user_id), content.into_string())
+                .with_client_msg_id(client_msg_id);
+        self.persist(ctx, message, move |act, ctx, outcome| {
+            let persisted = match outcome {
+                Ok(persisted) => persisted,
+                Err(error) => return reply.fail(&error),
+            };
+            if !persisted.resent {
+                // The sender's own sockets get it too: the form has no place for it in the chat.
+                let view = MessageView::new(&persisted.message, Some(origin.caller.name.to_string()));
+                act.show_message(ctx, view, None);
+            }
+            act.go_offline(ctx, origin, reply, email, text);
+        });
+    }
+
+    fn go_offline(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply, email: String, text: String) {
+        let Ok(loaded) = self.loaded() else { return reply.fail(&AppError::not_found("session")) };
+        let request = LeaveOffline {
+            session_id: self.id,
+            priority: loaded.core.row().priority,
+            customer_name: loaded.customer_name.clone(),
+            preview: text,
+            team: loaded.core.row().team_id,
+            email: email.clone(),
+        };
+        let queue = self.registry.clone();
+        let asked = async move {
+            queue
+                .send(ToQueue(request))
+                .await
+                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
+        };
+        ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| {
+            if let Err(error) = outcome {
+                return reply.fail(&error);
+            }
+            if let Some(loaded) = act.loaded_mut() {
+                loaded.core.went_offline(email.clone());
+                loaded.agent_name = None;
+            }
+            act.discard_draft();
+            let changed = ServerEvent::StatusChanged {
+                session_id: act.id,
+                status: SessionStatus::Offline,
+                agent_name: None,
+                queue_position: None,
+            };
+            act.deliver(&changed, origin.socket_id());
+            reply.send(&changed);
+            act.post_system(
+                ctx,
+                format!(
+                    "Thanks, we have your message. We'll answer at {email}, and you'll find our answer here too when you come back."
+                ),
             );
         }));
     }
@@ -1031,6 +1205,9 @@ impl SessionActor {
                 }
                 if let Some(socket) = &origin.socket {
                     act.catch_up_draft(socket);
+                }
+                if role == Role::Customer {
+                    act.offer_if_closed(ctx);
                 }
             }
             Err(error) => reply.fail(&error),
@@ -1126,6 +1303,7 @@ impl SessionActor {
                 loaded.core.replace_row(session);
                 loaded.core.clear_typing();
             }
+            act.tell_webhooks(WebhookEvent::SessionClosed, serde_json::json!({ "reason": reason }));
             for (_, timer) in act.typing.drain() {
                 ctx.cancel_future(timer);
             }
@@ -1713,6 +1891,9 @@ impl SessionActor {
             SessionRequest::Transfer { to_agent_id, to_team_id, priority, reason } => {
                 self.transfer(ctx, origin, reply, (to_agent_id, to_team_id), priority, reason)
             }
+            SessionRequest::LeaveMessage { email, content, client_msg_id } => {
+                self.leave_message(ctx, origin, reply, email, (content, client_msg_id))
+            }
         }
     }
 }
@@ -1932,6 +2113,10 @@ impl Handler<AgentAssigned> for SessionActor {
             },
             None,
         );
+        self.tell_webhooks(
+            WebhookEvent::SessionAssigned,
+            serde_json::json!({ "agentId": agent_id, "agentName": agent_name }),
+        );
         self.watch_reply(ctx);
         let message = NewChatMessage {
             message_type: "system".to_owned(),
@@ -1996,6 +2181,20 @@ impl Handler<Requeued> for SessionActor {
             ctx,
             format!("Your agent is no longer available. You're number {position} in the queue for the next one."),
         );
+    }
+}
+
+impl Handler<OfferOffline> for SessionActor {
+    type Result = ();
+
+    /// The queue found no agent online for a while: the waiting customer may leave a message.
+    fn handle(&mut self, OfferOffline { reason }: OfferOffline, _: &mut Self::Context) {
+        if self.status() == Some(SessionStatus::Waiting) {
+            self.deliver_to(
+                Role::Customer,
+                &ServerEvent::SessionOffline { session_id: self.id, reason, opens_at: None },
+            );
+        }
     }
 }
 

@@ -31,6 +31,8 @@ pub struct ChatSession {
     pub deleted_at: Option<DateTime<Utc>>,
     /// The team the chat is routed to, if any: its agents get it first.
     pub team_id: Option<Uuid>,
+    /// Where to answer an offline request: the address the customer left with their message.
+    pub offline_email: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -2,8 +2,10 @@
 
 pub mod analytics;
 pub mod attachments;
+pub mod business_hours;
 pub mod catalog;
 pub mod messages;
+pub mod outbox;
 pub mod partners;
 pub mod queue;
 pub mod receipts;
@@ -11,3 +13,4 @@ pub mod sessions;
 pub mod stats;
 pub mod teams;
 pub mod users;
+pub mod webhooks;

@@ -22,6 +22,8 @@ pub struct WaitingRow {
     pub customer_name: String,
     pub preview: Option<String>,
     pub team_id: Option<Uuid>,
+    /// An offline request rather than a live chat.
+    pub offline: bool,
 }
 
 /// Puts a session in the queue: its status becomes waiting and an active
@@ -66,6 +68,54 @@ pub async fn enqueue(
         .await?;
     super::analytics::handoff_requested(conn, session_id).await?;
     Ok(true)
+}
+
+/// Makes a chat with the bot or waiting in the queue an offline request: its
+/// status, the address to answer, and an active queue entry (a waiting
+/// chat keeps its own and its place). Run it in a transaction. Returns
+/// since when it waits, or `None` when the chat was in neither state.
+pub async fn leave_offline(
+    conn: &mut PgConn,
+    session_id: Uuid,
+    priority: Priority,
+    email: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    let changed = diesel::update(
+        chat_sessions::table
+            .find(session_id)
+            .filter(chat_sessions::status.eq_any([SessionStatus::Bot, SessionStatus::Waiting])),
+    )
+    .set((
+        chat_sessions::status.eq(SessionStatus::Offline),
+        chat_sessions::offline_email.eq(email),
+        chat_sessions::assigned_agent_id.eq(None::<Uuid>),
+        chat_sessions::updated_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    let active =
+        || queue_entries::table.filter(queue_entries::session_id.eq(session_id)).filter(queue_entries::is_active);
+    let waiting_since: Option<DateTime<Utc>> =
+        active().select(queue_entries::requested_at).first(conn).await.optional()?;
+    if let Some(since) = waiting_since {
+        diesel::update(active()).set(queue_entries::reason.eq("offline")).execute(conn).await?;
+        return Ok(Some(since));
+    }
+    diesel::insert_into(queue_entries::table)
+        .values((
+            queue_entries::session_id.eq(session_id),
+            queue_entries::priority.eq(priority),
+            queue_entries::reason.eq("offline"),
+            queue_entries::requested_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    super::analytics::handoff_requested(conn, session_id).await?;
+    Ok(Some(now))
 }
 
 /// What became of one session of an assignment batch.
@@ -117,7 +167,8 @@ pub async fn assign(conn: &mut PgConn, pairs: &[(Uuid, Uuid)]) -> QueryResult<Ha
              UPDATE chat_sessions s
              SET status = 'assigned', assigned_agent_id = pairs.agent_id, updated_at = now()
              FROM pairs, locked
-             WHERE s.id = pairs.session_id AND locked.id = s.id AND locked.status = 'waiting'
+             -- Offline requests are only ever offered to the agent who picks one up.
+             WHERE s.id = pairs.session_id AND locked.id = s.id AND locked.status IN ('waiting', 'offline')
              RETURNING s.id, pairs.agent_id, pairs.turn
          ),
          entries AS (
@@ -201,12 +252,12 @@ pub async fn first_requested_at(conn: &mut PgConn, session_id: Uuid) -> QueryRes
 
 /// Everything waiting, with names and the customer's latest words, in no particular order.
 pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
-    type Row = (Uuid, Priority, Option<String>, DateTime<Utc>, String, Option<Uuid>);
+    type Row = (Uuid, Priority, Option<String>, DateTime<Utc>, String, Option<Uuid>, SessionStatus);
     let rows: Vec<Row> = queue_entries::table
         .inner_join(chat_sessions::table.on(chat_sessions::id.eq(queue_entries::session_id)))
         .inner_join(users::table.on(users::id.eq(chat_sessions::customer_id)))
         .filter(queue_entries::is_active)
-        .filter(chat_sessions::status.eq(SessionStatus::Waiting))
+        .filter(chat_sessions::status.eq_any([SessionStatus::Waiting, SessionStatus::Offline]))
         .select((
             queue_entries::session_id,
             queue_entries::priority,
@@ -214,6 +265,7 @@ pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
             queue_entries::requested_at,
             users::display_name,
             chat_sessions::team_id,
+            chat_sessions::status,
         ))
         .load(conn)
         .await?;
@@ -231,8 +283,9 @@ pub async fn waiting(conn: &mut PgConn) -> QueryResult<Vec<WaitingRow>> {
         .collect();
     Ok(rows
         .into_iter()
-        .map(|(session_id, priority, reason, requested_at, customer_name, team_id)| WaitingRow {
+        .map(|(session_id, priority, reason, requested_at, customer_name, team_id, status)| WaitingRow {
             team_id,
+            offline: status == SessionStatus::Offline,
             session_id,
             priority,
             reason,

@@ -128,12 +128,15 @@ pub async fn touch(conn: &mut PgConn, id: Uuid) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// Open sessions with no activity since `before`.
+/// Open sessions with no activity since `before`. Offline requests (and
+/// chats that began as one) are left out: their customer is meant to be
+/// away, and an agent closes them once answered.
 pub async fn quiet_since(conn: &mut PgConn, before: chrono::DateTime<Utc>, limit: i64) -> QueryResult<Vec<Uuid>> {
     chat_sessions::table
         .filter(chat_sessions::is_active)
         .filter(chat_sessions::deleted_at.is_null())
         .filter(chat_sessions::status.ne(SessionStatus::Closed))
+        .filter(chat_sessions::offline_email.is_null())
         .filter(chat_sessions::last_activity.lt(before))
         .order(chat_sessions::last_activity.asc())
         .limit(limit)
@@ -245,8 +248,11 @@ pub async fn page(
         .limit(limit)
         .into_boxed();
     if let Some(agent_id) = agent {
-        query = query
-            .filter(chat_sessions::status.eq(SessionStatus::Waiting).or(chat_sessions::assigned_agent_id.eq(agent_id)));
+        query = query.filter(
+            chat_sessions::status
+                .eq_any([SessionStatus::Waiting, SessionStatus::Offline])
+                .or(chat_sessions::assigned_agent_id.eq(agent_id)),
+        );
     }
     if let Some(status) = filter.status {
         query = query.filter(chat_sessions::status.eq(status));
