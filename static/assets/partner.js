@@ -14,7 +14,7 @@ const MAX_UPLOAD = 10 * 1024 * 1024;
 const TYPING_EVERY_MS = 2500;
 const $ = (id) => document.getElementById(id);
 
-const STATUS = { bot: 'With the assistant', waiting: 'Waiting for an agent', assigned: 'With an agent', closed: 'Closed' };
+const STATUS = { bot: 'With the assistant', waiting: 'Waiting for an agent', assigned: 'With an agent', offline: 'Offline request', closed: 'Closed' };
 
 const state = {
   login: null,
