@@ -3,6 +3,7 @@
 
 use std::io::{Cursor, Read};
 
+use zip::read::{ArchiveOffset, Config};
 use zip::ZipArchive;
 
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -39,7 +40,12 @@ pub fn shown_inline(content_type: &str) -> bool {
 /// its type in a `mimetype` entry. Macro-enabled variants (`.docm`, `.xlsm`)
 /// name other parts and are refused, as is any other ZIP archive.
 fn office_document(bytes: &[u8]) -> Option<&'static str> {
-    let mut archive = ZipArchive::new(Cursor::new(bytes)).ok()?;
+    // The archive starts at the first byte (its signature is there): told
+    // so, the reader does not look for one further in, a search through the
+    // file for each end-of-archive record it holds (minutes for a crafted
+    // upload of a few MB).
+    let config = Config { archive_offset: ArchiveOffset::Known(0) };
+    let mut archive = ZipArchive::with_config(config, Cursor::new(bytes)).ok()?;
     if let Some(mimetype) = entry_text(&mut archive, "mimetype") {
         return match mimetype.trim() {
             ODT => Some(ODT),
