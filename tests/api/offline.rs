@@ -317,3 +317,25 @@ async fn a_new_priority_for_an_offline_request_reaches_the_board() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn hours_set_twice_at_once_are_both_answered_and_one_of_them_kept() {
+    let app = spawn_app().await;
+    let admin = app.staff("root", "admin", 1).await;
+    let (_, team) = app.post_as("/api/admin/teams", &admin.token, json!({ "name": "Billing" })).await;
+    let team_id = team["id"].as_str().expect("team id").to_owned();
+
+    for path in ["/api/admin/business-hours".to_owned(), format!("/api/admin/teams/{team_id}/hours")] {
+        for round in 0..3 {
+            // A double click, or two admins at once: each PUT replaces the hours.
+            let zones = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Europe/Paris", "Africa/Cairo"];
+            let puts = zones.map(|zone| app.put_as(&path, &admin.token, hours_all_week(zone, &[])));
+            for (status, body) in futures_util::future::join_all(puts).await {
+                assert_eq!(status, StatusCode::OK, "{path}, round {round}: {body}");
+            }
+        }
+        let team = if path.contains("/teams/") { format!("= '{team_id}'") } else { "IS NULL".to_owned() };
+        let stored = app.count(&format!("SELECT count(*) FROM business_hours WHERE team_id {team}")).await;
+        assert_eq!(stored, 1, "{path}");
+    }
+}
