@@ -3,6 +3,7 @@
 
 use std::io::{Cursor, Read};
 
+use zip::read::{ArchiveOffset, Config};
 use zip::ZipArchive;
 
 pub const DOCX: &str = "application/vnd.openxmlformats-officedocument.wordprocessingml.document";
@@ -18,6 +19,9 @@ const BY_SIGNATURE: &[&str] = &["image/png", "image/jpeg", "image/gif", "image/w
 /// How much of an office document's manifest is read: real ones are a few KiB,
 /// and a compressed bomb must not be inflated past this.
 const MANIFEST_LIMIT: u64 = 64 * 1024;
+
+/// Most end-of-archive record signatures an office document may hold.
+const MOST_ARCHIVE_ENDS: usize = 8;
 
 /// The type of an allowed file, or `None` for anything else.
 pub fn sniff(bytes: &[u8]) -> Option<&'static str> {
@@ -39,7 +43,18 @@ pub fn shown_inline(content_type: &str) -> bool {
 /// its type in a `mimetype` entry. Macro-enabled variants (`.docm`, `.xlsm`)
 /// name other parts and are refused, as is any other ZIP archive.
 fn office_document(bytes: &[u8]) -> Option<&'static str> {
-    let mut archive = ZipArchive::new(Cursor::new(bytes)).ok()?;
+    // The reader tries each end-of-archive record it finds, from the last,
+    // and for each may search the file or read the whole directory again:
+    // a crafted file of a few MB holding thousands would take minutes. A
+    // real document has one (a stray copy of its signature in compressed
+    // data is rare). And the archive starts at the first byte (its signature
+    // is there): told so, the reader does not search for one further in.
+    let archive_ends = bytes.windows(4).filter(|window| *window == b"PK\x05\x06").take(MOST_ARCHIVE_ENDS + 1);
+    if archive_ends.count() > MOST_ARCHIVE_ENDS {
+        return None;
+    }
+    let config = Config { archive_offset: ArchiveOffset::Known(0) };
+    let mut archive = ZipArchive::with_config(config, Cursor::new(bytes)).ok()?;
     if let Some(mimetype) = entry_text(&mut archive, "mimetype") {
         return match mimetype.trim() {
             ODT => Some(ODT),

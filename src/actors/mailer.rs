@@ -33,6 +33,8 @@ pub struct Mailer {
     max_attempts: u32,
     retry_base: Duration,
     poll_interval: Duration,
+    /// Longest one SMTP conversation may take, greeting to the end of the message.
+    smtp_timeout: Duration,
     /// How long a claimed email is kept from other nodes: well past one SMTP conversation.
     lease: Duration,
     /// A round is running.
@@ -58,6 +60,7 @@ impl Mailer {
             max_attempts: settings.max_attempts,
             retry_base: settings.retry_base,
             poll_interval: settings.poll_interval,
+            smtp_timeout: settings.smtp_timeout,
             lease: settings.smtp_timeout * 2 + Duration::from_secs(30),
             sending: false,
             nudged: false,
@@ -77,6 +80,7 @@ impl Mailer {
             from: self.from.clone(),
             max_attempts: self.max_attempts,
             retry_base: self.retry_base,
+            smtp_timeout: self.smtp_timeout,
             lease: self.lease,
         };
         ctx.spawn(round.run().into_actor(self).map(|outcome, act, ctx| {
@@ -125,6 +129,7 @@ struct Round {
     from: Mailbox,
     max_attempts: u32,
     retry_base: Duration,
+    smtp_timeout: Duration,
     lease: Duration,
 }
 
@@ -164,10 +169,13 @@ impl Round {
             Ok(message) => message,
             Err(problem) => return Attempt::Permanent(problem),
         };
-        match self.transport.send(message).await {
-            Ok(_) => Attempt::Sent,
-            Err(error) if error.is_permanent() => Attempt::Permanent(error.to_string()),
-            Err(error) => Attempt::Transient(error.to_string()),
+        // lettre's own timeout covers only connecting: a server that takes
+        // the connection and then says nothing would hold the round forever.
+        match tokio::time::timeout(self.smtp_timeout, self.transport.send(message)).await {
+            Ok(Ok(_)) => Attempt::Sent,
+            Ok(Err(error)) if error.is_permanent() => Attempt::Permanent(error.to_string()),
+            Ok(Err(error)) => Attempt::Transient(error.to_string()),
+            Err(_) => Attempt::Transient(format!("the SMTP server did not finish within {:?}", self.smtp_timeout)),
         }
     }
 

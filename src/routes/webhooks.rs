@@ -135,10 +135,14 @@ pub async fn create(
     let NewWebhookBody { url, events: names, active } = body.into_inner();
     let (url, names, secret) = (endpoint(url)?, events(names)?, secret()?);
     let created = db::run(&state.pool, async |conn| {
-        if queries::count(conn).await? >= MAX_WEBHOOKS {
-            return Ok(None);
-        }
-        queries::insert(conn, &url, &names, &secret, active.unwrap_or(true)).await.map(Some)
+        use diesel_async::AsyncConnection;
+        conn.transaction(async |conn| {
+            if queries::count_locked(conn).await? >= MAX_WEBHOOKS {
+                return Ok(None);
+            }
+            queries::insert(conn, &url, &names, &secret, active.unwrap_or(true)).await.map(Some)
+        })
+        .await
     })
     .await?
     .ok_or_else(|| AppError::new(ErrorCode::LimitReached, format!("at most {MAX_WEBHOOKS} webhooks")))?;

@@ -126,3 +126,49 @@ async fn documents_are_accepted_by_their_content_and_a_renamed_program_is_refuse
     assert_eq!(fetched.headers()["content-disposition"], "attachment; filename=\"order.docx\"", "saved, not shown");
     assert_eq!(fetched.bytes().await.expect("bytes").to_vec(), order, "the agent gets the customer's file unchanged");
 }
+
+/// A file that opens like a ZIP archive, with a directory of `entries`
+/// entries whose last is broken, and then `count` end-of-archive records,
+/// each naming that directory.
+fn countless_archive_ends(entries: u16, count: usize) -> Vec<u8> {
+    let mut bytes = b"PK\x03\x04".to_vec();
+    bytes.extend_from_slice(&[0; 26]);
+    for _ in 1..entries {
+        bytes.extend_from_slice(b"PK\x01\x02");
+        bytes.extend_from_slice(&[0; 42]);
+    }
+    bytes.extend_from_slice(&[0; 46]);
+    for _ in 0..count {
+        bytes.extend_from_slice(b"PK\x05\x06\0\0\0\0");
+        bytes.extend_from_slice(&entries.to_le_bytes());
+        bytes.extend_from_slice(&entries.to_le_bytes());
+        bytes.extend_from_slice(&(u32::from(entries) * 46).to_le_bytes());
+        bytes.extend_from_slice(&30u32.to_le_bytes());
+        bytes.extend_from_slice(&[0; 2]);
+    }
+    bytes
+}
+
+#[tokio::test]
+async fn a_file_of_countless_archive_ends_named_docx_is_refused_at_once() {
+    let app = spawn_app().await;
+    let Chat { session_id: id, ann, .. } = assigned_chat(&app).await;
+    let ann = crate::helpers::Person { token: customer_token(&app, &ann).await, ..ann };
+
+    // A few MB at most, under the upload limit. Were each record tried in
+    // turn (the directory read again each time, or the file searched for
+    // another), either would hold a worker for minutes.
+    for (entries, count) in [(1, 200_000), (2_000, 20_000)] {
+        let upload = app.upload_as(&ann.token, &id, "report.docx", countless_archive_ends(entries, count));
+        let (status, body) = tokio::time::timeout(std::time::Duration::from_secs(10), upload)
+            .await
+            .unwrap_or_else(|_| panic!("{count} records after {entries} entries: no answer within 10 s"));
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")),
+            "{body}"
+        );
+    }
+    let (status, _) = app.upload_as(&ann.token, &id, "order.docx", word_document("still here")).await;
+    assert_eq!(status, StatusCode::CREATED);
+}

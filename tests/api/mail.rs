@@ -423,3 +423,53 @@ async fn a_customer_can_have_only_so_many_transcripts_an_hour_over_all_their_cha
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert_eq!(app.count("SELECT count(*) FROM email_outbox").await, 4);
 }
+
+/// An SMTP server that takes the connection and then says nothing, ever
+/// (not even its greeting): it holds every connection open until the test ends.
+async fn silent_smtp_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a port");
+    let address = listener.local_addr().expect("its address");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            open.push(stream);
+        }
+    });
+    (format!("smtp://{address}"), held)
+}
+
+#[tokio::test]
+async fn an_smtp_server_that_never_answers_fails_the_attempt_after_the_timeout() {
+    let (url, held) = silent_smtp_server().await;
+    let app = spawn_app_with(
+        AppOptions::default()
+            .env("SMTP_URL", url)
+            .env("MAIL_FROM", "Acme Support <support@acme.example>")
+            .env("MAIL_RETRY_BASE_MS", "200")
+            .env("MAIL_POLL_MS", "300")
+            .env("MAIL_SMTP_TIMEOUT_MS", "500")
+            .env("MAIL_MAX_ATTEMPTS", "2"),
+    )
+    .await;
+
+    queue_directly(&app, "reader@example.com", "Into the void").await;
+
+    // Two attempts of at most 500 ms each, 200 ms apart: failed well within 15 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let failed = app
+            .count(
+                "SELECT count(*) FROM email_outbox WHERE status = 'failed' AND attempts = 2 AND last_error IS NOT NULL",
+            )
+            .await;
+        if failed == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the email is still not failed after 15 s: the mailer waits for the silent server"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    held.abort();
+}

@@ -279,3 +279,63 @@ async fn a_teams_own_hours_win_over_the_global_hours_and_bad_hours_are_refused_w
     let (_, view) = app.get_as("/api/business-hours", &agent.token).await;
     assert_eq!(view["hours"]["timeZone"], "UTC");
 }
+
+#[tokio::test]
+async fn a_new_priority_for_an_offline_request_reaches_the_board() {
+    let app = spawn_app().await;
+    let admin = app.staff("root", "admin", 1).await;
+    let (status, hours) =
+        app.put_as("/api/admin/business-hours", &admin.token, hours_all_week("UTC", &today_and_tomorrow())).await;
+    assert_eq!(status, StatusCode::OK, "{hours}");
+    let ann = app.visitor("Ann").await;
+    let mut anns = app.customer_socket(&ann).await;
+    let session_id = anns.start_chat().await;
+    let form = json!({ "sessionId": session_id, "email": "ann@example.com", "content": "Call me back.", "clientMsgId": "form-1" });
+    let changed = anns.ok("customer:leave_message", "status:changed", form).await;
+    assert_eq!(changed["status"], "offline");
+
+    let (status, updated) =
+        app.patch_as(&format!("/api/sessions/{session_id}"), &admin.token, json!({ "priority": "high" })).await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["priority"], "high", "{updated}");
+
+    // The board the desk sees is the queue's own: it has the new priority too.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, queue) = app.get_as("/api/queue", &admin.token).await;
+        assert_eq!(status, StatusCode::OK, "{queue}");
+        let item = queue
+            .as_array()
+            .and_then(|items| items.iter().find(|item| item["sessionId"] == session_id.as_str()))
+            .cloned()
+            .expect("the offline request is on the board");
+        assert_eq!(item["status"], "offline", "{item}");
+        if item["priority"] == "high" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the board still shows {item}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn hours_set_twice_at_once_are_both_answered_and_one_of_them_kept() {
+    let app = spawn_app().await;
+    let admin = app.staff("root", "admin", 1).await;
+    let (_, team) = app.post_as("/api/admin/teams", &admin.token, json!({ "name": "Billing" })).await;
+    let team_id = team["id"].as_str().expect("team id").to_owned();
+
+    for path in ["/api/admin/business-hours".to_owned(), format!("/api/admin/teams/{team_id}/hours")] {
+        for round in 0..3 {
+            // A double click, or two admins at once: each PUT replaces the hours.
+            let zones = ["Europe/Berlin", "America/New_York", "Asia/Tokyo", "UTC", "Europe/Paris", "Africa/Cairo"];
+            let puts = zones.map(|zone| app.put_as(&path, &admin.token, hours_all_week(zone, &[])));
+            for (status, body) in futures_util::future::join_all(puts).await {
+                assert_eq!(status, StatusCode::OK, "{path}, round {round}: {body}");
+            }
+        }
+        let team = if path.contains("/teams/") { format!("= '{team_id}'") } else { "IS NULL".to_owned() };
+        let stored = app.count(&format!("SELECT count(*) FROM business_hours WHERE team_id {team}")).await;
+        assert_eq!(stored, 1, "{path}");
+    }
+}

@@ -485,3 +485,22 @@ async fn bad_urls_unknown_events_and_too_many_hooks_get_clear_errors() {
         create(json!({ "url": "https://example.com/one-too-many", "events": ["session.closed"] })).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("limit_reached")), "{body}");
 }
+
+#[tokio::test]
+async fn hooks_registered_all_at_once_still_stop_at_twenty() {
+    let app = spawn_app_with(quick_retries()).await;
+    let admin = app.staff("root", "admin", 1).await;
+    let creates = (0..30).map(|n| {
+        let body = json!({ "url": format!("https://example.com/hook/{n}"), "events": ["session.closed"] });
+        app.post_as("/api/admin/webhooks", &admin.token, body)
+    });
+    let mut created = 0;
+    for (status, body) in futures_util::future::join_all(creates).await {
+        match status {
+            StatusCode::CREATED => created += 1,
+            _ => assert_eq!((status, body["error"].as_str()), (StatusCode::CONFLICT, Some("limit_reached")), "{body}"),
+        }
+    }
+    assert_eq!(created, 20);
+    assert_eq!(app.count("SELECT count(*) FROM webhooks").await, 20);
+}

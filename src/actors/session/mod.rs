@@ -1472,7 +1472,7 @@ impl SessionActor {
     }
 
     /// Changes the title, category or priority (staff only); a waiting
-    /// session moves in the queue with its new priority.
+    /// session or offline request moves in the queue with its new priority.
     fn update(
         &mut self,
         ctx: &mut Context<Self>,
@@ -1510,7 +1510,7 @@ impl SessionActor {
             if let Some(core) = act.core_mut() {
                 core.replace_row(session);
             }
-            if let (true, SessionStatus::Waiting, Some(priority)) = (moved, status, priority) {
+            if let (true, SessionStatus::Waiting | SessionStatus::Offline, Some(priority)) = (moved, status, priority) {
                 act.registry.do_send(ToQueue(Reprioritize { session_id: id, priority }));
             }
             let Some(view) = act.view() else { return };

@@ -29,8 +29,15 @@ pub async fn effective(conn: &mut PgConn, team: Option<Uuid>) -> QueryResult<Opt
     stored(conn, None).await
 }
 
-/// Replaces the hours of `hours.team_id`. Run it in a transaction.
+/// Replaces the hours of `hours.team_id`. Run it in a transaction: the
+/// lock it takes lasts until the end, so two replacements at once take
+/// turns rather than the second failing on the row the first inserted.
 pub async fn replace(conn: &mut PgConn, hours: &NewBusinessHours) -> QueryResult<()> {
+    let whose = hours.team_id.map_or_else(|| "global".to_owned(), |team| team.to_string());
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<diesel::sql_types::Text, _>(format!("switchboard:business-hours:{whose}"))
+        .execute(conn)
+        .await?;
     remove(conn, hours.team_id).await?;
     diesel::insert_into(business_hours::table).values(hours).execute(conn).await.map(|_| ())
 }

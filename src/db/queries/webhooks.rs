@@ -26,7 +26,12 @@ pub async fn active(conn: &mut PgConn) -> QueryResult<Vec<Webhook>> {
     webhooks::table.filter(webhooks::active).select(Webhook::as_select()).load(conn).await
 }
 
-pub async fn count(conn: &mut PgConn) -> QueryResult<i64> {
+/// How many hooks there are, holding a lock on that count until the
+/// transaction ends, so two registered at once cannot both slip under the limit.
+pub async fn count_locked(conn: &mut PgConn) -> QueryResult<i64> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended('switchboard:webhooks', 0))")
+        .execute(conn)
+        .await?;
     webhooks::table.count().get_result(conn).await
 }
 
