@@ -6,7 +6,7 @@
 
 import {
   Auth, Socket, api, attachmentList, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
-  richText, secondsSince, toast, unlockAudio, wireLogin,
+  richText, secondsSince, showLoginForm, toast, unlockAudio, wireLogin,
 } from '/assets/common.js';
 
 const auth = new Auth('switchboard:agent');
@@ -98,13 +98,8 @@ let socket = null;
 // ------------------------------------------------------------------ sign-in
 
 function showLogin(notice) {
-  $('app').hidden = true;
-  $('login').hidden = false;
-  const box = $('login-notice');
-  box.textContent = notice || '';
-  box.hidden = !notice;
+  showLoginForm(notice);
   document.title = TITLE;
-  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
 }
 
 function signOut(notice) {

@@ -244,6 +244,16 @@ export class Auth {
   clear() { sessionStorage.removeItem(this.key); }
 }
 
+/** Shows the sign-in form (#login) in place of the page (#app), with `notice` above it if there is one. */
+export function showLoginForm(notice) {
+  document.getElementById('app').hidden = true;
+  document.getElementById('login').hidden = false;
+  const box = document.getElementById('login-notice');
+  box.textContent = notice || '';
+  box.hidden = !notice;
+  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
+}
+
 /**
  * Wires a sign-in form (#login-form) to POST /auth/login.
  * `accept(login)` returns an error message to refuse a role, or null.

@@ -5,7 +5,7 @@
 // /ws/partner.
 
 import {
-  Auth, Socket, api, attachmentList, avatar, clear, formatSize, formatTime, h, icon, newId, richText, toast, wireLogin,
+  Auth, Socket, api, attachmentList, avatar, clear, formatSize, formatTime, h, icon, newId, richText, showLoginForm, toast, wireLogin,
 } from '/assets/common.js';
 
 const auth = new Auth('switchboard:partner');
@@ -31,12 +31,8 @@ let socket = null;
 // ------------------------------------------------------------------ sign-in
 
 function showLogin(notice) {
-  $('app').hidden = true;
-  $('login').hidden = false;
-  $('login-notice').textContent = notice || '';
-  $('login-notice').hidden = !notice;
+  showLoginForm(notice);
   document.title = TITLE;
-  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
 }
 
 function signOut(notice) {
