@@ -155,6 +155,16 @@ impl AppError {
         }
     }
 
+    /// A unique index's conflict told in the caller's words ("that name is
+    /// taken"); any other error passes unchanged.
+    pub fn taken(self, what: &str) -> Self {
+        if self.code == ErrorCode::Conflict {
+            AppError::new(ErrorCode::Conflict, format!("that {what} is taken"))
+        } else {
+            self
+        }
+    }
+
     pub fn body(&self) -> ErrorBody<'_> {
         ErrorBody { error: self.code, message: &self.message, retry_after: self.retry_after }
     }

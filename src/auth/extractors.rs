@@ -113,6 +113,27 @@ struct TokenParam {
     token: Option<String>,
 }
 
+/// What every extractor below does with a request: its bearer token checked
+/// by [`authenticate`] for one of `roles`, the caller wrapped by `wrap`. The
+/// request is read before the future starts, since the future outlives it.
+fn authenticate_request<T>(
+    req: &HttpRequest,
+    roles: &'static [Role],
+    wrap: fn(Caller) -> T,
+) -> impl Future<Output = Result<T, AppError>> + 'static
+where
+    T: 'static,
+{
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let token = bearer_token(req);
+    let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
+    async move {
+        let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
+        let token = token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
+        authenticate(&state, &token, roles, address).await.map(wrap)
+    }
+}
+
 /// Any signed-in caller.
 pub struct Authenticated(pub Caller);
 
@@ -135,15 +156,7 @@ impl FromRequest for Authenticated {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
-        let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
-            let token =
-                token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
-            authenticate(&state, &token, &[Role::Customer, Role::Agent, Role::Admin], address).await.map(Authenticated)
-        })
+        Box::pin(authenticate_request(req, &[Role::Customer, Role::Agent, Role::Admin], Authenticated))
     }
 }
 
@@ -181,15 +194,7 @@ impl FromRequest for PartnerMember {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
-        let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
-            let token =
-                token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
-            authenticate(&state, &token, &[Role::Partner], address).await.map(PartnerMember)
-        })
+        Box::pin(authenticate_request(req, &[Role::Partner], PartnerMember))
     }
 }
 
@@ -202,15 +207,7 @@ impl FromRequest for ChatMember {
     type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req);
-        let address = state.as_ref().and_then(|state| client_address(req, state.trust_proxy_headers));
-        Box::pin(async move {
-            let state = state.ok_or_else(|| AppError::new(ErrorCode::Internal, "application state missing"))?;
-            let token =
-                token.ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "sign in first: no bearer token"))?;
-            let roles = [Role::Customer, Role::Agent, Role::Admin, Role::Partner];
-            authenticate(&state, &token, &roles, address).await.map(ChatMember)
-        })
+        let roles = &[Role::Customer, Role::Agent, Role::Admin, Role::Partner];
+        Box::pin(authenticate_request(req, roles, ChatMember))
     }
 }

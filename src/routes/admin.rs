@@ -340,14 +340,9 @@ pub async fn create_agent(
         password_hash: Some(&hash),
         max_concurrent_chats: body.max_concurrent,
     };
-    let user =
-        db::run(&state.pool, async |conn| queries::users::insert(conn, &new_user).await).await.map_err(|error| {
-            if error.code == ErrorCode::Conflict {
-                AppError::new(ErrorCode::Conflict, "that username is taken")
-            } else {
-                error
-            }
-        })?;
+    let user = db::run(&state.pool, async |conn| queries::users::insert(conn, &new_user).await)
+        .await
+        .map_err(|error| error.taken("username"))?;
     let id = user.id;
     let row = db::run(&state.pool, async |conn| queries::stats::staff(conn, Some(id)).await).await?;
     let view = row.into_iter().next().map(StaffView::from).ok_or_else(|| AppError::not_found("agent"))?;

@@ -38,14 +38,6 @@ fn text(field: &str, value: String, max_chars: usize) -> Result<String, AppError
     Ok(trimmed.to_owned())
 }
 
-fn taken(error: AppError, what: &str) -> AppError {
-    if error.code == ErrorCode::Conflict {
-        AppError::new(ErrorCode::Conflict, format!("that {what} is taken"))
-    } else {
-        error
-    }
-}
-
 /// The canned replies, by shortcut (agents and admins).
 #[utoipa::path(
     tag = "catalog",
@@ -102,7 +94,7 @@ pub async fn create_canned(
         catalog::insert_canned_reply(conn, &fields).await.map(Some)
     })
     .await
-    .map_err(|error| taken(error, "shortcut"))?
+    .map_err(|error| error.taken("shortcut"))?
     .ok_or_else(|| AppError::new(ErrorCode::LimitReached, format!("at most {MAX_CANNED_REPLIES} canned replies")))?;
     Ok(HttpResponse::Created().json(created))
 }
@@ -129,7 +121,7 @@ pub async fn update_canned(
     let id = id.into_inner();
     let updated = db::run(&state.pool, async |conn| catalog::update_canned_reply(conn, id, &fields).await)
         .await
-        .map_err(|error| taken(error, "shortcut"))?
+        .map_err(|error| error.taken("shortcut"))?
         .ok_or_else(|| AppError::not_found("canned reply"))?;
     Ok(HttpResponse::Ok().json(updated))
 }
@@ -201,7 +193,7 @@ pub async fn create_label(
         catalog::insert_label(conn, &name, &color).await.map(Some)
     })
     .await
-    .map_err(|error| taken(error, "name"))?
+    .map_err(|error| error.taken("name"))?
     .ok_or_else(|| AppError::new(ErrorCode::LimitReached, format!("at most {MAX_LABELS} labels")))?;
     Ok(HttpResponse::Created().json(created))
 }

@@ -67,13 +67,7 @@ pub async fn create_org(
         queries::partners::insert(conn, &name).await.map(Some)
     })
     .await
-    .map_err(|error| {
-        if error.code == ErrorCode::Conflict {
-            AppError::new(ErrorCode::Conflict, "that name is taken")
-        } else {
-            error
-        }
-    })?
+    .map_err(|error| error.taken("name"))?
     .ok_or_else(|| {
         AppError::new(ErrorCode::LimitReached, format!("at most {MAX_PARTNER_ORGS} partner organisations"))
     })?;
@@ -133,13 +127,7 @@ pub async fn create_account(
     };
     let user = db::run(&state.pool, async |conn| queries::partners::insert_member(conn, org, &new_user).await)
         .await
-        .map_err(|error| {
-            if error.code == ErrorCode::Conflict {
-                AppError::new(ErrorCode::Conflict, "that username is taken")
-            } else {
-                error
-            }
-        })?;
+        .map_err(|error| error.taken("username"))?;
     Ok(HttpResponse::Created().json(PartnerAccount {
         user_id: user.id,
         username: user.username,

@@ -98,13 +98,7 @@ pub async fn create_first_admin(
         conn.transaction(async |conn| queries::users::insert_first_admin(conn, &new_admin).await).await
     })
     .await
-    .map_err(|error| {
-        if error.code == ErrorCode::Conflict {
-            AppError::new(ErrorCode::Conflict, "that username is taken")
-        } else {
-            error
-        }
-    })?;
+    .map_err(|error| error.taken("username"))?;
     let Some(admin) = created else { return Err(already_set_up()) };
     log::info!("first admin {} created from the admin page", admin.username);
     Ok(HttpResponse::Created().json(crate::routes::auth::staff_token(&state, admin)?))

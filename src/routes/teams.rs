@@ -67,13 +67,7 @@ pub async fn create(state: web::Data<AppState>, _: Admin, body: web::Json<TeamBo
         queries::teams::insert(conn, &name).await.map(Some)
     })
     .await
-    .map_err(|error| {
-        if error.code == ErrorCode::Conflict {
-            AppError::new(ErrorCode::Conflict, "that name is taken")
-        } else {
-            error
-        }
-    })?
+    .map_err(|error| error.taken("name"))?
     .ok_or_else(|| AppError::new(ErrorCode::LimitReached, format!("at most {MAX_TEAMS} teams")))?;
     Ok(HttpResponse::Created().json(NewTeam { id, name }))
 }

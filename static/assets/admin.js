@@ -9,7 +9,7 @@
 //   one's recent deliveries, read again every few seconds while shown.
 
 import {
-  Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, toast, wireLogin,
+  Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, showLoginForm, toast, wireLogin,
 } from '/assets/common.js';
 
 const auth = new Auth('switchboard:admin');
@@ -38,12 +38,8 @@ const state = {
 
 function showLogin(notice) {
   stop();
-  $('app').hidden = true;
   $('setup').hidden = true;
-  $('login').hidden = false;
-  $('login-notice').textContent = notice || '';
-  $('login-notice').hidden = !notice;
-  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
+  showLoginForm(notice);
 }
 
 function signOut(notice) {

@@ -5,8 +5,8 @@
 // docs/PROTOCOL.md over /ws/agent.
 
 import {
-  Auth, Socket, api, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
-  richText, secondsSince, toast, unlockAudio, wireLogin,
+  Auth, Socket, api, attachmentList, avatar, beep, clear, formatDuration, formatSize, formatTime, h, icon, newId,
+  richText, secondsSince, showLoginForm, toast, unlockAudio, wireLogin,
 } from '/assets/common.js';
 
 const auth = new Auth('switchboard:agent');
@@ -98,13 +98,8 @@ let socket = null;
 // ------------------------------------------------------------------ sign-in
 
 function showLogin(notice) {
-  $('app').hidden = true;
-  $('login').hidden = false;
-  const box = $('login-notice');
-  box.textContent = notice || '';
-  box.hidden = !notice;
+  showLoginForm(notice);
   document.title = TITLE;
-  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
 }
 
 function signOut(notice) {
@@ -946,7 +941,7 @@ function messageElement(message, { receipt = true } = {}) {
   const meta = h('div', { class: 'msg-meta' },
     noteTag, h('span', { class: 'msg-name', testid: note ? 'agent-note-author' : null, text: senderName(message) }), tag,
     h('time', { class: 'msg-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
-  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments), botDetails(message.bot));
+  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments, auth.get()?.token, 'agent-attachment'), botDetails(message.bot));
   if ((mine || note) && receipt) main.append(h('div', { class: 'receipt', testid: 'agent-receipt' }));
   if (!mine && !note) {
     const face = sender === 'bot' ? h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true' }, icon('bot', 15)) : avatar(message.senderName);
@@ -971,28 +966,6 @@ function botDetails(bot) {
   if (!parts.length && !notes.length) return null;
   const text = ['bot: ' + (parts.join(', ') || processing.bot || 'answer'), ...notes].join(' · ');
   return h('div', { class: 'bot-details', testid: 'agent-bot-details', text });
-}
-
-function attachmentList(list) {
-  if (!Array.isArray(list) || !list.length) return null;
-  const box = h('div', { class: 'attachments' });
-  for (const item of list) {
-    let href;
-    try {
-      const url = new URL(item.url || `/api/attachments/${item.attachmentId}`, location.origin);
-      if (url.origin !== location.origin) continue;
-      url.searchParams.set('token', auth.get()?.token || '');
-      href = url.href;
-    } catch { continue; }
-    if (/^image\//.test(item.contentType || '')) {
-      box.append(h('a', { class: 'attachment-image', href, target: '_blank', rel: 'noopener noreferrer', testid: 'agent-attachment' },
-        h('img', { src: href, alt: item.fileName || 'Attached image', loading: 'lazy' })));
-    } else {
-      box.append(h('a', { class: 'attachment-file', href, target: '_blank', rel: 'noopener noreferrer', testid: 'agent-attachment' },
-        icon('file', 16), h('span', { class: 'file-name', text: item.fileName || 'file' }), h('span', { class: 'file-size', text: formatSize(item.sizeBytes) })));
-    }
-  }
-  return box;
 }
 
 function place(chat, li, seq) {

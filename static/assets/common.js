@@ -164,6 +164,33 @@ export function avatar(name, extraClass = '') {
   return h('span', { class: `avatar ${extraClass}`.trim(), style: { background: colourFor(name) }, 'aria-hidden': 'true', text: initials(name) });
 }
 
+/**
+ * The attachments of a message as links, images shown inline: `token` signs
+ * each link (an <img> or a new tab cannot send a header), and links to
+ * another origin are dropped.
+ */
+export function attachmentList(list, token, testid) {
+  if (!Array.isArray(list) || !list.length) return null;
+  const box = h('div', { class: 'attachments' });
+  for (const item of list) {
+    let href;
+    try {
+      const url = new URL(item.url || `/api/attachments/${item.attachmentId}`, location.origin);
+      if (url.origin !== location.origin) continue;
+      url.searchParams.set('token', token || '');
+      href = url.href;
+    } catch { continue; }
+    if (/^image\//.test(item.contentType || '')) {
+      box.append(h('a', { class: 'attachment-image', href, target: '_blank', rel: 'noopener noreferrer', testid },
+        h('img', { src: href, alt: item.fileName || 'Attached image', loading: 'lazy' })));
+    } else {
+      box.append(h('a', { class: 'attachment-file', href, target: '_blank', rel: 'noopener noreferrer', testid },
+        icon('file', 16), h('span', { class: 'file-name', text: item.fileName || 'file' }), h('span', { class: 'file-size', text: formatSize(item.sizeBytes) })));
+    }
+  }
+  return box;
+}
+
 export function newId(prefix) {
   return prefix + (crypto.randomUUID ? crypto.randomUUID() : `${Date.now().toString(36)}${Math.random().toString(36).slice(2)}`);
 }
@@ -215,6 +242,16 @@ export class Auth {
 
   set(value) { sessionStorage.setItem(this.key, JSON.stringify(value)); }
   clear() { sessionStorage.removeItem(this.key); }
+}
+
+/** Shows the sign-in form (#login) in place of the page (#app), with `notice` above it if there is one. */
+export function showLoginForm(notice) {
+  document.getElementById('app').hidden = true;
+  document.getElementById('login').hidden = false;
+  const box = document.getElementById('login-notice');
+  box.textContent = notice || '';
+  box.hidden = !notice;
+  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
 }
 
 /**

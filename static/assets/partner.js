@@ -5,7 +5,7 @@
 // /ws/partner.
 
 import {
-  Auth, Socket, api, avatar, clear, formatSize, formatTime, h, icon, newId, richText, toast, wireLogin,
+  Auth, Socket, api, attachmentList, avatar, clear, formatSize, formatTime, h, icon, newId, richText, showLoginForm, toast, wireLogin,
 } from '/assets/common.js';
 
 const auth = new Auth('switchboard:partner');
@@ -31,12 +31,8 @@ let socket = null;
 // ------------------------------------------------------------------ sign-in
 
 function showLogin(notice) {
-  $('app').hidden = true;
-  $('login').hidden = false;
-  $('login-notice').textContent = notice || '';
-  $('login-notice').hidden = !notice;
+  showLoginForm(notice);
   document.title = TITLE;
-  setTimeout(() => document.querySelector('[data-testid=login-username]').focus(), 0);
 }
 
 function signOut(notice) {
@@ -225,33 +221,11 @@ function messageElement(message) {
   const meta = h('div', { class: 'msg-meta' },
     h('span', { class: 'msg-name', testid: 'partner-message-sender', text: senderLabel(message) }), tag,
     h('time', { class: 'msg-time', datetime: message.createdAt || '', text: formatTime(message.createdAt) }));
-  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments));
+  const main = h('div', { class: 'msg-main' }, meta, bubble, attachmentList(message.attachments, auth.get()?.token, 'partner-attachment'));
   if (mine) main.append(h('div', { class: 'receipt', testid: 'partner-receipt' }));
   else li.append(sender === 'bot' ? h('span', { class: 'avatar avatar-bot', 'aria-hidden': 'true' }, icon('bot', 15)) : avatar(message.senderName || senderLabel(message)));
   li.append(main);
   return li;
-}
-
-function attachmentList(list) {
-  if (!Array.isArray(list) || !list.length) return null;
-  const box = h('div', { class: 'attachments' });
-  for (const item of list) {
-    let href;
-    try {
-      const url = new URL(item.url || `/api/attachments/${item.attachmentId}`, location.origin);
-      if (url.origin !== location.origin) continue;
-      url.searchParams.set('token', auth.get()?.token || '');
-      href = url.href;
-    } catch { continue; }
-    if (/^image\//.test(item.contentType || '')) {
-      box.append(h('a', { class: 'attachment-image', href, target: '_blank', rel: 'noopener noreferrer', testid: 'partner-attachment' },
-        h('img', { src: href, alt: item.fileName || 'Attached image', loading: 'lazy' })));
-    } else {
-      box.append(h('a', { class: 'attachment-file', href, target: '_blank', rel: 'noopener noreferrer', testid: 'partner-attachment' },
-        icon('file', 16), h('span', { class: 'file-name', text: item.fileName || 'file' }), h('span', { class: 'file-size', text: formatSize(item.sizeBytes) })));
-    }
-  }
-  return box;
 }
 
 function addMessage(message, live) {

@@ -1032,13 +1032,7 @@ impl SessionActor {
             preview: loaded.core.last_customer_text().map(str::to_owned),
             team: loaded.core.row().team_id,
         };
-        let queue = self.registry.clone();
-        let asked = async move {
-            queue
-                .send(ToQueue(enqueue))
-                .await
-                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
-        };
+        let asked = self.ask_queue(enqueue);
         ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| {
             let position = match outcome {
                 Ok(position) => position,
@@ -1138,6 +1132,22 @@ impl SessionActor {
         });
     }
 
+    /// Asks the queue through the registry, which reaches it on whichever node
+    /// runs it; the future owns all it needs, so `ctx.wait` can run it.
+    fn ask_queue<M, T>(&self, request: M) -> impl std::future::Future<Output = Result<T, AppError>> + 'static
+    where
+        M: QueueRequest<Result = Result<T, AppError>>,
+        SessionRegistry: Handler<ToQueue<M>>,
+    {
+        let queue = self.registry.clone();
+        async move {
+            queue
+                .send(ToQueue(request))
+                .await
+                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
+        }
+    }
+
     fn go_offline(&mut self, ctx: &mut Context<Self>, origin: Origin, reply: Reply, email: String, text: String) {
         let Ok(loaded) = self.loaded() else { return reply.fail(&AppError::not_found("session")) };
         let request = LeaveOffline {
@@ -1148,13 +1158,7 @@ impl SessionActor {
             team: loaded.core.row().team_id,
             email: email.clone(),
         };
-        let queue = self.registry.clone();
-        let asked = async move {
-            queue
-                .send(ToQueue(request))
-                .await
-                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
-        };
+        let asked = self.ask_queue(request);
         ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| {
             if let Err(error) = outcome {
                 return reply.fail(&error);
@@ -1673,13 +1677,7 @@ impl SessionActor {
         let from_agent = request.from_agent;
         let to_team = request.to_team;
         let why = request.reason.clone();
-        let queue = self.registry.clone();
-        let asked = async move {
-            queue
-                .send(ToQueue(request))
-                .await
-                .unwrap_or_else(|_| Err(AppError::new(ErrorCode::Internal, "the queue is not running")))
-        };
+        let asked = self.ask_queue(request);
         ctx.wait(asked.into_actor(self).map(move |outcome, act, ctx| match outcome {
             Ok(TransferOutcome::Queued { position }) => {
                 act.detach_agents();
