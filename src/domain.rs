@@ -133,6 +133,9 @@ pub enum WebhookEvent {
     /// An agent got the chat.
     #[serde(rename = "session.assigned")]
     SessionAssigned,
+    /// The customer left a message for later: the chat is an offline request.
+    #[serde(rename = "session.offline_request")]
+    SessionOfflineRequest,
     /// A customer's, agent's or bot's message was stored (never a private note).
     #[serde(rename = "message.created")]
     MessageCreated,
@@ -149,6 +152,7 @@ impl WebhookEvent {
         WebhookEvent::SessionStarted,
         WebhookEvent::SessionHandedOver,
         WebhookEvent::SessionAssigned,
+        WebhookEvent::SessionOfflineRequest,
         WebhookEvent::MessageCreated,
         WebhookEvent::SessionClosed,
         WebhookEvent::SessionRated,
@@ -159,6 +163,7 @@ impl WebhookEvent {
             WebhookEvent::SessionStarted => "session.started",
             WebhookEvent::SessionHandedOver => "session.handed_over",
             WebhookEvent::SessionAssigned => "session.assigned",
+            WebhookEvent::SessionOfflineRequest => "session.offline_request",
             WebhookEvent::MessageCreated => "message.created",
             WebhookEvent::SessionClosed => "session.closed",
             WebhookEvent::SessionRated => "session.rated",

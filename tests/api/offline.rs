@@ -14,7 +14,7 @@ use crate::helpers::{spawn_app, spawn_app_with, AppOptions, TestApp, WsClient};
 use crate::smtp_sink::SmtpSink;
 
 /// Open all week, all day, in `zone`, but for `holidays`.
-fn hours_all_week(zone: &str, holidays: &[String]) -> serde_json::Value {
+pub fn hours_all_week(zone: &str, holidays: &[String]) -> serde_json::Value {
     let day = json!([{ "open": "00:00", "close": "24:00" }]);
     json!({
         "timeZone": zone,
@@ -27,7 +27,7 @@ fn hours_all_week(zone: &str, holidays: &[String]) -> serde_json::Value {
 }
 
 /// Today and tomorrow in UTC (so a test that runs across midnight is still closed).
-fn today_and_tomorrow() -> Vec<String> {
+pub fn today_and_tomorrow() -> Vec<String> {
     let today = Utc::now().date_naive();
     vec![today.to_string(), (today + Days::new(1)).to_string()]
 }

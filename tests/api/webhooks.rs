@@ -9,13 +9,15 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, unreachable_url, AppOptions, Person, TestApp};
+use crate::offline::{hours_all_week, today_and_tomorrow};
 use crate::resume::{assigned_chat, customer_token, Chat};
 use crate::webhook_receiver::{Received, WebhookReceiver};
 
-const ALL_EVENTS: [&str; 6] = [
+const ALL_EVENTS: [&str; 7] = [
     "session.started",
     "session.handed_over",
     "session.assigned",
+    "session.offline_request",
     "message.created",
     "session.closed",
     "session.rated",
@@ -503,4 +505,38 @@ async fn hooks_registered_all_at_once_still_stop_at_twenty() {
     }
     assert_eq!(created, 20);
     assert_eq!(app.count("SELECT count(*) FROM webhooks").await, 20);
+}
+
+#[tokio::test]
+async fn a_message_left_for_later_tells_the_hook_once_with_the_address_to_answer() {
+    let app = spawn_app_with(quick_retries()).await;
+    let receiver = WebhookReceiver::start().await;
+    let admin = app.staff("root", "admin", 1).await;
+    let (_, secret) = register(&app, &admin, &receiver.url(), &["session.offline_request"]).await;
+    // Closed today, so the widget offers the form at once.
+    let hours = hours_all_week("UTC", &today_and_tomorrow());
+    let (status, body) = app.put_as("/api/admin/business-hours", &admin.token, hours).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let ann = app.visitor("Ann").await;
+    let mut customer = app.customer_socket(&ann).await;
+    let session_id = customer.start_chat().await;
+    customer.push("session:offline").await;
+    let form = json!({
+        "sessionId": session_id, "email": "ann@example.com",
+        "content": "Please call me back about order 1234", "clientMsgId": "later-1",
+    });
+    let changed = customer.ok("customer:leave_message", "status:changed", form).await;
+    assert_eq!(changed["status"], "offline");
+
+    let told = receiver.wait_for("the offline request", |request| request.event() == "session.offline_request").await;
+    assert!(told.signed_with(&secret), "a bad signature on {:?}", told.headers);
+    assert_eq!(told.json["data"]["session"]["sessionId"], session_id.as_str());
+    assert_eq!(told.json["data"]["session"]["status"], "offline");
+    assert_eq!(told.json["data"]["email"], "ann@example.com");
+
+    // Once, and nothing the hook did not ask for (the chat's start, its messages).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events: Vec<String> = receiver.received().iter().map(|request| request.event().to_owned()).collect();
+    assert_eq!(events, ["session.offline_request"]);
 }

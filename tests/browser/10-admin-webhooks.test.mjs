@@ -84,7 +84,7 @@ describe('the admin console manages webhooks', () => {
     await page.getByTestId('admin-view-webhooks').waitFor();
     await page.getByTestId('admin-webhooks-summary').filter({ hasText: /endpoint/ }).waitFor();
     await page.getByTestId('admin-webhook-url').fill(receiver.url);
-    for (const event of ['session.handed_over', 'session.assigned', 'message.created', 'session.rated']) {
+    for (const event of ['session.handed_over', 'session.assigned', 'session.offline_request', 'message.created', 'session.rated']) {
       await page.getByTestId(`admin-webhook-event-${event}`).uncheck();
     }
     await page.getByTestId('admin-webhook-submit').click();

@@ -1176,6 +1176,7 @@ impl SessionActor {
             };
             act.deliver(&changed, origin.socket_id());
             reply.send(&changed);
+            act.tell_webhooks(WebhookEvent::SessionOfflineRequest, serde_json::json!({ "email": email }));
             act.post_system(
                 ctx,
                 format!(
