@@ -88,6 +88,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(catalog::delete_label)
         .service(catalog::set_session_labels)
         .service(partners::list_orgs)
+        .service(partners::list_orgs_with_accounts)
         .service(partners::create_org)
         .service(partners::create_account)
         .service(partners::invite)

@@ -3,6 +3,8 @@
 //! chat and removes it (through the session's actor, like any change to a
 //! live chat); its members list and read the chats they are invited into.
 
+use std::collections::HashMap;
+
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +14,7 @@ use crate::auth::extractors::{Admin, Authenticated, PartnerMember};
 use crate::auth::staff;
 use crate::db::models::NewUser;
 use crate::db::queries::messages::{Audience, Window};
-use crate::db::queries::partners::{PartnerChat, PartnerOrg, MAX_PARTNER_ORGS};
+use crate::db::queries::partners::{MemberAccount, PartnerChat, PartnerOrg, MAX_PARTNER_ORGS};
 use crate::db::{self, queries};
 use crate::domain::Role;
 use crate::error::{AppError, ErrorBody, ErrorCode};
@@ -36,6 +38,42 @@ const MAX_PAGE: i64 = 500;
 pub async fn list_orgs(state: web::Data<AppState>, caller: Authenticated) -> Result<HttpResponse, AppError> {
     caller.require(&[Role::Agent, Role::Admin])?;
     Ok(HttpResponse::Ok().json(db::run(&state.pool, async |conn| queries::partners::all(conn).await).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartnerOrgWithAccounts {
+    #[serde(flatten)]
+    org: PartnerOrg,
+    accounts: Vec<MemberAccount>,
+}
+
+/// The partner organisations, each with its accounts, by name (admins).
+#[utoipa::path(
+    tag = "partners",
+    responses((status = 200, body = Vec<PartnerOrgWithAccounts>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = []))
+)]
+#[get("/api/admin/partners")]
+pub async fn list_orgs_with_accounts(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, AppError> {
+    let (orgs, members) = db::run(&state.pool, async |conn| {
+        let orgs = queries::partners::all(conn).await?;
+        let members = queries::partners::all_members(conn).await?;
+        Ok((orgs, members))
+    })
+    .await?;
+    let mut by_org: HashMap<Uuid, Vec<MemberAccount>> = HashMap::new();
+    for member in members {
+        by_org.entry(member.partner_org_id).or_default().push(member);
+    }
+    let listed: Vec<PartnerOrgWithAccounts> = orgs
+        .into_iter()
+        .map(|org| {
+            let accounts = by_org.remove(&org.id).unwrap_or_default();
+            PartnerOrgWithAccounts { org, accounts }
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(listed))
 }
 
 #[derive(Deserialize, ToSchema)]

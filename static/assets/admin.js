@@ -6,7 +6,8 @@
 // - Replies & labels: the canned replies and labels agents use;
 // - Reports: a date range's figures from GET /api/admin/reports, and its CSV;
 // - Webhooks: the endpoints told about chats (/api/admin/webhooks) and each
-//   one's recent deliveries, read again every few seconds while shown.
+//   one's recent deliveries, read again every few seconds while shown;
+// - Partners: the partner organisations and their accounts (/api/admin/partners).
 
 import {
   Auth, api, avatar, clear, formatClock, formatDuration, formatSize, formatTime, h, icon, percent, showLoginForm, toast, wireLogin,
@@ -51,6 +52,7 @@ function signOut(notice) {
   resetCatalog();
   resetReport();
   resetWebhooks();
+  resetPartners();
   showLogin(notice);
 }
 
@@ -553,7 +555,7 @@ $('create-form').addEventListener('submit', async (event) => {
 
 // ------------------------------------------------------------------ views
 
-const VIEWS = ['operations', 'conversations', 'replies', 'reports', 'webhooks'];
+const VIEWS = ['operations', 'conversations', 'replies', 'reports', 'webhooks', 'partners'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** "#conversations/<session id>" → {name: 'conversations', arg: '<session id>'}. */
@@ -606,6 +608,7 @@ function showView(name, arg = null) {
   else if (name === 'conversations') enterConversations(arg);
   else if (name === 'replies') loadCatalog();
   else if (name === 'reports') enterReports();
+  else if (name === 'partners') loadPartners();
   if (name === 'webhooks') enterWebhooks();
   else leaveWebhooks();
 }
@@ -1741,6 +1744,123 @@ $('webhook-form').addEventListener('submit', async (event) => {
 });
 $('webhook-form').addEventListener('input', () => {
   $('webhook-form').querySelector('.form-error').hidden = true;
+});
+
+// ------------------------------------------------------------------ partners
+
+const partners = { list: null };
+
+function resetPartners() {
+  partners.list = null;
+  clear($('partners'));
+  clear($('partner-account-form').elements.namedItem('org'));
+}
+
+async function loadPartners() {
+  const bearer = token();
+  if (!bearer) return;
+  const result = await api('/api/admin/partners', { token: bearer });
+  if (state.stopped || state.view !== 'partners') return;
+  if (result.ok && Array.isArray(result.data)) {
+    partners.list = result.data;
+    $('partners-error').hidden = true;
+    renderPartners();
+  } else if (!refused(result)) {
+    $('partners-error').textContent = `The partner organisations could not be loaded: ${result.error.message || `HTTP ${result.status}`}.`;
+    $('partners-error').hidden = false;
+    $('partners-summary').textContent = 'Unavailable';
+  }
+}
+
+function renderPartners() {
+  const orgs = partners.list || [];
+  $('partners-summary').textContent = orgs.length === 1 ? '1 organisation' : `${orgs.length} organisations`;
+  const list = clear($('partners'));
+  if (!orgs.length) list.append(h('li', { class: 'muted label-empty', text: 'No partner organisations yet. Add the first one below.' }));
+  for (const org of orgs) list.append(partnerItem(org));
+  // The account form's organisations, keeping the one chosen.
+  const select = $('partner-account-form').elements.namedItem('org');
+  const chosen = select.value;
+  clear(select);
+  for (const org of orgs) select.append(h('option', { value: org.id, text: org.name }));
+  if (orgs.some((org) => org.id === chosen)) select.value = chosen;
+}
+
+function partnerItem(org) {
+  const accounts = org.accounts.map((account) => h('tr', { testid: 'admin-partner-account', dataset: { userId: account.userId, active: String(account.active) } },
+    h('td', { testid: 'admin-partner-account-display', text: account.displayName }),
+    h('td', {}, h('code', { testid: 'admin-partner-account-username-text', text: account.username })),
+    h('td', {}, h('span', { class: account.active ? 'pill pill-ok' : 'pill pill-off', text: account.active ? 'Active' : 'Disabled' }))));
+  return h('li', { class: 'webhook-item', testid: 'admin-partner-org', dataset: { id: org.id } },
+    h('div', { class: 'webhook-head' },
+      h('strong', { testid: 'admin-partner-org-name-text', text: org.name }),
+      h('span', { class: 'muted', text: org.accounts.length === 1 ? '1 account' : `${org.accounts.length} accounts` })),
+    h('div', { class: 'table-wrap' },
+      h('table', { class: 'table' },
+        h('thead', {}, h('tr', {}, ...['Name', 'Username', 'Access'].map((title) => h('th', { scope: 'col', text: title })))),
+        h('tbody', {}, accounts.length
+          ? accounts
+          : h('tr', {}, h('td', { colspan: '3', class: 'muted table-empty', text: 'No accounts yet.' }))))));
+}
+
+$('partner-org-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('.form-error');
+  error.hidden = true;
+  const bearer = token();
+  if (!bearer) return;
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api('/api/admin/partners', { method: 'POST', token: bearer, body: { name: form.elements.namedItem('name').value.trim() } });
+  submit.disabled = false;
+  if (result.ok) {
+    form.reset();
+    toast(`Added ${result.data.name}.`);
+    await loadPartners();
+    // The next account most likely belongs to the organisation just added.
+    $('partner-account-form').elements.namedItem('org').value = result.data.id;
+  } else if (!refused(result)) {
+    error.textContent = result.error.message || `The organisation was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
+});
+
+$('partner-account-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.target;
+  const error = form.querySelector('.form-error');
+  const ok = form.querySelector('.form-ok');
+  error.hidden = true;
+  ok.hidden = true;
+  const field = (key) => form.elements.namedItem(key).value;
+  const org = field('org');
+  if (!org) {
+    error.textContent = 'Add an organisation first.';
+    error.hidden = false;
+    return;
+  }
+  const bearer = token();
+  if (!bearer) return;
+  const submit = form.querySelector('[type=submit]');
+  submit.disabled = true;
+  const result = await api(`/api/admin/partners/${encodeURIComponent(org)}/accounts`, {
+    method: 'POST',
+    token: bearer,
+    body: { username: field('username').trim(), displayName: field('displayName').trim(), password: field('password') },
+  });
+  submit.disabled = false;
+  if (result.ok) {
+    form.elements.namedItem('username').value = '';
+    form.elements.namedItem('displayName').value = '';
+    form.elements.namedItem('password').value = '';
+    ok.textContent = `${result.data.displayName} can sign in at /partner as ${result.data.username}.`;
+    ok.hidden = false;
+    loadPartners();
+  } else if (!refused(result)) {
+    error.textContent = result.error.message || `The account was not added (HTTP ${result.status}).`;
+    error.hidden = false;
+  }
 });
 
 // ------------------------------------------------------------------ start

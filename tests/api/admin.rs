@@ -321,6 +321,7 @@ async fn the_openapi_document_covers_every_route() {
         "GET /admin",
         "GET /ws/partner",
         "GET /api/partners",
+        "GET /api/admin/partners",
         "POST /api/admin/partners",
         "POST /api/admin/partners/{id}/accounts",
         "POST /api/sessions/{id}/partners",

@@ -469,3 +469,61 @@ async fn a_partner_refreshes_their_token_and_stays_a_partner() {
     assert_eq!(me["name"], "Ana (Pizza Roma)");
     assert_eq!(me["partnerOrgId"], roma.org_id.as_str());
 }
+
+#[tokio::test]
+async fn the_admin_lists_each_organisation_with_its_accounts_and_no_one_else_may() {
+    let app = spawn_app().await;
+    let admin = app.staff("boss", "admin", 5).await;
+    let roma = restaurant(&app, &admin, "Pizza Roma", "ana.roma", "Ana").await;
+    let (status, _) = app
+        .post_as(
+            &format!("/api/admin/partners/{}/accounts", roma.org_id),
+            &admin.token,
+            json!({ "username": "bruno.roma", "password": "pizza-oven-hot", "displayName": "Bruno" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, quiet) = app.post_as("/api/admin/partners", &admin.token, json!({ "name": "Courier Co" })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, orgs) = app.get_as("/api/admin/partners", &admin.token).await;
+    assert_eq!(status, StatusCode::OK, "{orgs}");
+    let orgs = orgs.as_array().expect("a list");
+    let names: Vec<&str> = orgs.iter().map(|org| org["name"].as_str().expect("name")).collect();
+    assert_eq!(names, ["Courier Co", "Pizza Roma"]);
+    assert_eq!(orgs[0]["id"], quiet["id"]);
+    assert_eq!(orgs[0]["accounts"], json!([]));
+    assert_eq!(orgs[1]["id"].as_str(), Some(roma.org_id.as_str()));
+    let accounts: Vec<(String, String, bool)> = orgs[1]["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .map(|account| {
+            assert!(account["userId"].as_str().is_some(), "{account}");
+            (
+                account["username"].as_str().expect("username").to_owned(),
+                account["displayName"].as_str().expect("displayName").to_owned(),
+                account["active"].as_bool().expect("active"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        [("ana.roma".to_owned(), "Ana".to_owned(), true), ("bruno.roma".to_owned(), "Bruno".to_owned(), true)]
+    );
+    assert_eq!(orgs[1]["accounts"][0]["userId"].as_str(), Some(roma.member.user_id.to_string().as_str()));
+
+    let agent = app.agent("alice", 3).await;
+    let customer = app.host_customer("Carla", "normal").await;
+    let bruno = app.post_json("/auth/login", &json!({ "username": "bruno.roma", "password": "pizza-oven-hot" })).await;
+    let bruno: Value = bruno.json().await.expect("JSON");
+    let bruno_token = bruno["token"].as_str().expect("token");
+    for token in [&agent.token, &customer.token] {
+        let (status, body) = app.get_as("/api/admin/partners", token).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::FORBIDDEN, Some("forbidden")), "{body}");
+    }
+    // A partner's token opens only the partner routes, like every partner token elsewhere.
+    let (status, body) = app.get_as("/api/admin/partners", bruno_token).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")), "{body}");
+    let anonymous = app.get("/api/admin/partners").await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

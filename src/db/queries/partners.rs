@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::db::models::{NewUser, User};
 use crate::db::schema::{chat_partners, chat_sessions, partner_orgs, users};
 use crate::db::PgConn;
-use crate::domain::SessionStatus;
+use crate::domain::{Role, SessionStatus};
 
 /// Most partner organisations kept.
 pub const MAX_PARTNER_ORGS: i64 = 1_000;
@@ -33,6 +33,37 @@ pub struct Invited {
 
 pub async fn all(conn: &mut PgConn) -> QueryResult<Vec<PartnerOrg>> {
     partner_orgs::table.order(partner_orgs::name.asc()).select(PartnerOrg::as_select()).load(conn).await
+}
+
+/// One account of a partner organisation, as the admin page lists it.
+#[derive(Debug, Clone, Queryable, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberAccount {
+    #[serde(skip)]
+    pub partner_org_id: Uuid,
+    pub user_id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    /// False once an admin has disabled the account: it can no longer sign in.
+    pub active: bool,
+}
+
+/// Every partner account, by organisation then name (at most 1,000
+/// organisations, each account a person an admin added by hand).
+pub async fn all_members(conn: &mut PgConn) -> QueryResult<Vec<MemberAccount>> {
+    users::table
+        .filter(users::role.eq(Role::Partner))
+        .filter(users::partner_org_id.is_not_null())
+        .order((users::partner_org_id, users::display_name.asc()))
+        .select((
+            users::partner_org_id.assume_not_null(),
+            users::id,
+            users::username,
+            users::display_name,
+            diesel::dsl::not(users::disabled),
+        ))
+        .load(conn)
+        .await
 }
 
 pub async fn count(conn: &mut PgConn) -> QueryResult<i64> {
