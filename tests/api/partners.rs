@@ -527,3 +527,21 @@ async fn the_admin_lists_each_organisation_with_its_accounts_and_no_one_else_may
     let anonymous = app.get("/api/admin/partners").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_staff_route_does_not_change_a_partner_account() {
+    let app = spawn_app().await;
+    let admin = app.staff("boss", "admin", 5).await;
+    let roma = restaurant(&app, &admin, "Pizza Roma", "ana.roma", "Ana").await;
+    let path = format!("/api/admin/agents/{}", roma.member.user_id);
+    let (status, body) = app
+        .patch_as(&path, &admin.token, json!({ "disabled": true, "displayName": "Renamed", "maxConcurrent": 9 }))
+        .await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{body}");
+    // Nothing changed: the account is as it was, and it still signs in.
+    let (_, orgs) = app.get_as("/api/admin/partners", &admin.token).await;
+    assert_eq!(orgs[0]["accounts"][0]["displayName"], "Ana", "{orgs}");
+    assert_eq!(orgs[0]["accounts"][0]["active"], true, "{orgs}");
+    let login = app.post_json("/auth/login", &json!({ "username": "ana.roma", "password": "pizza-oven-hot" })).await;
+    assert_eq!(login.status(), StatusCode::OK);
+}

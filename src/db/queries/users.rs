@@ -43,6 +43,9 @@ pub async fn insert_with_id(conn: &mut PgConn, id: Uuid, new_user: &NewUser<'_>)
 }
 
 /// Changes an agent's or admin's settings; `None` leaves a field alone.
+/// The roles the staff routes manage; customers and partners have their own.
+const STAFF: [crate::domain::Role; 2] = [crate::domain::Role::Agent, crate::domain::Role::Admin];
+
 pub async fn update_staff(
     conn: &mut PgConn,
     id: Uuid,
@@ -60,13 +63,13 @@ pub async fn update_staff(
     if display_name.is_none() && max_concurrent_chats.is_none() && disabled.is_none() {
         return users::table
             .find(id)
-            .filter(users::role.ne(crate::domain::Role::Customer))
+            .filter(users::role.eq_any(STAFF))
             .count()
             .get_result::<i64>(conn)
             .await
             .map(|n| n as usize);
     }
-    diesel::update(users::table.find(id).filter(users::role.ne(crate::domain::Role::Customer)))
+    diesel::update(users::table.find(id).filter(users::role.eq_any(STAFF)))
         .set(Changes { display_name, max_concurrent_chats, disabled })
         .execute(conn)
         .await
